@@ -1,0 +1,378 @@
+//! What each check type is configured with. The doc comments on these structs are the user
+//! documentation of their keys (the README repeats them with examples).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use rustls::RootCertStore;
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+/// The probe settings of a check or a `/probe` module, by `type`.
+#[derive(Debug, Clone)]
+pub enum Spec {
+    Http(HttpSpec),
+    Tls(TlsClient),
+    Dns(DnsSpec),
+}
+
+impl Spec {
+    pub const KINDS: [&'static str; 3] = ["http", "tls", "dns"];
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Spec::Http(_) => "http",
+            Spec::Tls(_) => "tls",
+            Spec::Dns(_) => "dns",
+        }
+    }
+
+    /// Parses a `target` for this type: a URL for http, host:port for tls, a name for dns.
+    pub fn parse_target(&self, text: &str) -> Result<Target, String> {
+        match self {
+            Spec::Http(_) => parse_http_target(text).map(Target::Url),
+            Spec::Tls(_) => HostPort::parse(text).map(Target::HostPort),
+            Spec::Dns(_) => parse_dns_name(text).map(Target::Name),
+        }
+    }
+
+    pub fn tls_client_mut(&mut self) -> Option<&mut TlsClient> {
+        match self {
+            Spec::Http(h) => Some(&mut h.tls),
+            Spec::Tls(t) => Some(t),
+            Spec::Dns(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Url(Url),
+    HostPort(HostPort),
+    Name(String),
+}
+
+impl Target {
+    /// host:port for the `/probe` allowlist (DNS names get port 53).
+    pub fn host_port(&self) -> (String, u16) {
+        match self {
+            Target::Url(u) => (
+                u.host_str().unwrap_or_default().to_string(),
+                u.port_or_known_default().unwrap_or(0),
+            ),
+            Target::HostPort(hp) => (hp.host.clone(), hp.port),
+            Target::Name(n) => (n.clone(), 53),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostPort {
+    /// A name or an IP literal (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    pub fn parse(text: &str) -> Result<HostPort, String> {
+        let bad = || format!("`{text}` is not host:port (e.g. api.example.com:443 or [::1]:443)");
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (h, p) = rest.split_once("]:").ok_or_else(bad)?;
+            h.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            (h, p)
+        } else {
+            text.rsplit_once(':').ok_or_else(bad)?
+        };
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if port == 0 || host.is_empty() || host.contains(['/', ' ', ':']) && !text.starts_with('[')
+        {
+            return Err(bad());
+        }
+        if host.parse::<IpAddr>().is_err() {
+            parse_dns_name(host)?;
+        }
+        Ok(HostPort {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+fn parse_http_target(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "URL scheme must be http or https, not `{}`",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("URL `{text}` has no host"));
+    }
+    Ok(url)
+}
+
+fn parse_dns_name(text: &str) -> Result<String, String> {
+    let name = text.strip_suffix('.').unwrap_or(text);
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*')
+        });
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(format!("`{text}` is not a valid host name"))
+    }
+}
+
+/// `type: http`: a health endpoint answers as expected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// HTTP method (default GET).
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Request headers. Values may use `${ENV}` / `${file:...}`; they are never printed.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body, sent as-is.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// What the response must look like.
+    #[serde(default)]
+    pub expect: HttpExpect,
+    /// Follow 3xx redirects (default true), at most `max_redirects` (default 10).
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    #[serde(default = "default_max_redirects")]
+    pub max_redirects: u32,
+    /// Largest body read, in bytes (default 1 MiB); a larger body fails the probe.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Certificate verification for https targets.
+    #[serde(default)]
+    pub tls: TlsClient,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_max_redirects() -> u32 {
+    10
+}
+fn default_max_body() -> usize {
+    1 << 20
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpExpect {
+    /// Accepted status codes: numbers (`200`), classes (`2xx`) or ranges (`200-299`).
+    /// Default `[2xx]`.
+    #[serde(default = "default_status")]
+    pub status: Vec<StatusRule>,
+    /// Response header name -> regex its value must match.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Pattern>,
+    /// Regexes the body must match.
+    #[serde(default)]
+    pub body_matches: Vec<Pattern>,
+    /// Regexes the body must not match.
+    #[serde(default)]
+    pub body_not_matches: Vec<Pattern>,
+    /// Rules on fields of a JSON body.
+    #[serde(default)]
+    pub json: Vec<JsonRule>,
+}
+
+impl Default for HttpExpect {
+    fn default() -> Self {
+        HttpExpect {
+            status: default_status(),
+            headers: BTreeMap::new(),
+            body_matches: Vec::new(),
+            body_not_matches: Vec::new(),
+            json: Vec::new(),
+        }
+    }
+}
+
+fn default_status() -> Vec<StatusRule> {
+    vec![StatusRule::Range(200, 299)]
+}
+
+/// An accepted HTTP status: `200`, `"2xx"` or `"200-204"`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "Value")]
+pub enum StatusRule {
+    Code(u16),
+    Range(u16, u16),
+}
+
+impl StatusRule {
+    pub fn accepts(&self, status: u16) -> bool {
+        match *self {
+            StatusRule::Code(c) => c == status,
+            StatusRule::Range(lo, hi) => (lo..=hi).contains(&status),
+        }
+    }
+}
+
+impl std::fmt::Display for StatusRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            StatusRule::Code(c) => write!(f, "{c}"),
+            StatusRule::Range(lo, hi) if lo % 100 == 0 && hi == lo + 99 => {
+                write!(f, "{}xx", lo / 100)
+            }
+            StatusRule::Range(lo, hi) => write!(f, "{lo}-{hi}"),
+        }
+    }
+}
+
+impl TryFrom<Value> for StatusRule {
+    type Error = String;
+
+    fn try_from(v: Value) -> Result<Self, String> {
+        let bad = || format!("`{v}` is not a status code, class (2xx) or range (200-299)");
+        let code = |n: u64| -> Result<u16, String> {
+            if (100..=599).contains(&n) {
+                Ok(n as u16)
+            } else {
+                Err(bad())
+            }
+        };
+        match &v {
+            Value::Number(n) => Ok(StatusRule::Code(code(n.as_u64().ok_or_else(bad)?)?)),
+            Value::String(s) => {
+                if let Some(class) = s.strip_suffix("xx").or_else(|| s.strip_suffix("XX")) {
+                    let c: u64 = class.parse().map_err(|_| bad())?;
+                    let lo = code(c * 100)?;
+                    Ok(StatusRule::Range(lo, lo + 99))
+                } else if let Some((lo, hi)) = s.split_once('-') {
+                    let lo = code(lo.trim().parse().map_err(|_| bad())?)?;
+                    let hi = code(hi.trim().parse().map_err(|_| bad())?)?;
+                    if lo > hi {
+                        return Err(bad());
+                    }
+                    Ok(StatusRule::Range(lo, hi))
+                } else {
+                    Ok(StatusRule::Code(code(s.parse().map_err(|_| bad())?)?))
+                }
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A regular expression (Rust `regex` syntax), compiled when the config loads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Pattern(pub Regex);
+
+impl TryFrom<String> for Pattern {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        regex::RegexBuilder::new(&s)
+            .size_limit(1 << 20)
+            .build()
+            .map(Pattern)
+            .map_err(|e| format!("invalid regex: {e}"))
+    }
+}
+
+/// A rule on one field of a JSON body. `path` is dotted (`checks.db.status`, `items.0.id`);
+/// exactly one of `equals`, `one_of`, `matches`, `exists` is given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonRule {
+    pub path: String,
+    #[serde(default)]
+    pub equals: Option<Value>,
+    #[serde(default)]
+    pub one_of: Option<Vec<Value>>,
+    #[serde(default)]
+    pub matches: Option<Pattern>,
+    #[serde(default)]
+    pub exists: Option<bool>,
+}
+
+impl JsonRule {
+    pub fn condition_count(&self) -> usize {
+        [
+            self.equals.is_some(),
+            self.one_of.is_some(),
+            self.matches.is_some(),
+            self.exists.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count()
+    }
+}
+
+/// Certificate verification settings (the `tls:` key of http checks, and `type: tls` itself).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsClient {
+    /// PEM file of CA certificates to trust instead of the built-in Mozilla roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Name to send as SNI and verify the certificate against (default: the target host).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Report the certificate but do not fail the probe when it does not verify.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Loaded from `ca_file` when the config loads.
+    #[serde(skip)]
+    pub roots: Option<Arc<RootCertStore>>,
+}
+
+/// `type: dns`: a name resolves, optionally to expected addresses.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSpec {
+    /// `A`, `AAAA`, or `ip` (both, the default).
+    #[serde(default)]
+    pub record_type: RecordKind,
+    /// Addresses that must all be in the answer.
+    #[serde(default)]
+    pub expect_addresses: Vec<IpAddr>,
+    /// Ask this server (ip:port) instead of the resolver of the `resolver:` section.
+    #[serde(default)]
+    pub server: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub enum RecordKind {
+    A,
+    #[serde(rename = "AAAA")]
+    Aaaa,
+    #[default]
+    #[serde(rename = "ip")]
+    Ip,
+}
+
+/// Thresholds that turn a successful probe into WARN or CRIT.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub latency_warn: Option<Duration>,
+    pub latency_crit: Option<Duration>,
+    pub cert_days_warn: u32,
+    pub cert_days_crit: u32,
+}

@@ -1,0 +1,23 @@
+//! pathwatch: a synthetic monitor for the whole path a user of an AI-agent product takes.
+//!
+//! Module map:
+//! - [`config`]: the config file, interpolation of secrets, validation with positions.
+//! - [`probe`]: one probe run per check type (http, tls, dns) into one [`probe::ProbeResult`].
+//! - [`assess`]: thresholds turn a result into OK / WARN / CRIT.
+//! - [`metrics`]: the Prometheus registry, blackbox-compatible and pathwatch's own families.
+//! - [`scheduler`]: one task per check, spread, jitter, no overlap, concurrency limit, drain.
+//! - [`server`]: the HTTP interface (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`).
+//! - [`daemon`]: wires the above together for `pathwatch run`.
+//! - [`report`]: the one-shot `pathwatch check` run and its text / JSON / JUnit reports.
+//! - [`secrets`]: redaction of interpolated values and URL credentials.
+#![forbid(unsafe_code)]
+
+pub mod assess;
+pub mod config;
+pub mod daemon;
+pub mod metrics;
+pub mod probe;
+pub mod report;
+pub mod scheduler;
+pub mod secrets;
+pub mod server;

@@ -1,0 +1,130 @@
+//! The `pathwatch` binary: CLI parsing, logging set-up, exit codes. Everything else is in
+//! the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pathwatch::config::Config;
+use pathwatch::{daemon, report};
+
+#[derive(Parser)]
+#[command(
+    name = "pathwatch",
+    version,
+    about = "Synthetic monitoring of the whole path a user takes."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file.
+    #[arg(long, short, global = true, default_value = "config.yaml")]
+    config: PathBuf,
+    /// Log format on stderr (`RUST_LOG` sets the level, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Run every selected check once and report; exit 0 all passed, 1 any failed, 2 bad config.
+    Check {
+        /// Only this check (repeatable).
+        #[arg(long = "check", value_name = "NAME")]
+        checks: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Report every config error at once; exit 0 valid, 2 invalid.
+    Validate,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Junit,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s) in {}", errors.0.len(), cli.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Validate => {
+            println!(
+                "{}: OK ({} checks, {} modules)",
+                cli.config.display(),
+                config.checks.len(),
+                config.modules.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Check { checks, format } => runtime.block_on(async {
+            let reports = match report::run_once(&config, &checks).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let out = match format {
+                Format::Text => report::text(&reports),
+                Format::Json => report::json(&reports),
+                Format::Junit => report::junit(&reports),
+            };
+            print!("{out}");
+            ExitCode::from(report::exit_code(&reports) as u8)
+        }),
+        Command::Run => runtime.block_on(async {
+            let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("cannot listen on {}: {e}", config.server.listen);
+                    return ExitCode::from(1);
+                }
+            };
+            match daemon::run(config, listener, daemon::shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pathwatch stopped: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

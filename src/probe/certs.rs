@@ -1,0 +1,418 @@
+//! Certificates: the TLS client settings every probe shares, the post-handshake chain
+//! verification (webpki) and its diagnosis: which certificate expired, which names a
+//! certificate covers under RFC 6125 (a wildcard covers exactly one label) and which name
+//! the user probably meant.
+
+use std::sync::{Arc, LazyLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
+    SignatureScheme,
+};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::result::{CertInfo, Failure, Reason, TlsInfo};
+use crate::config::TlsClient;
+
+/// ALPN offered in the handshake.
+#[derive(Debug, Clone, Copy)]
+pub enum Alpn {
+    None,
+    Http1,
+}
+
+static PROVIDER: LazyLock<Arc<CryptoProvider>> =
+    LazyLock::new(|| Arc::new(rustls::crypto::ring::default_provider()));
+
+static DEFAULT_ROOTS: LazyLock<Arc<RootCertStore>> = LazyLock::new(|| {
+    Arc::new(RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    })
+});
+
+fn build_client_config(alpn: Alpn) -> Arc<ClientConfig> {
+    let mut config = ClientConfig::builder_with_provider(PROVIDER.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(RecordOnly))
+        .with_no_client_auth();
+    // Every probe does a full handshake, so the tls phase measures one.
+    config.resumption = rustls::client::Resumption::disabled();
+    if let Alpn::Http1 = alpn {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    Arc::new(config)
+}
+
+static CONFIG_NONE: LazyLock<Arc<ClientConfig>> = LazyLock::new(|| build_client_config(Alpn::None));
+static CONFIG_HTTP1: LazyLock<Arc<ClientConfig>> =
+    LazyLock::new(|| build_client_config(Alpn::Http1));
+
+pub fn client_config(alpn: Alpn) -> Arc<ClientConfig> {
+    match alpn {
+        Alpn::None => CONFIG_NONE.clone(),
+        Alpn::Http1 => CONFIG_HTTP1.clone(),
+    }
+}
+
+/// Lets every chain through the handshake (handshake signatures are still verified), so
+/// the chain can be recorded and then verified in [`inspect`] with a diagnosis. A probe
+/// whose chain fails verification stops before sending anything.
+#[derive(Debug)]
+struct RecordOnly;
+
+impl ServerCertVerifier for RecordOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &PROVIDER.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &PROVIDER.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        PROVIDER
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Records what the server presented and verifies it for `name`.
+pub fn inspect(
+    conn: &ClientConnection,
+    name: &str,
+    server_name: &ServerName<'static>,
+    client: &TlsClient,
+) -> (TlsInfo, Result<(), Failure>) {
+    let presented: &[CertificateDer<'static>] = conn.peer_certificates().unwrap_or(&[]);
+    let chain: Vec<CertInfo> = presented.iter().filter_map(|c| parse_cert(c)).collect();
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
+        Some(other) => format!("{other:?}"),
+        None => "unknown".to_string(),
+    };
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_default();
+    let roots = client
+        .roots
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ROOTS.clone());
+    let verdict = verify(presented, server_name, roots)
+        .map_err(|e| diagnose(&e, &chain, name, presented.len(), client.ca_file.is_some()));
+    let info = TlsInfo {
+        server_name: name.to_string(),
+        version,
+        cipher,
+        chain,
+        verified: verdict.is_ok(),
+    };
+    (info, verdict)
+}
+
+fn verify(
+    presented: &[CertificateDer<'_>],
+    name: &ServerName<'_>,
+    roots: Arc<RootCertStore>,
+) -> Result<(), rustls::Error> {
+    let Some((leaf, intermediates)) = presented.split_first() else {
+        return Err(rustls::Error::NoCertificatesPresented);
+    };
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots, PROVIDER.clone())
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    verifier
+        .verify_server_cert(leaf, intermediates, name, &[], UnixTime::now())
+        .map(|_| ())
+}
+
+pub fn parse_cert(der: &CertificateDer<'_>) -> Option<CertInfo> {
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for gn in &ext.value.general_names {
+            match gn {
+                GeneralName::DNSName(d) => sans.push(d.to_string()),
+                GeneralName::IPAddress(b) => {
+                    if let Some(ip) = ip_from_bytes(b) {
+                        sans.push(ip.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    Some(CertInfo {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        sans,
+        serial: cert.tbs_certificate.raw_serial_as_string(),
+        fingerprint_sha256: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        is_ca: cert.is_ca(),
+    })
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<std::net::IpAddr> {
+    match b.len() {
+        4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+        16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+        _ => None,
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Whole days from now until `not_after` (negative once expired).
+pub fn days_left(not_after: i64) -> i64 {
+    (not_after - now_unix()).div_euclid(86_400)
+}
+
+fn role(i: usize) -> &'static str {
+    if i == 0 { "leaf" } else { "intermediate" }
+}
+
+fn date(unix: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64),
+    )
+    .to_string()
+}
+
+/// Turns a verification error into a reason and a message that says what to fix.
+fn diagnose(
+    err: &rustls::Error,
+    chain: &[CertInfo],
+    name: &str,
+    presented: usize,
+    custom_ca: bool,
+) -> Failure {
+    let now = now_unix();
+    let name_problem = chain
+        .first()
+        .filter(|leaf| !name_covered(name, &leaf.sans))
+        .map(|leaf| hostname_message(name, &leaf.sans));
+
+    if chain.len() < presented {
+        return Failure::new(
+            Reason::TlsUntrusted,
+            "the server sent a certificate that cannot be parsed",
+        );
+    }
+    // An out-of-date certificate is the most specific cause, whatever webpki tripped on first.
+    for (i, c) in chain.iter().enumerate() {
+        let what = if c.not_after < now {
+            Some(format!(
+                "expired {} days ago ({})",
+                (now - c.not_after) / 86_400,
+                date(c.not_after)
+            ))
+        } else if c.not_before > now {
+            Some(format!("is not valid until {}", date(c.not_before)))
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            let mut msg = format!("the {} certificate {} {what}", role(i), quoted(&c.subject));
+            if let Some(p) = &name_problem {
+                msg.push_str(&format!("; also: {p}"));
+            }
+            return Failure::new(Reason::TlsExpired, msg);
+        }
+    }
+    let rustls::Error::InvalidCertificate(cert_err) = err else {
+        return Failure::new(Reason::TlsUntrusted, format!("certificate rejected: {err}"));
+    };
+    match cert_err {
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            Failure::new(
+                Reason::TlsHostname,
+                name_problem.unwrap_or_else(|| format!("certificate does not cover `{name}`")),
+            )
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => Failure::new(
+            Reason::TlsExpired,
+            "a certificate between the server's chain and the trust anchor has expired",
+        ),
+        CertificateError::UnknownIssuer => {
+            let store = if custom_ca {
+                "the configured ca_file"
+            } else {
+                "the trust store (Mozilla roots)"
+            };
+            let mut msg = match chain {
+                [only] if only.subject == only.issuer => {
+                    format!(
+                        "the certificate {} is self-signed and not in {store}",
+                        quoted(&only.subject)
+                    )
+                }
+                _ => {
+                    let top = chain.last().map(|c| c.issuer.as_str()).unwrap_or("?");
+                    format!(
+                        "the chain does not lead to a trusted CA: issuer {} is not in {store}",
+                        quoted(top)
+                    )
+                }
+            };
+            if let Some(p) = &name_problem {
+                msg.push_str(&format!("; also: {p}"));
+            }
+            Failure::new(Reason::TlsUntrusted, msg)
+        }
+        other => Failure::new(
+            Reason::TlsUntrusted,
+            format!("certificate rejected: {other:?}"),
+        ),
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("'{s}'")
+}
+
+/// RFC 6125: exact match, or `*.rest` covering exactly one extra leftmost label.
+pub fn name_covered(name: &str, sans: &[String]) -> bool {
+    sans.iter().any(|san| san_covers(san, name))
+}
+
+fn san_covers(san: &str, name: &str) -> bool {
+    let san = san.trim_end_matches('.').to_ascii_lowercase();
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    match san.strip_prefix("*.") {
+        Some(base) => name
+            .split_once('.')
+            .is_some_and(|(first, rest)| !first.is_empty() && rest == base),
+        None => san == name,
+    }
+}
+
+/// Says which names the certificate covers, why `name` is not one of them, and the
+/// closest name that would be.
+pub fn hostname_message(name: &str, sans: &[String]) -> String {
+    let listed = if sans.is_empty() {
+        "no names (no subjectAltName)".to_string()
+    } else {
+        sans.join(", ")
+    };
+    let lname = name.trim_end_matches('.').to_ascii_lowercase();
+    let mut msg = format!("certificate is valid for {listed}");
+    // A wildcard whose base the name sits under, but more than one label deep.
+    let deep = sans.iter().find_map(|san| {
+        let base = san.strip_prefix("*.")?.to_ascii_lowercase();
+        let prefix = lname.strip_suffix(&format!(".{base}"))?;
+        prefix
+            .contains('.')
+            .then(|| (san.clone(), format!("{}.{base}", prefix.replace('.', "-"))))
+    });
+    if let Some((wildcard, suggestion)) = deep {
+        msg.push_str(&format!(
+            "; a wildcard covers exactly one label, so {wildcard} does not cover {name} (did you mean {suggestion}?)"
+        ));
+        return msg;
+    }
+    msg.push_str(&format!(", which does not cover {name}"));
+    let closest = sans
+        .iter()
+        .filter(|s| !s.starts_with("*."))
+        .map(|s| (strsim::levenshtein(&lname, &s.to_ascii_lowercase()), s))
+        .min();
+    if let Some((distance, s)) = closest {
+        if distance <= (lname.len() / 3).max(2) {
+            msg.push_str(&format!(" (did you mean {s}?)"));
+        }
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sans(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn a_wildcard_covers_exactly_one_label() {
+        let s = sans(&["*.example.ai"]);
+        assert!(name_covered("api-staging.example.ai", &s));
+        assert!(name_covered("API-STAGING.example.ai.", &s));
+        assert!(!name_covered("api.staging.example.ai", &s));
+        assert!(!name_covered("example.ai", &s));
+    }
+
+    #[test]
+    fn the_incident_gets_its_fix_suggested() {
+        let msg = hostname_message(
+            "api.staging.example.ai",
+            &sans(&["*.example.ai", "example.ai"]),
+        );
+        assert_eq!(
+            msg,
+            "certificate is valid for *.example.ai, example.ai; a wildcard covers exactly one label, \
+             so *.example.ai does not cover api.staging.example.ai (did you mean api-staging.example.ai?)"
+        );
+    }
+
+    #[test]
+    fn a_typo_gets_the_closest_name() {
+        let msg = hostname_message(
+            "api-stagin.example.ai",
+            &sans(&["api-staging.example.ai", "www.other.org"]),
+        );
+        assert!(
+            msg.ends_with("(did you mean api-staging.example.ai?)"),
+            "{msg}"
+        );
+        let msg = hostname_message("totally.different.org", &sans(&["api-staging.example.ai"]));
+        assert!(!msg.contains("did you mean"), "{msg}");
+    }
+}

@@ -1,0 +1,153 @@
+//! The steps every network probe shares: resolve, connect, TLS handshake with certificate
+//! inspection. Each is timed as its phase under the probe's deadline.
+
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::Prober;
+use super::certs;
+use super::result::{Failure, Phase, Reason, TlsInfo};
+use super::timing::Timeline;
+use crate::config::TlsClient;
+
+/// Resolves `host` (an IP literal resolves to itself in no time).
+pub async fn resolve(p: &Prober, tl: &mut Timeline, host: &str) -> Result<IpAddr, Failure> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        tl.add(Phase::Resolve, std::time::Duration::ZERO);
+        return Ok(ip);
+    }
+    tl.step(Phase::Resolve, async {
+        let answer = p
+            .resolver()
+            .lookup_ip(host)
+            .await
+            .map_err(|e| dns_failure(host, &e))?;
+        answer
+            .iter()
+            .next()
+            .ok_or_else(|| Failure::new(Reason::Dns, format!("`{host}` resolved to no address")))
+    })
+    .await
+}
+
+/// Tells "the name does not exist" apart from "nobody answered".
+pub fn dns_failure(name: &str, err: &NetError) -> Failure {
+    match err {
+        NetError::Dns(DnsError::NoRecordsFound(nr))
+            if nr.response_code == ResponseCode::NXDomain =>
+        {
+            Failure::new(Reason::Dns, format!("`{name}` does not exist (NXDOMAIN)"))
+        }
+        NetError::Dns(DnsError::NoRecordsFound(_)) => Failure::new(
+            Reason::Dns,
+            format!("`{name}` exists but has no address records of the asked type"),
+        ),
+        NetError::Dns(DnsError::ResponseCode(rc)) => Failure::new(
+            Reason::Dns,
+            format!("DNS server answered {rc} for `{name}`"),
+        ),
+        NetError::Timeout => Failure::new(
+            Reason::Timeout,
+            format!("no DNS server answered for `{name}` (DNS timeout)"),
+        ),
+        NetError::NoConnections => Failure::new(
+            Reason::Dns,
+            format!("no DNS server is configured to resolve `{name}`"),
+        ),
+        other => Failure::new(Reason::Dns, format!("cannot resolve `{name}`: {other}")),
+    }
+}
+
+pub async fn connect(tl: &mut Timeline, addr: SocketAddr) -> Result<TcpStream, Failure> {
+    let stream = tl
+        .step(Phase::Connect, async {
+            TcpStream::connect(addr).await.map_err(|e| {
+                let why = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => {
+                        format!(
+                            "connection refused by {addr}: nothing listens on port {}",
+                            addr.port()
+                        )
+                    }
+                    _ => format!("cannot connect to {addr}: {e}"),
+                };
+                Failure::new(Reason::Connect, why)
+            })
+        })
+        .await?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// What a TLS handshake yields: the stream, what was seen, and the verification verdict
+/// (kept apart so the certificate is reported even when it does not verify).
+pub struct Handshake {
+    pub stream: TlsStream<TcpStream>,
+    pub info: TlsInfo,
+    pub verdict: Result<(), Failure>,
+}
+
+pub async fn tls(
+    tl: &mut Timeline,
+    tcp: TcpStream,
+    name: &str,
+    client: &TlsClient,
+    alpn: certs::Alpn,
+) -> Result<Handshake, Failure> {
+    let server_name = ServerName::try_from(
+        name.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    )
+    .map_err(|_| {
+        Failure::new(
+            Reason::TlsHandshake,
+            format!("`{name}` is not a valid TLS server name"),
+        )
+    })?;
+    let peer = tcp.peer_addr().ok();
+    let connector = TlsConnector::from(certs::client_config(alpn));
+    let stream = tl
+        .step(Phase::Tls, async {
+            connector
+                .connect(server_name.clone(), tcp)
+                .await
+                .map_err(|e| {
+                    let at = peer.map(|p| format!(" with {p}")).unwrap_or_default();
+                    Failure::new(
+                        Reason::TlsHandshake,
+                        format!("TLS handshake{at} failed: {}", handshake_error(&e)),
+                    )
+                })
+        })
+        .await?;
+    let (info, verdict) = certs::inspect(stream.get_ref().1, name, &server_name, client);
+    let verdict = if client.insecure_skip_verify {
+        Ok(())
+    } else {
+        verdict
+    };
+    Ok(Handshake {
+        stream,
+        info,
+        verdict,
+    })
+}
+
+fn handshake_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        format!("the server did not answer with TLS ({text}); is this a plain HTTP port?")
+    } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        "the server closed the connection during the handshake".into()
+    } else {
+        text
+    }
+}

@@ -1,0 +1,271 @@
+//! The one result type every sink reads: outcome, closed failure reasons, timed phases,
+//! and what was observed (certificate chain, HTTP facts, DNS answers).
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// Why a probe failed: a closed set, used as a metric label and in alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Dns,
+    Connect,
+    TlsHandshake,
+    TlsUntrusted,
+    TlsHostname,
+    TlsExpired,
+    Timeout,
+    HttpStatus,
+    BodyMismatch,
+    Login,
+    WsUpgrade,
+    WsAuth,
+    WsClosed,
+    EventTimeout,
+    EventMissing,
+    EventOrder,
+    EventSchema,
+    AgentError,
+    Protocol,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 19] = [
+        Reason::Dns,
+        Reason::Connect,
+        Reason::TlsHandshake,
+        Reason::TlsUntrusted,
+        Reason::TlsHostname,
+        Reason::TlsExpired,
+        Reason::Timeout,
+        Reason::HttpStatus,
+        Reason::BodyMismatch,
+        Reason::Login,
+        Reason::WsUpgrade,
+        Reason::WsAuth,
+        Reason::WsClosed,
+        Reason::EventTimeout,
+        Reason::EventMissing,
+        Reason::EventOrder,
+        Reason::EventSchema,
+        Reason::AgentError,
+        Reason::Protocol,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Dns => "dns",
+            Reason::Connect => "connect",
+            Reason::TlsHandshake => "tls_handshake",
+            Reason::TlsUntrusted => "tls_untrusted",
+            Reason::TlsHostname => "tls_hostname",
+            Reason::TlsExpired => "tls_expired",
+            Reason::Timeout => "timeout",
+            Reason::HttpStatus => "http_status",
+            Reason::BodyMismatch => "body_mismatch",
+            Reason::Login => "login",
+            Reason::WsUpgrade => "ws_upgrade",
+            Reason::WsAuth => "ws_auth",
+            Reason::WsClosed => "ws_closed",
+            Reason::EventTimeout => "event_timeout",
+            Reason::EventMissing => "event_missing",
+            Reason::EventOrder => "event_order",
+            Reason::EventSchema => "event_schema",
+            Reason::AgentError => "agent_error",
+            Reason::Protocol => "protocol",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A timed step of a probe. Labels of `probe_http_duration_seconds` and
+/// `pathwatch_phase_duration_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Resolve,
+    Connect,
+    Tls,
+    Processing,
+    Transfer,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [
+        Phase::Resolve,
+        Phase::Connect,
+        Phase::Tls,
+        Phase::Processing,
+        Phase::Transfer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "connect",
+            Phase::Tls => "tls",
+            Phase::Processing => "processing",
+            Phase::Transfer => "transfer",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed probe: the reason, the phase it failed in (if any) and a message that diagnoses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    pub reason: Reason,
+    pub phase: Option<Phase>,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Failure {
+            reason,
+            phase: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn in_phase(mut self, phase: Phase) -> Self {
+        self.phase = Some(phase);
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+/// One certificate as presented by the server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub sans: Vec<String>,
+    pub serial: String,
+    pub fingerprint_sha256: String,
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+    pub is_ca: bool,
+}
+
+/// What the TLS handshake showed, recorded even when verification failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsInfo {
+    /// The name the certificate was checked against (SNI name or IP).
+    pub server_name: String,
+    /// e.g. "TLS 1.3", the blackbox_exporter spelling.
+    pub version: String,
+    pub cipher: String,
+    /// Leaf first, in the order the server sent them.
+    pub chain: Vec<CertInfo>,
+    /// Whether the chain verified against the trust store and covers the name.
+    pub verified: bool,
+}
+
+impl TlsInfo {
+    /// The earliest notAfter of the presented certificates (unix seconds).
+    pub fn earliest_expiry(&self) -> Option<i64> {
+        self.chain.iter().map(|c| c.not_after).min()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpInfo {
+    pub status: u16,
+    pub version: String,
+    /// From the Content-Length header; None when absent.
+    pub content_length: Option<u64>,
+    pub body_bytes: u64,
+    pub redirects: u32,
+    /// Whether the final response came over TLS.
+    pub tls: bool,
+    /// Set when a body regex rule decided the outcome.
+    pub failed_due_to_regex: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsInfo {
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
+/// Everything one probe run saw. Sinks read this and never re-probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeResult {
+    #[serde(with = "unix_seconds")]
+    pub started_at: SystemTime,
+    #[serde(rename = "duration_seconds", with = "seconds")]
+    pub duration: Duration,
+    pub failure: Option<Failure>,
+    /// Each phase at most once; repeated phases (redirect hops) are summed.
+    pub phases: Vec<(Phase, Duration)>,
+    /// The address connected to, when a connection was attempted.
+    pub ip: Option<std::net::IpAddr>,
+    pub tls: Option<TlsInfo>,
+    pub http: Option<HttpInfo>,
+    pub dns: Option<DnsInfo>,
+}
+
+impl ProbeResult {
+    pub fn empty(started_at: SystemTime) -> Self {
+        ProbeResult {
+            started_at,
+            duration: Duration::ZERO,
+            failure: None,
+            phases: Vec::new(),
+            ip: None,
+            tls: None,
+            http: None,
+            dns: None,
+        }
+    }
+
+    pub fn success(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    pub fn phase(&self, phase: Phase) -> Option<Duration> {
+        self.phases
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|(_, d)| *d)
+    }
+}
+
+mod unix_seconds {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let secs = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        s.serialize_f64(secs)
+    }
+}
+
+mod seconds {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}

@@ -1,0 +1,216 @@
+//! `pathwatch check`: every selected check once, concurrently, and the report as text,
+//! JSON or JUnit XML. Exit code: 0 all passed (WARN passes), 1 any CRIT.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::assess::{Assessment, Status, assess};
+use crate::config::{Check, Config};
+use crate::probe::certs::days_left;
+use crate::probe::timing::fmt_duration;
+use crate::probe::{ProbeResult, Prober};
+
+pub struct CheckReport {
+    pub check: Arc<Check>,
+    pub result: ProbeResult,
+    pub assessment: Assessment,
+}
+
+/// Runs the named checks (all when `names` is empty) once. Unknown names are an error.
+pub async fn run_once(config: &Config, names: &[String]) -> Result<Vec<CheckReport>, String> {
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| config.check(n).is_none())
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
+        return Err(format!(
+            "no check named {} (configured: {})",
+            unknown.join(", "),
+            known.join(", ")
+        ));
+    }
+    let selected: Vec<Arc<Check>> = config
+        .checks
+        .iter()
+        .filter(|c| names.is_empty() || names.contains(&c.name))
+        .cloned()
+        .collect();
+    let prober = Arc::new(Prober::new(&config.resolver, config.secrets.clone())?);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, check) in selected.into_iter().enumerate() {
+        let prober = prober.clone();
+        tasks.spawn(async move {
+            let result = prober.run(&check.target, &check.spec, check.timeout).await;
+            let assessment = assess(&result, &check.thresholds);
+            (
+                i,
+                CheckReport {
+                    check,
+                    result,
+                    assessment,
+                },
+            )
+        });
+    }
+    let mut reports: Vec<(usize, CheckReport)> = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        reports.push(done.map_err(|e| format!("a probe task failed: {e}"))?);
+    }
+    reports.sort_by_key(|(i, _)| *i);
+    Ok(reports.into_iter().map(|(_, r)| r).collect())
+}
+
+pub fn exit_code(reports: &[CheckReport]) -> i32 {
+    i32::from(reports.iter().any(|r| r.assessment.status == Status::Crit))
+}
+
+pub fn text(reports: &[CheckReport]) -> String {
+    let width = reports
+        .iter()
+        .map(|r| r.check.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for r in reports {
+        out.push_str(&format!(
+            "{:<4}  {:<width$}  {:>9}",
+            r.assessment.status.as_str().to_uppercase(),
+            r.check.name,
+            fmt_duration(r.result.duration),
+        ));
+        if let Some(why) = &r.assessment.why {
+            out.push_str(&format!("  {why}"));
+        }
+        out.push('\n');
+    }
+    let failed = reports
+        .iter()
+        .filter(|r| r.assessment.status == Status::Crit)
+        .count();
+    let warned = reports
+        .iter()
+        .filter(|r| r.assessment.status == Status::Warn)
+        .count();
+    out.push_str(&format!(
+        "\n{} checks: {} ok, {warned} warn, {failed} crit\n",
+        reports.len(),
+        reports.len() - failed - warned
+    ));
+    out
+}
+
+#[derive(Serialize)]
+struct JsonCheck<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    success: bool,
+    status: Status,
+    reason: Option<&'a str>,
+    phase: Option<&'a str>,
+    message: Option<&'a str>,
+    duration_seconds: f64,
+    phases: BTreeMap<&'a str, f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns: Option<serde_json::Value>,
+}
+
+fn rfc3339(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+pub fn json(reports: &[CheckReport]) -> String {
+    let checks: Vec<JsonCheck> = reports
+        .iter()
+        .map(|r| {
+            let f = r.result.failure.as_ref();
+            let tls = r.result.tls.as_ref().map(|t| {
+                let leaf = t.chain.first();
+                let chain: Vec<_> = t
+                    .chain
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "subject": c.subject, "issuer": c.issuer, "sans": c.sans, "serial": c.serial,
+                            "fingerprint_sha256": c.fingerprint_sha256, "not_before": rfc3339(c.not_before),
+                            "not_after": rfc3339(c.not_after), "days_left": days_left(c.not_after), "is_ca": c.is_ca,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "server_name": t.server_name, "version": t.version, "cipher": t.cipher, "verified": t.verified,
+                    "subject": leaf.map(|c| &c.subject), "sans": leaf.map(|c| &c.sans),
+                    "not_after": leaf.map(|c| rfc3339(c.not_after)), "days_left": leaf.map(|c| days_left(c.not_after)),
+                    "chain": chain,
+                })
+            });
+            JsonCheck {
+                name: &r.check.name,
+                kind: r.check.spec.kind(),
+                success: r.result.success(),
+                status: r.assessment.status,
+                reason: f.map(|f| f.reason.as_str()),
+                phase: f.and_then(|f| f.phase.map(|p| p.as_str())),
+                message: r.assessment.why.as_deref().map(|w| f.map_or(w, |f| f.message.as_str())),
+                duration_seconds: r.result.duration.as_secs_f64(),
+                phases: r.result.phases.iter().map(|(p, d)| (p.as_str(), d.as_secs_f64())).collect(),
+                tls,
+                http: r.result.http.as_ref().map(|h| serde_json::to_value(h).unwrap_or_default()),
+                dns: r.result.dns.as_ref().map(|d| serde_json::to_value(d).unwrap_or_default()),
+            }
+        })
+        .collect();
+    let passed = reports.iter().all(|r| r.assessment.status != Status::Crit);
+    let doc = json!({ "passed": passed, "checks": checks });
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+pub fn junit(reports: &[CheckReport]) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut suite = TestSuite::new("pathwatch check");
+    for r in reports {
+        let status = match (&r.assessment.status, &r.assessment.why) {
+            (Status::Crit, why) => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                if let TestCaseStatus::NonSuccess {
+                    message,
+                    ty,
+                    description,
+                    ..
+                } = &mut s
+                {
+                    let reason = r
+                        .result
+                        .failure
+                        .as_ref()
+                        .map_or("threshold", |f| f.reason.as_str());
+                    *ty = Some(reason.into());
+                    *message = why.clone().map(Into::into);
+                    *description = why.clone().map(Into::into);
+                }
+                s
+            }
+            _ => TestCaseStatus::success(),
+        };
+        let mut case = TestCase::new(r.check.name.as_str(), status);
+        case.set_classname(format!("pathwatch.{}", r.check.spec.kind()));
+        case.set_time(r.result.duration);
+        if let (Status::Warn, Some(why)) = (&r.assessment.status, &r.assessment.why) {
+            case.set_system_out(format!("WARN: {why}"));
+        }
+        suite.add_test_case(case);
+    }
+    let mut report = Report::new("pathwatch");
+    report.add_test_suite(suite);
+    report.to_string().unwrap_or_default()
+}

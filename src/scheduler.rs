@@ -1,0 +1,133 @@
+//! When probes run: one task per check; first runs spread over the interval by a hash of
+//! the name plus a little jitter; a check never overlaps itself (late ticks are skipped and
+//! counted); a global concurrency limit; shutdown stops new runs while in-flight ones
+//! finish (each is bounded by its own timeout). What a probe does is the [`Runner`]'s
+//! business; what happens to its result is the [`Sink`]'s.
+
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Check;
+use crate::metrics::Metrics;
+use crate::probe::{ProbeResult, Prober};
+
+/// Runs one probe of a check.
+pub trait Runner: Send + Sync + 'static {
+    fn run(&self, check: &Check) -> impl Future<Output = ProbeResult> + Send;
+}
+
+impl Runner for Prober {
+    fn run(&self, check: &Check) -> impl Future<Output = ProbeResult> + Send {
+        Prober::run(self, &check.target, &check.spec, check.timeout)
+    }
+}
+
+/// Receives every result, in the order runs of one check finish.
+pub trait Sink: Send + Sync + 'static {
+    fn record(&self, check: &Check, result: ProbeResult);
+}
+
+/// Offset of a check's first run within its interval: a stable hash of the name (FNV-1a),
+/// so restarts and every instance keep the same spread.
+pub fn spread(name: &str, interval: Duration) -> Duration {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let nanos = interval.as_nanos().max(1) as u64;
+    Duration::from_nanos(h % nanos)
+}
+
+/// Up to 1% of the interval (at most 100 ms), random per process, so instances in several
+/// locations do not probe in lockstep.
+fn jitter(name: &str, interval: Duration) -> Duration {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(name.as_bytes());
+    let max = (interval / 100)
+        .min(Duration::from_millis(100))
+        .as_nanos()
+        .max(1) as u64;
+    Duration::from_nanos(h.finish() % max)
+}
+
+pub struct Scheduler<R: Runner, S: Sink> {
+    pub runner: Arc<R>,
+    pub sink: Arc<S>,
+    pub metrics: Arc<Metrics>,
+    pub max_concurrency: usize,
+}
+
+impl<R: Runner, S: Sink> Scheduler<R, S> {
+    /// Starts one task per check on `tracker`; they stop when `shutdown` is cancelled.
+    pub fn spawn(
+        &self,
+        checks: &[Arc<Check>],
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        let limit = Arc::new(Semaphore::new(self.max_concurrency));
+        let start = Instant::now();
+        for check in checks {
+            let first =
+                start + spread(&check.name, check.interval) + jitter(&check.name, check.interval);
+            tracker.spawn(check_loop(
+                check.clone(),
+                first,
+                self.runner.clone(),
+                self.sink.clone(),
+                self.metrics.clone(),
+                limit.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+}
+
+async fn check_loop<R: Runner, S: Sink>(
+    check: Arc<Check>,
+    first: Instant,
+    runner: Arc<R>,
+    sink: Arc<S>,
+    metrics: Arc<Metrics>,
+    limit: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) {
+    let mut planned = first;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(planned) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let _permit = tokio::select! {
+            p = limit.acquire() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown.cancelled() => return,
+        };
+        let started = Instant::now();
+        metrics
+            .scheduler_lag
+            .observe((started - planned).as_secs_f64());
+        metrics.in_flight.inc();
+        let result = runner.run(&check).await;
+        metrics.in_flight.dec();
+        drop(_permit);
+        sink.record(&check, result);
+
+        planned += check.interval;
+        let now = Instant::now();
+        if now > planned {
+            let behind = now - planned;
+            let skipped = behind.as_nanos() / check.interval.as_nanos() + 1;
+            planned += check.interval * skipped as u32;
+            metrics.skipped_runs(&check.name, skipped as u64);
+            tracing::debug!(check = %check.name, skipped = skipped as u64, "Run overran its interval; skipping ticks.");
+        }
+    }
+}

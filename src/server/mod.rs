@@ -1,0 +1,76 @@
+//! The HTTP interface: `/metrics`, `/probe`, `/-/healthy`, `/-/ready`. Takes a bound
+//! listener and a shutdown future so callers and tests pick the port.
+
+mod probe;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::probe::Prober;
+
+pub use probe::target_allowed;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub prober: Arc<Prober>,
+    /// Set once the scheduler runs every check.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .route("/probe", get(probe::handler))
+        .route("/-/healthy", get(|| async { "Healthy.\n" }))
+        .route("/-/ready", get(ready))
+        .with_state(state)
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, TEXT_FORMAT)], s.metrics.render())
+}
+
+async fn ready(State(s): State<AppState>) -> impl IntoResponse {
+    if s.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "Ready.\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Starting.\n")
+    }
+}
+
+async fn index(State(s): State<AppState>) -> impl IntoResponse {
+    let mut body = format!(
+        "pathwatch {}: {} checks, {} modules, location {}\n\n",
+        env!("CARGO_PKG_VERSION"),
+        s.config.checks.len(),
+        s.config.modules.len(),
+        s.config.location
+    );
+    body.push_str("/metrics    Prometheus metrics\n/probe      ?target=&module= (blackbox_exporter style)\n/-/healthy  liveness\n/-/ready    readiness\n");
+    body
+}

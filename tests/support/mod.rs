@@ -1,0 +1,267 @@
+//! Test fixtures: real servers on 127.0.0.1:0 (HTTP via axum, raw TCP behaviours, TLS with
+//! certificates made by rcgen at test time) and a DNS server on loopback.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{RData, Record, rdata};
+use pathwatch::config::Config;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+/// Parses a config from text, panicking with every error (tests write valid configs).
+pub fn config(yaml: &str) -> Config {
+    Config::from_str(yaml, "test.yaml", &|_| None).unwrap_or_else(|e| panic!("config errors:\n{e}"))
+}
+
+pub async fn spawn_app(router: axum::Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+    addr
+}
+
+/// A server that hands each accepted connection to `handle`.
+pub async fn spawn_raw<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(handle(stream));
+        }
+    });
+    addr
+}
+
+/// Reads until the end of the request head.
+pub async fn read_head(stream: &mut TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// An address where nothing listens (bound, then closed).
+pub async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+// ---------------------------------------------------------------- TLS
+
+/// How the test PKI should be built: root CA -> intermediate -> leaf.
+pub struct PkiBuilder {
+    names: Vec<String>,
+    leaf_days: (i64, i64),
+    intermediate_days: (i64, i64),
+    self_signed: bool,
+}
+
+/// Certificates for one test server, and the PEM of the root to trust.
+pub struct Pki {
+    pub root_pem: String,
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Pki {
+    pub fn builder(names: &[&str]) -> PkiBuilder {
+        PkiBuilder {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            leaf_days: (-1, 90),
+            intermediate_days: (-30, 365),
+            self_signed: false,
+        }
+    }
+
+    /// Writes the root CA to a temp file for `ca_file:`.
+    pub fn ca_file(&self) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, self.root_pem.as_bytes()).unwrap();
+        f
+    }
+}
+
+fn days(d: i64) -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+        + time::Duration::days(d)
+        + time::Duration::minutes(if d > 0 { 5 } else { 0 })
+}
+
+fn ca_params(cn: &str, validity: (i64, i64)) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = days(validity.0);
+    p.not_after = days(validity.1);
+    p
+}
+
+impl PkiBuilder {
+    pub fn leaf_valid_days(mut self, from: i64, to: i64) -> Self {
+        self.leaf_days = (from, to);
+        self
+    }
+    pub fn intermediate_valid_days(mut self, from: i64, to: i64) -> Self {
+        self.intermediate_days = (from, to);
+        self
+    }
+    pub fn self_signed(mut self) -> Self {
+        self.self_signed = true;
+        self
+    }
+
+    pub fn build(self) -> Pki {
+        let mut leaf = CertificateParams::new(self.names.clone()).unwrap();
+        leaf.distinguished_name.push(
+            DnType::CommonName,
+            self.names.first().cloned().unwrap_or_default(),
+        );
+        leaf.not_before = days(self.leaf_days.0);
+        leaf.not_after = days(self.leaf_days.1);
+        let leaf_key = KeyPair::generate().unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+        if self.self_signed {
+            let cert = leaf.self_signed(&leaf_key).unwrap();
+            return Pki {
+                root_pem: cert.pem(),
+                chain: vec![cert.der().clone()],
+                key,
+            };
+        }
+        let root_key = KeyPair::generate().unwrap();
+        let root_params = ca_params("pathwatch Test Root CA", (-365, 3650));
+        let root = root_params.self_signed(&root_key).unwrap();
+        let root_issuer = Issuer::new(root_params, root_key);
+        let int_key = KeyPair::generate().unwrap();
+        let int_params = ca_params("pathwatch Test Intermediate CA", self.intermediate_days);
+        let int = int_params.signed_by(&int_key, &root_issuer).unwrap();
+        let int_issuer = Issuer::new(int_params, int_key);
+        let leaf_cert = leaf.signed_by(&leaf_key, &int_issuer).unwrap();
+        Pki {
+            root_pem: root.pem(),
+            chain: vec![leaf_cert.der().clone(), int.der().clone()],
+            key,
+        }
+    }
+}
+
+/// A TLS server on 127.0.0.1:0 presenting `pki`'s chain; it answers any HTTP request with
+/// `200 {"status":"ok"}`.
+pub async fn spawn_tls(pki: &Pki) -> SocketAddr {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                if tls.read(&mut buf).await.unwrap_or(0) > 0 {
+                    let body = r#"{"status":"ok"}"#;
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(resp.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+// ---------------------------------------------------------------- DNS
+
+/// A DNS server on 127.0.0.1:0 (UDP) that answers `records`, stays silent for `silent`
+/// names, and answers NXDOMAIN for everything else.
+pub async fn spawn_dns(records: &[(&str, &[IpAddr])], silent: &[&str]) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let norm = |n: &str| n.trim_end_matches('.').to_ascii_lowercase();
+    let records: HashMap<String, Vec<IpAddr>> =
+        records.iter().map(|(n, a)| (norm(n), a.to_vec())).collect();
+    let silent: Vec<String> = silent.iter().map(|n| norm(n)).collect();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let Some(q) = query.queries.first().cloned() else {
+                continue;
+            };
+            let name = norm(&q.name().to_string());
+            if silent.contains(&name) {
+                continue;
+            }
+            let mut resp = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+            resp.metadata.recursion_desired = query.metadata.recursion_desired;
+            resp.metadata.recursion_available = true;
+            resp.add_query(q.clone());
+            match records.get(&name) {
+                Some(addrs) => {
+                    for a in addrs {
+                        let data = match (a, q.query_type()) {
+                            (IpAddr::V4(v4), hickory_proto::rr::RecordType::A) => {
+                                RData::A(rdata::A(*v4))
+                            }
+                            (IpAddr::V6(v6), hickory_proto::rr::RecordType::AAAA) => {
+                                RData::AAAA(rdata::AAAA(*v6))
+                            }
+                            _ => continue,
+                        };
+                        resp.add_answer(Record::from_rdata(q.name().clone(), 60, data));
+                    }
+                }
+                None => resp.metadata.response_code = ResponseCode::NXDomain,
+            }
+            if let Ok(bytes) = resp.to_vec() {
+                let _ = socket.send_to(&bytes, peer).await;
+            }
+        }
+    });
+    addr
+}
+
+/// Runs `f` and returns how long it took, for deadline checks.
+pub async fn timed<T>(f: impl Future<Output = T>) -> (T, Duration) {
+    let start = std::time::Instant::now();
+    let out = f.await;
+    (out, start.elapsed())
+}
