@@ -367,8 +367,8 @@ impl Metrics {
             )?,
             cert_threshold: gauge(
                 &reg,
-                "pathwatch_threshold_cert_expiry_days",
-                "Certificate days-left thresholds by level (warn, crit).",
+                "pathwatch_threshold_cert_expiry_seconds",
+                "Certificate time-left thresholds by level (warn, crit); configured in days.",
                 &["check", "location", "level"],
             )?,
             skipped: counter(
@@ -410,7 +410,7 @@ impl Metrics {
             }
             self.cert_threshold
                 .with_label_values(&[cl[0], cl[1], level])
-                .set(f64::from(days));
+                .set(f64::from(days) * 86_400.0);
         }
     }
 

@@ -188,7 +188,9 @@ struct CheckCommon {
     name: String,
     #[serde(rename = "type")]
     _kind: String,
-    target: String,
+    /// Parsed per type beforehand; kept here so a missing or non-string target is reported.
+    #[serde(rename = "target")]
+    _target: String,
     #[serde(default, deserialize_with = "opt_duration")]
     interval: Option<Duration>,
     #[serde(default, deserialize_with = "opt_duration")]
@@ -470,22 +472,7 @@ impl Validator<'_> {
                 Vec::new()
             }
         };
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        for (i, c) in checks.iter().enumerate() {
-            if let Some(first) = seen.insert(&c.name, i) {
-                let path = format!("checks[{i}].name");
-                let first_line = self
-                    .doc
-                    .position(&format!("checks[{first}].name"), false)
-                    .map(|p| format!(" (first defined at line {})", p.line))
-                    .unwrap_or_default();
-                self.error(
-                    &path,
-                    false,
-                    format!("duplicate check name `{}`{first_line}", c.name),
-                );
-            }
-        }
+        self.duplicate_names(&get("checks"));
 
         let mut modules = BTreeMap::new();
         match get("modules") {
@@ -515,6 +502,30 @@ impl Validator<'_> {
             probe: probe?,
             secrets,
         })
+    }
+
+    /// Reports repeated check names, from the raw list so a check with other errors counts.
+    fn duplicate_names(&mut self, checks: &Value) {
+        let Value::Array(items) = checks else { return };
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some(name) = item.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(first) = seen.insert(name, i) {
+                let first_line = self
+                    .doc
+                    .position(&format!("checks[{first}].name"), false)
+                    .map(|p| format!(" (first defined at line {})", p.line))
+                    .unwrap_or_default();
+                let path = format!("checks[{i}].name");
+                self.error(
+                    &path,
+                    false,
+                    format!("duplicate check name `{name}`{first_line}"),
+                );
+            }
+        }
     }
 
     /// Splits an item into its common keys and its type's keys; returns the type's spec.
@@ -566,6 +577,19 @@ impl Validator<'_> {
 
     fn check(&mut self, item: Value, path: &str, defaults: &Defaults) -> Option<Check> {
         let (common, spec) = self.typed_spec(&item, path, &CHECK_KEYS)?;
+        // The target is judged even when other common keys are wrong, so both are reported.
+        let target = match common
+            .get("target")
+            .and_then(Value::as_str)
+            .map(|t| spec.parse_target(t))
+        {
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => {
+                self.error(&yaml::child(path, "target"), false, e);
+                None
+            }
+            None => None,
+        };
         let common: CheckCommon = self.section(Value::Object(common), path)?;
         let mut ok = true;
         if !label_safe(&common.name) {
@@ -576,13 +600,6 @@ impl Validator<'_> {
             );
             ok = false;
         }
-        let target = match spec.parse_target(&common.target) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                self.error(&yaml::child(path, "target"), false, e);
-                None
-            }
-        };
         let interval = common
             .interval
             .or(defaults.interval)

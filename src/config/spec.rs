@@ -291,7 +291,16 @@ impl TryFrom<String> for Pattern {
             .size_limit(1 << 20)
             .build()
             .map(Pattern)
-            .map_err(|e| format!("invalid regex: {e}"))
+            .map_err(|e| {
+                // Syntax errors come as a multi-line drawing; its last line says what is wrong.
+                let text = e.to_string();
+                let why = text
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
+                format!("invalid regex `{s}`: {why}")
+            })
     }
 }
 

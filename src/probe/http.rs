@@ -2,8 +2,6 @@
 //! every phase (resolve, connect, tls, processing, transfer) is measured on the real
 //! connection; then the response is checked against the expectations.
 
-use std::net::SocketAddr;
-
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -134,9 +132,9 @@ async fn exchange(
 ) -> Result<(Response<Incoming>, AbortOnDrop), Failure> {
     let host = url.host_str().unwrap_or_default();
     let port = url.port_or_known_default().unwrap_or(80);
-    let ip = net::resolve(p, tl, host).await?;
+    let addrs = net::resolve(p, tl, host).await?;
+    let (tcp, ip) = net::connect(tl, &addrs, port).await?;
     result.ip = Some(ip);
-    let tcp = net::connect(tl, SocketAddr::new(ip, port)).await?;
     let request = build_request(spec, url, method, body)?;
     if url.scheme() == "https" {
         let name = spec.tls.server_name.as_deref().unwrap_or(host);

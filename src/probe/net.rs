@@ -16,12 +16,12 @@ use super::result::{Failure, Phase, Reason, TlsInfo};
 use super::timing::Timeline;
 use crate::config::TlsClient;
 
-/// Resolves `host` (an IP literal resolves to itself in no time).
-pub async fn resolve(p: &Prober, tl: &mut Timeline, host: &str) -> Result<IpAddr, Failure> {
+/// Resolves `host` to its addresses (an IP literal resolves to itself in no time).
+pub async fn resolve(p: &Prober, tl: &mut Timeline, host: &str) -> Result<Vec<IpAddr>, Failure> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
         tl.add(Phase::Resolve, std::time::Duration::ZERO);
-        return Ok(ip);
+        return Ok(vec![ip]);
     }
     tl.step(Phase::Resolve, async {
         let answer = p
@@ -29,10 +29,14 @@ pub async fn resolve(p: &Prober, tl: &mut Timeline, host: &str) -> Result<IpAddr
             .lookup_ip(host)
             .await
             .map_err(|e| dns_failure(host, &e))?;
-        answer
-            .iter()
-            .next()
-            .ok_or_else(|| Failure::new(Reason::Dns, format!("`{host}` resolved to no address")))
+        let addrs: Vec<IpAddr> = answer.iter().collect();
+        if addrs.is_empty() {
+            return Err(Failure::new(
+                Reason::Dns,
+                format!("`{host}` resolved to no address"),
+            ));
+        }
+        Ok(addrs)
     })
     .await
 }
@@ -65,25 +69,36 @@ pub fn dns_failure(name: &str, err: &NetError) -> Failure {
     }
 }
 
-pub async fn connect(tl: &mut Timeline, addr: SocketAddr) -> Result<TcpStream, Failure> {
-    let stream = tl
+/// Connects to the first address that accepts, in resolver order (as curl does: a name
+/// that resolves to ::1 and 127.0.0.1 works when only one of them listens).
+pub async fn connect(
+    tl: &mut Timeline,
+    addrs: &[IpAddr],
+    port: u16,
+) -> Result<(TcpStream, IpAddr), Failure> {
+    let (stream, ip) = tl
         .step(Phase::Connect, async {
-            TcpStream::connect(addr).await.map_err(|e| {
-                let why = match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => {
-                        format!(
-                            "connection refused by {addr}: nothing listens on port {}",
-                            addr.port()
-                        )
+            let mut errors = Vec::new();
+            for ip in addrs {
+                let addr = SocketAddr::new(*ip, port);
+                match TcpStream::connect(addr).await {
+                    Ok(s) => return Ok((s, *ip)),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        errors.push(format!("connection refused by {addr}"))
                     }
-                    _ => format!("cannot connect to {addr}: {e}"),
-                };
-                Failure::new(Reason::Connect, why)
-            })
+                    Err(e) => errors.push(format!("cannot connect to {addr}: {e}")),
+                }
+            }
+            let all_refused = errors.iter().all(|e| e.starts_with("connection refused"));
+            let mut message = errors.join("; ");
+            if all_refused {
+                message.push_str(&format!(": nothing listens on port {port}"));
+            }
+            Err(Failure::new(Reason::Connect, message))
         })
         .await?;
     let _ = stream.set_nodelay(true);
-    Ok(stream)
+    Ok((stream, ip))
 }
 
 /// What a TLS handshake yields: the stream, what was seen, and the verification verdict

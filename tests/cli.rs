@@ -1,0 +1,171 @@
+//! The `pathwatch` binary as a deploy gate: exit codes, text / JSON / JUnit reports, and
+//! no secret in anything it prints.
+
+mod support;
+
+use std::process::Output;
+
+use axum::Router;
+use axum::routing::get;
+use support::*;
+
+async fn pathwatch(args: &[&str], config: &str, env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "debug");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().await.unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test]
+async fn check_passes_with_exit_0_and_fails_with_exit_1() {
+    let app = Router::new().route("/health", get(|| async { r#"{"status":"ok"}"# }));
+    let addr = spawn_app(app).await;
+    let down = closed_port().await;
+    let ok = format!("checks:\n  - name: api\n    type: http\n    target: http://{addr}/health\n");
+    let out = pathwatch(&["check"], &ok, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("OK    api"), "{stdout}");
+    assert!(
+        stdout.contains("1 checks: 1 ok, 0 warn, 0 crit"),
+        "{stdout}"
+    );
+
+    let bad = format!("{ok}  - name: backend\n    type: http\n    target: http://{down}/health\n");
+    let out = pathwatch(&["check"], &bad, &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("CRIT  backend"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Selecting only the healthy check passes again.
+    let out = pathwatch(&["check", "--check", "api"], &bad, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = pathwatch(&["check", "--check", "nope"], &bad, &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no check named nope"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn json_report_of_a_wrong_hostname_certificate() {
+    let pki = Pki::builder(&["*.example.test"]).build();
+    let addr = spawn_tls(&pki).await;
+    let ca = pki.ca_file();
+    let cfg = format!(
+        "checks:\n  - name: ws-cert\n    type: tls\n    target: 127.0.0.1:{}\n    server_name: api.staging.example.test\n    ca_file: {}\n",
+        addr.port(),
+        ca.path().display()
+    );
+    let out = pathwatch(&["check", "--format", "json"], &cfg, &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["passed"], false);
+    let c = &doc["checks"][0];
+    assert_eq!(c["name"], "ws-cert");
+    assert_eq!(c["type"], "tls");
+    assert_eq!(c["success"], false);
+    assert_eq!(c["status"], "crit");
+    assert_eq!(c["reason"], "tls_hostname");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("(did you mean api-staging.example.test?)"),
+        "{c}"
+    );
+    assert!(c["duration_seconds"].as_f64().unwrap() > 0.0);
+    for phase in ["resolve", "connect", "tls"] {
+        assert!(c["phases"][phase].is_number(), "{c}");
+    }
+    assert_eq!(c["tls"]["sans"][0], "*.example.test");
+    assert_eq!(c["tls"]["days_left"], 90);
+    assert_eq!(c["tls"]["chain"].as_array().unwrap().len(), 2);
+    assert!(c["tls"]["not_after"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn junit_report_for_ci_systems() {
+    let down = closed_port().await;
+    let cfg = format!("checks:\n  - name: backend\n    type: http\n    target: http://{down}/\n");
+    let out = pathwatch(&["check", "--format", "junit"], &cfg, &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let xml = text(&out.stdout);
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert!(
+        xml.contains(r#"<testcase name="backend" classname="pathwatch.http""#),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"type="connect""#), "{xml}");
+    assert!(xml.contains("failures=\"1\""), "{xml}");
+}
+
+#[tokio::test]
+async fn bad_config_exits_2_with_every_error() {
+    let cfg = "checks:\n  - name: a\n    type: http\n    target: ftp://x/\n    tmeout: 5s\n";
+    for cmd in [&["validate"][..], &["check"][..], &["run"][..]] {
+        let out = pathwatch(cmd, cfg, &[]).await;
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(":4:13: checks[0].target: URL scheme must be http or https"),
+            "{err}"
+        );
+        assert!(
+            err.contains(":5:5: checks[0].tmeout: unknown key `tmeout`"),
+            "{err}"
+        );
+        assert!(err.contains("2 error(s)"), "{err}");
+    }
+    let out = pathwatch(&["validate"], "checks: []\n", &[]).await;
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn secrets_appear_in_no_output() {
+    // The target echoes the Authorization header into an error body.
+    let app = Router::new().route(
+        "/",
+        get(|h: axum::http::HeaderMap| async move {
+            let auth = h
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            (
+                axum::http::StatusCode::UNAUTHORIZED,
+                format!("denied for {auth}"),
+            )
+        }),
+    );
+    let addr = spawn_app(app).await;
+    let cfg = format!(
+        "checks:\n  - name: api\n    type: http\n    target: http://{addr}/?token=${{TOKEN}}\n    headers:\n      Authorization: Bearer ${{TOKEN}}\n"
+    );
+    let secret = "sk-live-0123456789abcdef";
+    for format in ["text", "json", "junit"] {
+        let out = pathwatch(&["check", "--format", format], &cfg, &[("TOKEN", secret)]).await;
+        assert_eq!(out.status.code(), Some(1));
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        let shown = all.replace("&lt;", "<").replace("&gt;", ">");
+        assert!(shown.contains("denied for Bearer <redacted>"), "{all}");
+        assert!(!all.contains(secret), "{format}: {all}");
+    }
+}

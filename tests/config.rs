@@ -1,0 +1,133 @@
+//! Config validation: every error at once, each with file:line:column and field path.
+
+use pathwatch::config::Config;
+
+fn errors(yaml: &str) -> Vec<String> {
+    match Config::from_str(yaml, "bad.yaml", &|n| {
+        (n == "SECRET").then(|| "hunter2-secret".into())
+    }) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn every_error_is_reported_with_its_position_and_path() {
+    let yaml = r#"server:
+  listen: 127.0.0.1:9115
+  bogus: 1
+checks:
+  - name: api
+    type: http
+    target: http://127.0.0.1:8080/health
+    interval: 10s
+    timeout: 30s
+    colour: blue
+  - name: api
+    type: http
+    target: "not a url"
+    interval: soon
+  - name: cert
+    type: tls
+    target: api.example.test
+    expect_days: 3
+  - name: x
+    type: carrier-pigeon
+    target: a
+  - name: re
+    type: http
+    target: http://127.0.0.1/
+    expect:
+      body_matches: ["(unclosed"]
+"#;
+    let errs = errors(yaml);
+    let expected = [
+        "bad.yaml:3:3: server.bogus: unknown key `bogus`",
+        "bad.yaml:9:14: checks[0].timeout: timeout (30s) must be shorter than interval (10s): a check never overlaps itself",
+        "bad.yaml:10:5: checks[0].colour: unknown key `colour`",
+        "bad.yaml:11:11: checks[1].name: duplicate check name `api` (first defined at line 5)",
+        "bad.yaml:13:13: checks[1].target: `not a url` is not a URL: relative URL without a base",
+        "bad.yaml:14:15: checks[1].interval: `soon` is not a duration",
+        "bad.yaml:17:13: checks[2].target: `api.example.test` is not host:port",
+        "bad.yaml:18:5: checks[2].expect_days: unknown key `expect_days`",
+        "bad.yaml:20:11: checks[3].type: unknown check type `carrier-pigeon` (expected one of http, tls, dns)",
+        "bad.yaml:26:22: checks[4].expect.body_matches[0]: invalid regex `(unclosed`: unclosed group",
+    ];
+    for want in expected {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in:\n{}",
+            errs.join("\n")
+        );
+    }
+    assert_eq!(errs.len(), expected.len(), "{}", errs.join("\n"));
+}
+
+#[test]
+fn yaml_syntax_errors_have_a_position() {
+    let errs = errors("checks:\n  - name: a\n    type: [http\n");
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("bad.yaml:4:1: YAML syntax error"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn missing_environment_variables_and_secrets_in_errors() {
+    let errs = errors("checks:\n  - name: a\n    type: http\n    target: http://h/${NOPE}\n");
+    assert!(
+        errs[0]
+            .starts_with("bad.yaml:4:13: checks[0].target: environment variable `NOPE` is not set"),
+        "{errs:?}"
+    );
+    // A secret that lands in a bad place is not echoed back.
+    let errs = errors(
+        "checks:\n  - name: a\n    type: http\n    target: http://h/\n    max_redirects: ${SECRET}\n",
+    );
+    assert!(errs[0].contains("<redacted>"), "{errs:?}");
+    assert!(
+        errs.iter().all(|e| !e.contains("hunter2-secret")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn file_interpolation_reads_secrets_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "file-secret-value\n").unwrap();
+    let yaml = format!(
+        "checks:\n  - name: a\n    type: http\n    target: http://127.0.0.1/\n    headers:\n      Authorization: \"Bearer ${{file:{}}}\"\n",
+        token.display()
+    );
+    let cfg = Config::from_str(&yaml, "ok.yaml", &|_| None).unwrap();
+    let pathwatch::config::Spec::Http(h) = &cfg.checks[0].spec else {
+        panic!()
+    };
+    assert_eq!(h.headers["Authorization"], "Bearer file-secret-value");
+    assert_eq!(cfg.secrets.redact("x file-secret-value"), "x <redacted>");
+}
+
+#[test]
+fn defaults_apply_and_inherited_timeouts_fit_the_interval() {
+    let yaml = "defaults:\n  interval: 1m\n  timeout: 20s\n  thresholds:\n    latency_warn: 300ms\nchecks:\n  - name: a\n    type: dns\n    target: example.test\n  - name: b\n    type: dns\n    target: example.test\n    interval: 5s\n    thresholds:\n      cert_days_warn: 30\n";
+    let cfg = Config::from_str(yaml, "ok.yaml", &|_| None).unwrap();
+    assert_eq!(cfg.checks[0].interval.as_secs(), 60);
+    assert_eq!(cfg.checks[0].timeout.as_secs(), 20);
+    assert_eq!(cfg.checks[1].timeout.as_secs(), 4);
+    assert_eq!(
+        cfg.checks[1].thresholds.latency_warn.unwrap().as_millis(),
+        300
+    );
+    assert_eq!(cfg.checks[1].thresholds.cert_days_warn, 30);
+    assert_eq!(cfg.checks[1].thresholds.cert_days_crit, 7);
+}
+
+#[test]
+fn the_shipped_config_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.yaml");
+    let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!cfg.checks.is_empty());
+}

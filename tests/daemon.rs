@@ -1,0 +1,232 @@
+//! The daemon end to end on loopback: checks run on schedule, `/metrics` carries the
+//! blackbox-compatible and pathwatch families and passes `promtool check metrics`, `/probe`
+//! only serves configured modules and allowed targets, shutdown drains.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::get;
+use support::*;
+use tokio::net::TcpListener;
+
+struct Daemon {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(yaml: &str) -> Daemon {
+    let cfg = config(yaml);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(pathwatch::daemon::run(cfg, listener, async {
+        let _ = rx.await;
+    }));
+    Daemon {
+        base,
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// A minimal HTTP GET over a fresh connection (the probe code is what is under test, so
+/// the test does not reuse it).
+async fn get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n{extra}\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn wait_for(base: &str, needle: &str) -> String {
+    for _ in 0..100 {
+        let (_, body) = get_text(&format!("{base}/metrics"), &[]).await;
+        if body.contains(needle) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{needle} never appeared in /metrics");
+}
+
+fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").is_err() => {
+            eprintln!("promtool not installed ({e}); skipping the lint outside CI");
+            return;
+        }
+        Err(e) => panic!("promtool is required in CI: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics complained:\n{said}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_after_probes_pass_promtool() {
+    let app = Router::new()
+        .route("/health", get(|| async { r#"{"status":"ok"}"# }))
+        .route(
+            "/down",
+            get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "no") }),
+        );
+    let addr = spawn_app(app).await;
+    let pki = Pki::builder(&["localhost"]).leaf_valid_days(-1, 10).build();
+    let tls = spawn_tls(&pki).await;
+    let ca = pki.ca_file();
+    let yaml = format!(
+        "location: eu-1\nchecks:\n  - name: up\n    type: http\n    target: http://{addr}/health\n    interval: 200ms\n    timeout: 150ms\n  - name: down\n    type: http\n    target: http://{addr}/down\n    interval: 200ms\n    timeout: 150ms\n  - name: cert\n    type: tls\n    target: localhost:{}\n    ca_file: {}\n    interval: 200ms\n    timeout: 150ms\n",
+        tls.port(),
+        ca.path().display()
+    );
+    let mut d = start(&yaml).await;
+    let body = wait_for(&d.base, r#"probe_success{check="cert",location="eu-1"} 1"#).await;
+    let body = if body.contains(r#"probe_success{check="down""#) {
+        body
+    } else {
+        wait_for(&d.base, r#"probe_success{check="down""#).await
+    };
+    for line in [
+        r#"probe_success{check="up",location="eu-1"} 1"#,
+        r#"probe_success{check="down",location="eu-1"} 0"#,
+        r#"probe_http_status_code{check="down",location="eu-1"} 503"#,
+        r#"probe_tls_version_info{check="cert",location="eu-1",version="TLS 1.3"} 1"#,
+        r#"pathwatch_check_state{check="up",location="eu-1",state="ok"} 1"#,
+        r#"pathwatch_check_state{check="down",location="eu-1",state="crit"} 1"#,
+        r#"pathwatch_check_state{check="cert",location="eu-1",state="warn"} 1"#,
+        r#"pathwatch_threshold_cert_expiry_seconds{check="cert",level="warn",location="eu-1"} 1209600"#,
+    ] {
+        assert!(body.contains(line), "missing {line}");
+    }
+    for prefix in [
+        r#"probe_http_duration_seconds{check="up",location="eu-1",phase="processing"}"#,
+        r#"probe_ssl_earliest_cert_expiry{check="cert",location="eu-1"}"#,
+        r#"probe_ssl_last_chain_expiry_timestamp_seconds{check="cert",location="eu-1"}"#,
+        r#"pathwatch_probe_failures_total{check="down",location="eu-1",reason="http_status"}"#,
+        r#"pathwatch_probes_total{check="up",location="eu-1",result="success"}"#,
+        r#"pathwatch_phase_duration_seconds_bucket{check="up",location="eu-1",phase="connect""#,
+        r#"pathwatch_probe_duration_seconds_count{check="up",location="eu-1"}"#,
+        "pathwatch_scheduler_lag_seconds_bucket",
+        "pathwatch_probes_in_flight",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(body.contains(prefix), "missing {prefix}");
+    }
+    promtool_check(&body);
+
+    let (status, ready) = get_text(&format!("{}/-/ready", d.base), &[]).await;
+    assert_eq!((status, ready.as_str()), (200, "Ready.\n"));
+    let (status, _) = get_text(&format!("{}/-/healthy", d.base), &[]).await;
+    assert_eq!(status, 200);
+
+    d.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), &mut d.task)
+        .await
+        .expect("drained in time")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn probe_endpoint_serves_only_modules_and_allowed_targets() {
+    let app = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/escape",
+            get(|| async { Redirect::temporary("http://169.254.169.254/latest/meta-data") }),
+        );
+    let addr = spawn_app(app).await;
+    let yaml = "modules:\n  http_2xx:\n    type: http\n    timeout: 5s\nprobe:\n  allow_targets: [\"127.0.0.1:*\"]\n";
+    let d = start(yaml).await;
+    let probe = |q: String| {
+        let base = d.base.clone();
+        async move {
+            get_text(
+                &format!("{base}/probe?{q}"),
+                &[("X-Prometheus-Scrape-Timeout-Seconds", "3")],
+            )
+            .await
+        }
+    };
+
+    let (status, body) = probe(format!("module=http_2xx&target=http://{addr}/health")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("probe_success 1"), "{body}");
+    assert!(body.contains("probe_http_status_code 200"), "{body}");
+    promtool_check(&body);
+
+    let (status, body) = probe(format!("module=http_2xx&target={addr}/health")).await;
+    assert_eq!(
+        status, 200,
+        "bare host:port gets http:// as in blackbox_exporter: {body}"
+    );
+
+    let (status, body) = probe("module=http_2xx&target=http://10.0.0.1/".into()).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        "target 10.0.0.1:80 is not allowed by probe.allow_targets\n"
+    );
+
+    let (status, body) = probe(format!("module=tcp_connect&target={addr}")).await;
+    assert_eq!(status, 400);
+    assert!(body.starts_with("unknown module"), "{body}");
+
+    // A redirect out of the allowlist is not followed.
+    let (status, body) = probe(format!("module=http_2xx&target=http://{addr}/escape")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("probe_success 0"), "{body}");
+
+    let (status, body) = probe(format!(
+        "module=http_2xx&target=http://{addr}/escape&debug=true"
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("which probe.allow_targets does not allow"),
+        "{body}"
+    );
+}
