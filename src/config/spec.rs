@@ -14,6 +14,8 @@ use serde_json::Value;
 use url::Url;
 
 /// The probe settings of a check or a `/probe` module, by `type`.
+// Built once per check when the config loads and then only borrowed: size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Spec {
     Http(HttpSpec),

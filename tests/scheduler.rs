@@ -1,0 +1,186 @@
+//! The scheduler with paused time: spread of first runs, fixed period, no overlap (late
+//! ticks skipped and counted), concurrency limit, drain on shutdown.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use pathwatch::config::Check;
+use pathwatch::metrics::Metrics;
+use pathwatch::probe::ProbeResult;
+use pathwatch::scheduler::{Runner, Scheduler, Sink, spread};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A runner that takes `took` per run and logs (check, start, end) in paused time.
+struct FakeRunner {
+    took: Duration,
+    log: Mutex<Vec<(String, Instant, Instant)>>,
+    running: Mutex<usize>,
+    max_running: Mutex<usize>,
+}
+
+impl Runner for FakeRunner {
+    async fn run(&self, check: &Check) -> ProbeResult {
+        let start = Instant::now();
+        {
+            let mut r = self.running.lock().unwrap();
+            *r += 1;
+            let mut m = self.max_running.lock().unwrap();
+            *m = (*m).max(*r);
+        }
+        tokio::time::sleep(self.took).await;
+        *self.running.lock().unwrap() -= 1;
+        self.log
+            .lock()
+            .unwrap()
+            .push((check.name.clone(), start, Instant::now()));
+        ProbeResult::empty(SystemTime::now())
+    }
+}
+
+struct CountSink(Mutex<usize>);
+
+impl Sink for CountSink {
+    fn record(&self, _: &Check, _: ProbeResult) {
+        *self.0.lock().unwrap() += 1;
+    }
+}
+
+fn checks(n: usize, interval: &str, timeout: &str) -> Vec<Arc<Check>> {
+    let mut yaml = String::from("checks:\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  - name: check-{i}\n    type: dns\n    target: example.test\n    interval: {interval}\n    timeout: {timeout}\n"
+        ));
+    }
+    support::config(&yaml).checks
+}
+
+fn scheduler(
+    took: Duration,
+    max: usize,
+) -> (
+    Scheduler<FakeRunner, CountSink>,
+    Arc<FakeRunner>,
+    Arc<Metrics>,
+) {
+    let runner = Arc::new(FakeRunner {
+        took,
+        log: Mutex::new(Vec::new()),
+        running: Mutex::new(0),
+        max_running: Mutex::new(0),
+    });
+    let metrics = Arc::new(Metrics::new("test").unwrap());
+    let s = Scheduler {
+        runner: runner.clone(),
+        sink: Arc::new(CountSink(Mutex::new(0))),
+        metrics: metrics.clone(),
+        max_concurrency: max,
+    };
+    (s, runner, metrics)
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_runs_are_spread_and_periods_are_regular() {
+    let list = checks(1000, "10s", "1s");
+    let (s, runner, _) = scheduler(Duration::from_millis(5), 10_000);
+    let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
+    let t0 = Instant::now();
+    s.spawn(&list, &token, &tracker);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    token.cancel();
+    tracker.close();
+    tracker.wait().await;
+
+    let log = runner.log.lock().unwrap();
+    // Each check ran every interval, exactly one interval apart.
+    for c in &list {
+        let starts: Vec<Instant> = log
+            .iter()
+            .filter(|(n, ..)| *n == c.name)
+            .map(|(_, s, _)| *s)
+            .collect();
+        let offset = starts[0] - t0;
+        let expected = (0..5)
+            .filter(|k| offset + Duration::from_secs(10 * k) < Duration::from_secs(31))
+            .count();
+        assert_eq!(starts.len(), expected, "{}", c.name);
+        for pair in starts.windows(2) {
+            assert_eq!(pair[1] - pair[0], Duration::from_secs(10));
+        }
+        // The first run sits at the name's hash offset plus at most 100 ms of jitter.
+        let base = spread(&c.name, c.interval);
+        // (+1 ms: tokio's timer wheel rounds deadlines up to the next millisecond.)
+        assert!(
+            offset >= base && offset <= base + Duration::from_millis(101),
+            "{offset:?} vs {base:?}"
+        );
+    }
+    // 1,000 checks never fire in the same millisecond bucket by the dozen.
+    let mut per_ms = std::collections::HashMap::new();
+    for (_, s, _) in log.iter() {
+        *per_ms.entry((*s - t0).as_millis()).or_insert(0) += 1;
+    }
+    assert!(
+        per_ms.values().all(|n| *n <= 4),
+        "max per ms: {:?}",
+        per_ms.values().max()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_never_overlaps_itself_and_late_ticks_are_skipped() {
+    // A concurrency limit of 1 with two checks forces one of them to wait past its tick.
+    let list = checks(2, "1s", "900ms");
+    let (s, runner, metrics) = scheduler(Duration::from_millis(900), 1);
+    let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
+    s.spawn(&list, &token, &tracker);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    token.cancel();
+    tracker.close();
+    tracker.wait().await;
+
+    assert_eq!(
+        *runner.max_running.lock().unwrap(),
+        1,
+        "the global limit holds"
+    );
+    let log = runner.log.lock().unwrap();
+    for c in &list {
+        let runs: Vec<_> = log.iter().filter(|(n, ..)| *n == c.name).collect();
+        for pair in runs.windows(2) {
+            assert!(pair[1].1 >= pair[0].2, "runs of {} overlap", c.name);
+        }
+    }
+    let text = metrics.render();
+    let skipped: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("pathwatch_scheduler_skipped_runs_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(skipped > 0, "{text}");
+    assert!(text.contains("pathwatch_scheduler_lag_seconds_count"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_the_running_probe_finish_and_starts_no_more() {
+    let list = checks(1, "10s", "5s");
+    let (s, runner, _) = scheduler(Duration::from_secs(3), 10);
+    let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
+    s.spawn(&list, &token, &tracker);
+    let first = spread(&list[0].name, list[0].interval);
+    tokio::time::sleep(first + Duration::from_millis(200)).await;
+    token.cancel();
+    tracker.close();
+    tracker.wait().await;
+    let log = runner.log.lock().unwrap();
+    assert_eq!(
+        log.len(),
+        1,
+        "the in-flight run finished, no new one started"
+    );
+    assert_eq!(log[0].2 - log[0].1, Duration::from_secs(3));
+}
