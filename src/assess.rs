@@ -68,30 +68,29 @@ pub fn assess(result: &ProbeResult, t: &Thresholds) -> Assessment {
             );
         }
     }
-    if let Some(tls) = &result.tls {
-        if let Some((i, cert)) = tls
+    if let Some(tls) = &result.tls
+        && let Some((i, cert)) = tls
             .chain
             .iter()
             .enumerate()
             .min_by_key(|(_, c)| c.not_after)
-        {
-            let days = days_left(cert.not_after);
-            let which = if i == 0 {
-                "certificate"
-            } else {
-                "intermediate certificate"
-            };
-            let msg = |limit: u32, word: &str| {
-                format!(
-                    "{which} '{}' expires in {days} days (≤ {limit}-day {word} threshold)",
-                    cert.subject
-                )
-            };
-            if days <= i64::from(t.cert_days_crit) {
-                raise(Status::Crit, msg(t.cert_days_crit, "critical"));
-            } else if days <= i64::from(t.cert_days_warn) {
-                raise(Status::Warn, msg(t.cert_days_warn, "warning"));
-            }
+    {
+        let days = days_left(cert.not_after);
+        let which = if i == 0 {
+            "certificate"
+        } else {
+            "intermediate certificate"
+        };
+        let msg = |limit: u32, word: &str| {
+            format!(
+                "{which} '{}' expires in {days} days (≤ {limit}-day {word} threshold)",
+                cert.subject
+            )
+        };
+        if days <= i64::from(t.cert_days_crit) {
+            raise(Status::Crit, msg(t.cert_days_crit, "critical"));
+        } else if days <= i64::from(t.cert_days_warn) {
+            raise(Status::Warn, msg(t.cert_days_warn, "warning"));
         }
     }
     worst

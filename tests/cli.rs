@@ -169,3 +169,34 @@ async fn secrets_appear_in_no_output() {
         assert!(!all.contains(secret), "{format}: {all}");
     }
 }
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let app = Router::new().route("/", get(|| async { "ok" }));
+    let addr = spawn_app(app).await;
+    std::fs::write(
+        &path,
+        format!("server:\n  listen: 127.0.0.1:0\nchecks:\n  - name: a\n    type: http\n    target: http://{addr}/\n    interval: 200ms\n    timeout: 100ms\n"),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(err.contains("pathwatch is running."), "{err}");
+    assert!(err.contains("Shutting down"), "{err}");
+    assert!(err.contains("Stopped."), "{err}");
+}

@@ -431,19 +431,19 @@ impl Validator<'_> {
             Value::Null => Some("local".into()),
             v => self.section(v, "location"),
         };
-        if let Some(loc) = &location {
-            if !label_safe(loc) {
-                self.error(
-                    "location",
-                    false,
-                    "location must be 1-64 characters of letters, digits, `-`, `_`, `.`",
-                );
-            }
+        if let Some(loc) = &location
+            && !label_safe(loc)
+        {
+            self.error(
+                "location",
+                false,
+                "location must be 1-64 characters of letters, digits, `-`, `_`, `.`",
+            );
         }
-        if let Some(s) = &scheduler {
-            if s.max_concurrency == 0 {
-                self.error("scheduler.max_concurrency", false, "must be at least 1");
-            }
+        if let Some(s) = &scheduler
+            && s.max_concurrency == 0
+        {
+            self.error("scheduler.max_concurrency", false, "must be at least 1");
         }
         if let Some(p) = &probe {
             for (i, pat) in p.allow_targets.iter().enumerate() {
@@ -683,23 +683,23 @@ impl Validator<'_> {
     }
 
     fn check_thresholds(&mut self, t: RawThresholds, path: &str) {
-        if let (Some(w), Some(c)) = (t.latency_warn, t.latency_crit) {
-            if w > c {
-                self.error(
-                    &yaml::child(path, "latency_warn"),
-                    false,
-                    "latency_warn must not exceed latency_crit",
-                );
-            }
+        if let (Some(w), Some(c)) = (t.latency_warn, t.latency_crit)
+            && w > c
+        {
+            self.error(
+                &yaml::child(path, "latency_warn"),
+                false,
+                "latency_warn must not exceed latency_crit",
+            );
         }
-        if let (Some(w), Some(c)) = (t.cert_days_warn, t.cert_days_crit) {
-            if w < c {
-                self.error(
-                    &yaml::child(path, "cert_days_warn"),
-                    false,
-                    "cert_days_warn must be at least cert_days_crit (warn comes first)",
-                );
-            }
+        if let (Some(w), Some(c)) = (t.cert_days_warn, t.cert_days_crit)
+            && w < c
+        {
+            self.error(
+                &yaml::child(path, "cert_days_warn"),
+                false,
+                "cert_days_warn must be at least cert_days_crit (warn comes first)",
+            );
         }
     }
 
@@ -751,14 +751,14 @@ impl Validator<'_> {
             _ => path.to_string(),
         };
         if let Some(tls) = spec.tls_client_mut() {
-            if let Some(name) = &tls.server_name {
-                if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
-                    self.error(
-                        &yaml::child(&tls_path, "server_name"),
-                        false,
-                        format!("`{name}` is not a valid server name"),
-                    );
-                }
+            if let Some(name) = &tls.server_name
+                && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+            {
+                self.error(
+                    &yaml::child(&tls_path, "server_name"),
+                    false,
+                    format!("`{name}` is not a valid server name"),
+                );
             }
             if let Some(file) = &tls.ca_file {
                 let file = self.base_dir.join(file);

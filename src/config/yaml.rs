@@ -299,10 +299,11 @@ fn plain_scalar(text: String) -> Value {
     let looks_numeric = text
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
-    if looks_numeric && text.bytes().any(|b| b.is_ascii_digit()) {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Value::Number(n);
-        }
+    if looks_numeric
+        && text.bytes().any(|b| b.is_ascii_digit())
+        && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64)
+    {
+        return Value::Number(n);
     }
     Value::String(text)
 }

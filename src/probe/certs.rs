@@ -364,10 +364,10 @@ pub fn hostname_message(name: &str, sans: &[String]) -> String {
         .filter(|s| !s.starts_with("*."))
         .map(|s| (strsim::levenshtein(&lname, &s.to_ascii_lowercase()), s))
         .min();
-    if let Some((distance, s)) = closest {
-        if distance <= (lname.len() / 3).max(2) {
-            msg.push_str(&format!(" (did you mean {s}?)"));
-        }
+    if let Some((distance, s)) = closest
+        && distance <= (lname.len() / 3).max(2)
+    {
+        msg.push_str(&format!(" (did you mean {s}?)"));
     }
     msg
 }

@@ -365,22 +365,22 @@ fn json_problem(rule: &JsonRule, doc: &Value) -> Option<String> {
         return Some(format!("JSON field `{path}` is missing"));
     };
     let shown = one_line(&found.to_string(), 80);
-    if let Some(want) = &rule.equals {
-        if !loosely_equal(found, want) {
-            return Some(format!("JSON field `{path}` is {shown}, expected {want}"));
-        }
+    if let Some(want) = &rule.equals
+        && !loosely_equal(found, want)
+    {
+        return Some(format!("JSON field `{path}` is {shown}, expected {want}"));
     }
-    if let Some(options) = &rule.one_of {
-        if !options.iter().any(|o| loosely_equal(found, o)) {
-            let list: Vec<String> = options
-                .iter()
-                .map(|o| scalar_text(o).unwrap_or_else(|| o.to_string()))
-                .collect();
-            return Some(format!(
-                "JSON field `{path}` is {shown}, expected one of {}",
-                list.join(", ")
-            ));
-        }
+    if let Some(options) = &rule.one_of
+        && !options.iter().any(|o| loosely_equal(found, o))
+    {
+        let list: Vec<String> = options
+            .iter()
+            .map(|o| scalar_text(o).unwrap_or_else(|| o.to_string()))
+            .collect();
+        return Some(format!(
+            "JSON field `{path}` is {shown}, expected one of {}",
+            list.join(", ")
+        ));
     }
     if let Some(pattern) = &rule.matches {
         let text = scalar_text(found).unwrap_or_else(|| found.to_string());

@@ -1,0 +1,64 @@
+//! Scheduler lag with N http checks against a local target, in-process.
+//! `cargo bench --bench scheduler_lag -- [checks] [seconds]` (defaults 1000 checks, 12 s).
+//! Prints the p50/p99 upper bucket bounds of `pathwatch_scheduler_lag_seconds` and the
+//! number of probes run.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
+    let checks: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(12);
+
+    let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = target.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(target, Router::new().route("/health", get(|| async { "ok" }))).await });
+
+    let mut yaml = String::from("checks:\n");
+    for i in 0..checks {
+        yaml.push_str(&format!("  - name: c{i}\n    type: http\n    target: http://{addr}/health\n    interval: 5s\n    timeout: 2s\n"));
+    }
+    let config = pathwatch::config::Config::from_str(&yaml, "bench.yaml", &|_| None).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(pathwatch::daemon::run(config, listener, async {
+        let _ = rx.await;
+    }));
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+
+    let metrics = scrape(base).await;
+    let _ = tx.send(());
+    let _ = daemon.await;
+
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    let mut count = 0.0;
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("pathwatch_scheduler_lag_seconds_bucket{le=\"") {
+            let (le, v) = rest.split_once("\"} ").unwrap();
+            buckets.push((le.parse().unwrap_or(f64::INFINITY), v.parse().unwrap()));
+        } else if let Some(v) = line.strip_prefix("pathwatch_scheduler_lag_seconds_count ") {
+            count = v.parse().unwrap();
+        }
+    }
+    let quantile = |q: f64| buckets.iter().find(|(_, c)| *c >= q * count).map(|(le, _)| *le).unwrap_or(f64::NAN);
+    println!(
+        "scheduler_lag checks={checks} interval=5s run={secs}s probes={count} p50<={}ms p99<={}ms",
+        quantile(0.5) * 1e3,
+        quantile(0.99) * 1e3
+    );
+}
+
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
