@@ -1,5 +1,6 @@
 //! Scheduler lag with N http checks against a local target, in-process.
-//! `cargo bench --bench scheduler_lag -- [checks] [seconds]` (defaults 1000 checks, 12 s).
+//! `cargo bench --bench scheduler_lag -- [checks] [seconds]` (defaults 1000 checks, 12 s;
+//! under `cargo test` a 2 s smoke run of 50 checks).
 //! Prints the p50/p99 upper bucket bounds of `pathwatch_scheduler_lag_seconds` and the
 //! number of probes run.
 
@@ -11,13 +12,27 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes --bench; under `cargo test` this runs as a short smoke test.
+    let full = std::env::args().any(|a| a == "--bench");
     let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
-    let checks: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(12);
+    let checks: usize =
+        args.get(1)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(if full { 1000 } else { 50 });
+    let secs: u64 = args
+        .get(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(if full { 12 } else { 2 });
 
     let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = target.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(target, Router::new().route("/health", get(|| async { "ok" }))).await });
+    tokio::spawn(async move {
+        axum::serve(
+            target,
+            Router::new().route("/health", get(|| async { "ok" })),
+        )
+        .await
+    });
 
     let mut yaml = String::from("checks:\n");
     for i in 0..checks {
@@ -46,7 +61,13 @@ async fn main() {
             count = v.parse().unwrap();
         }
     }
-    let quantile = |q: f64| buckets.iter().find(|(_, c)| *c >= q * count).map(|(le, _)| *le).unwrap_or(f64::NAN);
+    let quantile = |q: f64| {
+        buckets
+            .iter()
+            .find(|(_, c)| *c >= q * count)
+            .map(|(le, _)| *le)
+            .unwrap_or(f64::NAN)
+    };
     println!(
         "scheduler_lag checks={checks} interval=5s run={secs}s probes={count} p50<={}ms p99<={}ms",
         quantile(0.5) * 1e3,
@@ -57,7 +78,9 @@ async fn main() {
 async fn scrape(addr: std::net::SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     String::from_utf8_lossy(&buf).into_owned()

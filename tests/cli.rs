@@ -181,7 +181,7 @@ async fn sigterm_drains_and_exits_cleanly() {
         format!("server:\n  listen: 127.0.0.1:0\nchecks:\n  - name: a\n    type: http\n    target: http://{addr}/\n    interval: 200ms\n    timeout: 100ms\n"),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
         .args(["run", "--config"])
         .arg(&path)
         .stderr(std::process::Stdio::piped())
@@ -189,7 +189,13 @@ async fn sigterm_drains_and_exits_cleanly() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
         .await
         .expect("exits after SIGTERM")
