@@ -86,6 +86,12 @@ pub struct Located {
     pub message: String,
 }
 
+/// Deepest nesting accepted; real configs stay under ten.
+const MAX_DEPTH: usize = 64;
+
+/// Most values a config may hold, aliases expanded: far above any real config.
+const MAX_NODES: usize = 1_000_000;
+
 /// Looks up `${NAME}` variables; a seam so tests need not touch the process environment.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -93,6 +99,8 @@ pub fn parse(text: &str, env: EnvLookup<'_>) -> Result<Doc, Vec<Located>> {
     let mut b = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
+        nodes: 0,
+        depth: 0,
         doc: Doc::default(),
         errors: Vec::new(),
         env,
@@ -113,7 +121,12 @@ pub fn parse(text: &str, env: EnvLookup<'_>) -> Result<Doc, Vec<Located>> {
 
 struct Builder<'a, 'e> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    anchors: HashMap<usize, Value>,
+    /// Anchored values with their node counts.
+    anchors: HashMap<usize, (Value, usize)>,
+    /// Nodes built so far, aliases counted at their expanded size.
+    nodes: usize,
+    /// Current nesting of sequences and mappings.
+    depth: usize,
     doc: Doc,
     /// Errors that do not stop parsing (bad interpolation, duplicate keys).
     errors: Vec<Located>,
@@ -174,12 +187,29 @@ impl<'a> Builder<'a, '_> {
     fn node(&mut self, ev: Event<'a>, span: Span, path: &str) -> Result<Value, Located> {
         let pos = Pos::of(&span);
         self.doc.values.insert(path.to_string(), pos);
+        let before = self.nodes;
+        self.nodes += 1;
+        let opens = matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..));
+        if opens {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(Located {
+                    pos: Some(pos),
+                    path: String::new(),
+                    message: format!("the config nests deeper than {MAX_DEPTH} levels"),
+                });
+            }
+        }
         let (value, anchor) = match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 (self.scalar(&text, style, pos, path), anchor)
             }
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some(v) => (v.clone(), 0),
+                Some((v, size)) => {
+                    let v = v.clone();
+                    self.nodes += size;
+                    (v, 0)
+                }
                 None => {
                     return Err(Located {
                         pos: Some(pos),
@@ -209,8 +239,22 @@ impl<'a> Builder<'a, '_> {
                 });
             }
         };
+        if opens {
+            self.depth -= 1;
+        }
+        // Aliases of aliases grow exponentially ("billion laughs"): bound the expansion.
+        if self.nodes > MAX_NODES {
+            return Err(Located {
+                pos: Some(pos),
+                path: path.to_string(),
+                message: format!(
+                    "the config expands to more than {MAX_NODES} values (through aliases?)"
+                ),
+            });
+        }
         if anchor != 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors
+                .insert(anchor, (value.clone(), self.nodes - before));
         }
         Ok(value)
     }
@@ -408,6 +452,49 @@ mod tests {
         let errs = parse("a: [1, 2\nb: 3\n", &no_env).unwrap_err();
         assert!(errs[0].message.contains("YAML syntax error"), "{:?}", errs);
         assert!(errs[0].pos.is_some());
+    }
+
+    #[test]
+    fn exponential_alias_expansion_is_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            text.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                vec![prev.as_str(); 10].join(", ")
+            ));
+        }
+        let errs = parse(&text, &no_env).unwrap_err();
+        assert!(errs[0].message.contains("expands to more than"), "{errs:?}");
+    }
+
+    #[test]
+    fn hostile_or_odd_input_never_panics() {
+        let deep_block: String = (0..3000)
+            .map(|i| format!("{}b:\n", "  ".repeat(i)))
+            .collect();
+        for text in [
+            "",
+            "[]",
+            "- a",
+            "checks: 5",
+            "checks: [1, 2]",
+            "a: *nope",
+            "a: &x [*x]",
+            "{a: 1",
+            "\t- x",
+            "a: !!binary aGk=",
+            "? [a]\n: b",
+            "---\na: 1\n---\nb: 2",
+            "a: ${",
+            "a: ${BAD NAME}",
+            "a: \"\\uD800\"",
+            &"[".repeat(200),
+            "\u{feff}a: 1",
+            &deep_block,
+        ] {
+            let _ = parse(text, &no_env);
+        }
     }
 
     #[test]
