@@ -170,9 +170,13 @@ pub fn json(reports: &[CheckReport]) -> String {
             }
         })
         .collect();
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        passed: bool,
+        checks: Vec<JsonCheck<'a>>,
+    }
     let passed = reports.iter().all(|r| r.assessment.status != Status::Crit);
-    let doc = json!({ "passed": passed, "checks": checks });
-    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    serde_json::to_string_pretty(&Doc { passed, checks }).unwrap_or_default() + "\n"
 }
 
 pub fn junit(reports: &[CheckReport]) -> String {

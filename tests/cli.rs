@@ -76,6 +76,7 @@ async fn json_report_of_a_wrong_hostname_certificate() {
     );
     let out = pathwatch(&["check", "--format", "json"], &cfg, &[]).await;
     assert_eq!(out.status.code(), Some(1));
+    println!("{}", text(&out.stdout));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["passed"], false);
     let c = &doc["checks"][0];
@@ -84,6 +85,7 @@ async fn json_report_of_a_wrong_hostname_certificate() {
     assert_eq!(c["success"], false);
     assert_eq!(c["status"], "crit");
     assert_eq!(c["reason"], "tls_hostname");
+    assert_eq!(c["phase"], "tls");
     assert!(
         c["message"]
             .as_str()

@@ -384,3 +384,26 @@ async fn interpolated_secrets_never_reach_the_message() {
     assert!(!f.message.contains("tok-very-secret-123"));
     assert!(!format!("{check:?}").is_empty());
 }
+
+#[tokio::test]
+async fn an_endless_response_head_is_cut_not_buffered() {
+    let addr = spawn_raw(|mut s| async move {
+        read_head(&mut s).await;
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nx-junk: ").await;
+        let junk = vec![b'a'; 64 * 1024];
+        for _ in 0..1000 {
+            if s.write_all(&junk).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let r = run(&http_check(&format!("http://{addr}/"), "")).await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::Protocol);
+    assert!(
+        f.message.contains("message head is too large"),
+        "{}",
+        f.message
+    );
+}

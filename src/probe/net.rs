@@ -144,6 +144,7 @@ pub async fn tls(
         })
         .await?;
     let (info, verdict) = certs::inspect(stream.get_ref().1, name, &server_name, client);
+    let verdict = verdict.map_err(|f| f.in_phase(Phase::Tls));
     let verdict = if client.insecure_skip_verify {
         Ok(())
     } else {
