@@ -2,6 +2,7 @@
 //! [`ProbeResult`]. Owns DNS resolution and the shared TLS client settings; does not
 //! schedule, store or export anything.
 
+pub mod agent;
 pub mod certs;
 pub mod dns;
 pub mod http;

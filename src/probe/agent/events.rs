@@ -1,0 +1,216 @@
+//! Agent events off the wire, normalised. The service used four envelope families
+//! (AGENT_PROTOCOL.md §6); this module turns any of them, and `event_batch` frames, into
+//! [`AgentEvent`]s: a name and the union of the fields of the root, `payload` and `data`.
+
+use serde_json::{Map, Value};
+
+/// Frames that carry no event of the run and are skipped by the expectations.
+pub const NOISE: [&str; 14] = [
+    "heartbeat",
+    "ping",
+    "pong",
+    "ack",
+    "connection_established",
+    "handshake_response",
+    "handshake_complete",
+    "progress_update",
+    "partial_result",
+    "agent_response_chunk",
+    "agent_timeout_warning",
+    "cleanup_started",
+    "tool_error",
+    "heartbeat_ack",
+];
+
+/// Events that end the run as a failure (reason `agent_error`).
+pub const FATAL: [&str; 3] = ["agent_error", "agent_death", "agent_timeout_failure"];
+
+/// Events that end the run successfully even without the top-level `agent_completed`.
+pub const TERMINAL: [&str; 2] = ["final_report", "cleanup_complete"];
+
+const ENVELOPE_KEYS: [&str; 4] = ["type", "event", "payload", "data"];
+/// A batch inside a batch inside a batch is hostile or broken, not a protocol variant.
+const MAX_BATCH_DEPTH: usize = 3;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentEvent {
+    pub name: String,
+    pub fields: Map<String, Value>,
+}
+
+impl AgentEvent {
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(Value::as_str)
+    }
+
+    /// A field as text, for ids that some variants send as numbers.
+    pub fn text(&self, key: &str) -> Option<String> {
+        match self.fields.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The first non-empty text among `keys`: errors hide under several names.
+    pub fn first_text(&self, keys: &[&str]) -> Option<String> {
+        keys.iter()
+            .filter_map(|k| self.text(k))
+            .find(|s| !s.is_empty())
+    }
+}
+
+/// Normalises one text frame. Errors say what is wrong with the frame (reason `protocol`).
+pub fn normalise(frame: &str) -> Result<Vec<AgentEvent>, String> {
+    let value: Value =
+        serde_json::from_str(frame).map_err(|e| format!("frame is not JSON ({e})"))?;
+    let mut out = Vec::new();
+    collect(&value, 0, &mut out)?;
+    Ok(out)
+}
+
+fn collect(value: &Value, depth: usize, out: &mut Vec<AgentEvent>) -> Result<(), String> {
+    let Value::Object(obj) = value else {
+        return Err(format!("frame is a JSON {}, not an object", kind(value)));
+    };
+    let Some(kind) = obj.get("type").and_then(Value::as_str) else {
+        return Err("frame has no string `type`".into());
+    };
+    if kind == "event_batch" {
+        if depth >= MAX_BATCH_DEPTH {
+            return Err("event_batch nested too deep".into());
+        }
+        let events = ["events", "payload", "data"]
+            .iter()
+            .find_map(|k| match obj.get(*k) {
+                Some(Value::Array(a)) => Some(a),
+                Some(Value::Object(inner)) => inner.get("events").and_then(Value::as_array),
+                _ => None,
+            })
+            .ok_or("event_batch without an `events` list")?;
+        for e in events {
+            collect(e, depth + 1, out)?;
+        }
+        return Ok(());
+    }
+    let name = if kind == "system_message" {
+        obj.get("event")
+            .and_then(Value::as_str)
+            .ok_or("system_message without a string `event`")?
+    } else {
+        kind
+    };
+    let mut fields = Map::new();
+    for (k, v) in obj {
+        if !ENVELOPE_KEYS.contains(&k.as_str()) {
+            fields.insert(k.clone(), v.clone());
+        }
+    }
+    // Root wins, then payload, then data: the union, first one found per key.
+    for inner in ["payload", "data"] {
+        if let Some(Value::Object(m)) = obj.get(inner) {
+            for (k, v) in m {
+                fields.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    out.push(AgentEvent {
+        name: name.to_string(),
+        fields,
+    });
+    Ok(())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(frame: &str) -> AgentEvent {
+        let mut v = normalise(frame).unwrap();
+        assert_eq!(v.len(), 1);
+        v.remove(0)
+    }
+
+    #[test]
+    fn family_a_type_data_timestamp() {
+        let e = one(
+            r#"{"type":"connection_established","data":{"connection_id":"c1"},"timestamp":1700000000.5}"#,
+        );
+        assert_eq!(e.name, "connection_established");
+        assert_eq!(e.str("connection_id"), Some("c1"));
+        assert!(e.fields.contains_key("timestamp"));
+    }
+
+    #[test]
+    fn family_b_flat() {
+        let e = one(
+            r#"{"type":"agent_started","timestamp":"2026-01-01T00:00:00Z","critical":true,"user_id":"u","thread_id":"t1"}"#,
+        );
+        assert_eq!(e.name, "agent_started");
+        assert_eq!(e.str("thread_id"), Some("t1"));
+        assert_eq!(e.str("user_id"), Some("u"));
+    }
+
+    #[test]
+    fn family_c_bridge_with_root_tool_name() {
+        let e = one(
+            r#"{"type":"tool_executing","run_id":"r1","user_id":"u","agent_name":"supervisor","timestamp":"x","tool_name":"search","data":{"parameters":{"q":1},"tool_name":"ignored"}}"#,
+        );
+        assert_eq!(e.str("tool_name"), Some("search"), "root wins over data");
+        assert_eq!(e.str("run_id"), Some("r1"));
+        assert!(e.fields.contains_key("parameters"));
+    }
+
+    #[test]
+    fn family_d_wrapped_system_message() {
+        let e = one(
+            r#"{"type":"system_message","event":"agent_thinking","payload":{"reasoning":"hm","timestamp":1}}"#,
+        );
+        assert_eq!(e.name, "agent_thinking");
+        assert_eq!(e.str("reasoning"), Some("hm"));
+    }
+
+    #[test]
+    fn batches_unpack_in_order() {
+        let v = normalise(r#"{"type":"event_batch","events":[{"type":"agent_started","run_id":"r"},{"type":"system_message","event":"agent_thinking","payload":{"reasoning":"x"}}]}"#).unwrap();
+        let names: Vec<&str> = v.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["agent_started", "agent_thinking"]);
+        let v =
+            normalise(r#"{"type":"event_batch","payload":{"events":[{"type":"ping"}]}}"#).unwrap();
+        assert_eq!(v[0].name, "ping");
+    }
+
+    #[test]
+    fn broken_frames_say_what_is_wrong() {
+        assert!(
+            normalise("not json")
+                .unwrap_err()
+                .starts_with("frame is not JSON")
+        );
+        assert_eq!(
+            normalise("[1]").unwrap_err(),
+            "frame is a JSON array, not an object"
+        );
+        assert_eq!(
+            normalise(r#"{"data":{}}"#).unwrap_err(),
+            "frame has no string `type`"
+        );
+        assert_eq!(
+            normalise(r#"{"type":"system_message"}"#).unwrap_err(),
+            "system_message without a string `event`"
+        );
+        let deep = r#"{"type":"event_batch","events":[{"type":"event_batch","events":[{"type":"event_batch","events":[{"type":"event_batch","events":[]}]}]}]}"#;
+        assert_eq!(normalise(deep).unwrap_err(), "event_batch nested too deep");
+    }
+}

@@ -1,0 +1,655 @@
+//! The rules of one agent run (AGENT_PROTOCOL.md §6), as a state machine fed with
+//! normalised events and their time since the message was sent. It decides when the run is
+//! complete or failed, which event a timeout is waiting for, and narrates the timeline.
+//! It does no I/O: the WebSocket side feeds it and asks it for the next deadline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::events::{AgentEvent, FATAL, NOISE, TERMINAL};
+use crate::probe::result::{Failure, Reason};
+use crate::probe::timing::fmt_duration;
+
+/// The five events of the golden path, in their natural order.
+pub const GOLDEN: [&str; 5] = [
+    "agent_started",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+];
+
+/// How strictly the first arrivals of the expected events must follow their listed order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Each expected event first arrives after all the ones listed before it.
+    Strict,
+    /// The first expected event to arrive is `agent_started` (what the service's tests assert).
+    #[default]
+    FirstIsStarted,
+    /// Any order.
+    Any,
+}
+
+/// What a run must show. Defaults are the protocol's.
+#[derive(Debug, Clone)]
+pub struct RunRules {
+    pub events: Vec<String>,
+    pub order: Order,
+    /// Deadlines per event, measured from the message being sent.
+    pub deadlines: BTreeMap<String, Duration>,
+    /// The whole run, from the message being sent to the top-level completion.
+    pub run_deadline: Duration,
+    /// Fields each event must carry; `a|b` means either.
+    pub required_fields: BTreeMap<String, Vec<String>>,
+    /// Every `tool_executing` needs its `tool_completed`.
+    pub pair_tools: bool,
+    pub max_events: usize,
+}
+
+impl Default for RunRules {
+    fn default() -> Self {
+        let fields = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        RunRules {
+            events: GOLDEN.iter().map(|s| s.to_string()).collect(),
+            order: Order::default(),
+            deadlines: BTreeMap::from([("agent_started".to_string(), Duration::from_secs(10))]),
+            run_deadline: Duration::from_secs(120),
+            required_fields: BTreeMap::from([
+                (
+                    "agent_started".into(),
+                    fields(&["user_id", "thread_id|run_id", "timestamp"]),
+                ),
+                ("agent_thinking".into(), fields(&["reasoning", "timestamp"])),
+                (
+                    "tool_executing".into(),
+                    fields(&["tool_name", "parameters", "timestamp"]),
+                ),
+                (
+                    "tool_completed".into(),
+                    fields(&["tool_name", "results", "duration", "timestamp"]),
+                ),
+                (
+                    "agent_completed".into(),
+                    fields(&["status", "final_response", "timestamp"]),
+                ),
+            ]),
+            pair_tools: true,
+            max_events: 10_000,
+        }
+    }
+}
+
+/// One event of the run as observed, for the report and the waterfall.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Observed {
+    pub name: String,
+    /// Since the message was sent.
+    #[serde(serialize_with = "secs")]
+    pub at: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    Continue,
+    Done,
+    Fail(Failure),
+}
+
+const ID_KEYS: [&str; 2] = ["run_id", "thread_id"];
+const TOOL_ID_KEYS: [&str; 4] = [
+    "tool_execution_id",
+    "execution_id",
+    "tool_call_id",
+    "tool_name",
+];
+const ERROR_KEYS: [&str; 5] = ["error", "error_message", "message", "reason", "details"];
+
+pub struct RunState<'r> {
+    rules: &'r RunRules,
+    observed: Vec<Observed>,
+    first: HashMap<String, Duration>,
+    /// Tool executions waiting for their completion: (id, tool name, when).
+    open_tools: Vec<(String, String, Duration)>,
+    top_agent: Option<String>,
+    ids: Vec<String>,
+    other_runs: usize,
+    count: usize,
+}
+
+impl<'r> RunState<'r> {
+    pub fn new(rules: &'r RunRules) -> Self {
+        RunState {
+            rules,
+            observed: Vec::new(),
+            first: HashMap::new(),
+            open_tools: Vec::new(),
+            top_agent: None,
+            ids: Vec::new(),
+            other_runs: 0,
+            count: 0,
+        }
+    }
+
+    pub fn observed(&self) -> &[Observed] {
+        &self.observed
+    }
+
+    /// Events skipped because they belonged to another run or thread.
+    pub fn other_runs(&self) -> usize {
+        self.other_runs
+    }
+
+    pub fn observe(&mut self, ev: &AgentEvent, at: Duration) -> Step {
+        self.count += 1;
+        if self.count > self.rules.max_events {
+            return Step::Fail(Failure::new(
+                Reason::Protocol,
+                format!(
+                    "more than {} events in one run; stopped reading",
+                    self.rules.max_events
+                ),
+            ));
+        }
+        let name = ev.name.as_str();
+        if NOISE.contains(&name) {
+            return Step::Continue;
+        }
+        if !self.belongs(ev) {
+            self.other_runs += 1;
+            return Step::Continue;
+        }
+        self.observed.push(Observed {
+            name: name.to_string(),
+            at,
+        });
+        if FATAL.contains(&name) {
+            let detail = ev
+                .first_text(&ERROR_KEYS)
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            return Step::Fail(Failure::new(
+                Reason::AgentError,
+                format!(
+                    "{name} at {}{detail} (after {})",
+                    fmt_duration(at),
+                    self.timeline_before(at)
+                ),
+            ));
+        }
+        if let Some(missing) = self.missing_field(ev) {
+            return Step::Fail(Failure::new(
+                Reason::EventSchema,
+                format!("{name} at {} lacks `{missing}`", fmt_duration(at)),
+            ));
+        }
+        if name == "agent_started" && self.top_agent.is_none() && !self.first.contains_key(name) {
+            self.top_agent = ev.text("agent_name");
+            self.ids = ID_KEYS.iter().filter_map(|k| ev.text(k)).collect();
+        }
+        let ends = TERMINAL.contains(&name) || (name == "agent_completed" && self.is_top_level(ev));
+        if !ends && let Some(f) = self.order_problem(name, at) {
+            return Step::Fail(f);
+        }
+        self.first.entry(name.to_string()).or_insert(at);
+        self.track_tools(ev, at);
+        if ends {
+            return match self.missing_at_end(name, at) {
+                Some(f) => Step::Fail(f),
+                None => Step::Done,
+            };
+        }
+        Step::Continue
+    }
+
+    /// An event is part of this run unless it names ids and none of them is this run's.
+    fn belongs(&self, ev: &AgentEvent) -> bool {
+        if self.ids.is_empty() {
+            return true;
+        }
+        let theirs: Vec<String> = ID_KEYS.iter().filter_map(|k| ev.text(k)).collect();
+        theirs.is_empty() || theirs.iter().any(|id| self.ids.contains(id))
+    }
+
+    fn is_top_level(&self, ev: &AgentEvent) -> bool {
+        match (&self.top_agent, ev.text("agent_name")) {
+            (Some(top), Some(this)) => *top == this,
+            _ => true,
+        }
+    }
+
+    fn missing_field(&self, ev: &AgentEvent) -> Option<String> {
+        let required = self.rules.required_fields.get(&ev.name)?;
+        required
+            .iter()
+            .find(|alts| {
+                !alts
+                    .split('|')
+                    .any(|k| ev.fields.get(k).is_some_and(|v| !v.is_null()))
+            })
+            .cloned()
+    }
+
+    fn order_problem(&self, name: &str, at: Duration) -> Option<Failure> {
+        let expected = &self.rules.events;
+        let pos = expected.iter().position(|e| e == name)?;
+        if self.first.contains_key(name) {
+            return None;
+        }
+        let before = match self.rules.order {
+            Order::Any => None,
+            Order::FirstIsStarted => {
+                let started_expected = expected.iter().any(|e| e == "agent_started");
+                let nothing_yet = !expected.iter().any(|e| self.first.contains_key(e));
+                (started_expected && nothing_yet && name != "agent_started")
+                    .then(|| "agent_started".to_string())
+            }
+            Order::Strict => expected[..pos]
+                .iter()
+                .find(|e| !self.first.contains_key(*e))
+                .cloned(),
+        }?;
+        Some(Failure::new(
+            Reason::EventOrder,
+            format!(
+                "{name} arrived at {} before {before}{}",
+                fmt_duration(at),
+                self.so_far(at)
+            ),
+        ))
+    }
+
+    fn track_tools(&mut self, ev: &AgentEvent, at: Duration) {
+        if !self.rules.pair_tools {
+            return;
+        }
+        let id = ev.first_text(&TOOL_ID_KEYS).unwrap_or_default();
+        let tool = ev.text("tool_name").unwrap_or_else(|| "?".into());
+        match ev.name.as_str() {
+            "tool_executing" => self.open_tools.push((id, tool, at)),
+            "tool_completed" => {
+                if let Some(i) = self.open_tools.iter().position(|(open, ..)| *open == id) {
+                    self.open_tools.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn missing_at_end(&self, name: &str, at: Duration) -> Option<Failure> {
+        let missing: Vec<&str> = self
+            .rules
+            .events
+            .iter()
+            .filter(|e| !self.first.contains_key(*e))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Some(Failure::new(
+                Reason::EventMissing,
+                format!(
+                    "{name} at {}, but {} never arrived ({})",
+                    fmt_duration(at),
+                    missing.join(", "),
+                    self.timeline()
+                ),
+            ));
+        }
+        if let Some((_, tool, when)) = self.open_tools.first() {
+            return Some(Failure::new(
+                Reason::EventMissing,
+                format!(
+                    "{name} at {}, but tool_executing({tool}) at {} has no tool_completed ({})",
+                    fmt_duration(at),
+                    fmt_duration(*when),
+                    self.timeline()
+                ),
+            ));
+        }
+        None
+    }
+
+    /// The earliest pending deadline (since send) and the event it waits for.
+    pub fn next_deadline(&self) -> (Duration, String) {
+        let pending = self
+            .rules
+            .deadlines
+            .iter()
+            .filter(|(e, _)| !self.first.contains_key(*e))
+            .map(|(e, d)| (*d, e.clone()));
+        let completion = (self.rules.run_deadline, self.awaited());
+        pending
+            .chain([completion])
+            .min_by_key(|(d, _)| *d)
+            .unwrap_or((self.rules.run_deadline, self.awaited()))
+    }
+
+    /// The next expected event not seen yet (the completion when all were seen).
+    fn awaited(&self) -> String {
+        self.rules
+            .events
+            .iter()
+            .find(|e| !self.first.contains_key(*e))
+            .cloned()
+            .unwrap_or_else(|| "the top-level agent_completed".into())
+    }
+
+    /// The `event_timeout` failure when the next deadline passed at `now` (since send).
+    pub fn timed_out(&self, now: Duration) -> Failure {
+        let (deadline, awaited) = self.next_deadline();
+        let message = match self.observed.last() {
+            None => format!(
+                "no event within {} of sending the message: {awaited} never arrived",
+                fmt_duration(deadline)
+            ),
+            Some(last) => format!(
+                "{}, then nothing for {}: {awaited} never arrived (deadline {} after the message)",
+                self.timeline(),
+                fmt_duration(now.saturating_sub(last.at)),
+                fmt_duration(deadline)
+            ),
+        };
+        Failure::new(Reason::EventTimeout, message)
+    }
+
+    /// `agent_started at 0.8s, agent_thinking at 1.9s` (first arrival of each event).
+    pub fn timeline(&self) -> String {
+        self.timeline_before(Duration::MAX)
+    }
+
+    fn timeline_before(&self, at: Duration) -> String {
+        let mut seen = Vec::new();
+        let mut parts = Vec::new();
+        for o in self
+            .observed
+            .iter()
+            .filter(|o| o.at < at || at == Duration::MAX)
+        {
+            if !seen.contains(&o.name) {
+                seen.push(o.name.clone());
+                parts.push(format!("{} at {}", o.name, fmt_duration(o.at)));
+            }
+        }
+        if parts.is_empty() {
+            "no event".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    fn so_far(&self, at: Duration) -> String {
+        let t = self.timeline_before(at);
+        if t == "no event" {
+            String::new()
+        } else {
+            format!(" (after {t})")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(v: serde_json::Value) -> AgentEvent {
+        let mut e = super::super::events::normalise(&v.to_string()).unwrap();
+        e.remove(0)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn started() -> AgentEvent {
+        ev(
+            json!({"type":"agent_started","user_id":"u","run_id":"r1","agent_name":"supervisor","timestamp":1}),
+        )
+    }
+    fn thinking() -> AgentEvent {
+        ev(json!({"type":"agent_thinking","reasoning":"r","run_id":"r1","timestamp":1}))
+    }
+    fn executing(tool: &str) -> AgentEvent {
+        ev(
+            json!({"type":"tool_executing","tool_name":tool,"parameters":{},"run_id":"r1","timestamp":1}),
+        )
+    }
+    fn completed_tool(tool: &str) -> AgentEvent {
+        ev(
+            json!({"type":"tool_completed","tool_name":tool,"results":[],"duration":0.1,"run_id":"r1","timestamp":1}),
+        )
+    }
+    fn completed(agent: &str) -> AgentEvent {
+        ev(
+            json!({"type":"agent_completed","status":"ok","final_response":"done","agent_name":agent,"run_id":"r1","timestamp":1}),
+        )
+    }
+
+    fn feed(rules: &RunRules, events: &[(AgentEvent, u64)]) -> (Step, Vec<String>) {
+        let mut st = RunState::new(rules);
+        let mut last = Step::Continue;
+        for (e, at) in events {
+            last = st.observe(e, ms(*at));
+            if last != Step::Continue {
+                break;
+            }
+        }
+        let names = st.observed().iter().map(|o| o.name.clone()).collect();
+        (last, names)
+    }
+
+    fn failure(step: Step) -> Failure {
+        match step {
+            Step::Fail(f) => f,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_golden_path_completes() {
+        let rules = RunRules::default();
+        let (step, names) = feed(
+            &rules,
+            &[
+                (started(), 800),
+                (thinking(), 1900),
+                (executing("search"), 2000),
+                (completed_tool("search"), 2500),
+                (completed("supervisor"), 3000),
+            ],
+        );
+        assert_eq!(step, Step::Done);
+        assert_eq!(names, GOLDEN);
+    }
+
+    #[test]
+    fn sub_agent_completions_do_not_end_the_run() {
+        let rules = RunRules::default();
+        let mut st = RunState::new(&rules);
+        for (e, at) in [
+            (started(), 1),
+            (thinking(), 2),
+            (executing("s"), 3),
+            (completed_tool("s"), 4),
+        ] {
+            assert_eq!(st.observe(&e, ms(at)), Step::Continue);
+        }
+        assert_eq!(
+            st.observe(&completed("researcher"), ms(5)),
+            Step::Continue,
+            "a sub-agent finished"
+        );
+        assert_eq!(st.observe(&completed("supervisor"), ms(6)), Step::Done);
+    }
+
+    #[test]
+    fn a_dropped_tool_completed_is_missing_at_the_end() {
+        let rules = RunRules::default();
+        let (step, _) = feed(
+            &rules,
+            &[
+                (started(), 800),
+                (thinking(), 1900),
+                (executing("search"), 2000),
+                (completed("supervisor"), 3000),
+            ],
+        );
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::EventMissing);
+        assert_eq!(
+            f.message,
+            "agent_completed at 3.00s, but tool_completed never arrived (agent_started at 800.0ms, agent_thinking at 1.90s, tool_executing at 2.00s, agent_completed at 3.00s)"
+        );
+    }
+
+    #[test]
+    fn an_unpaired_tool_execution_is_named() {
+        let rules = RunRules::default();
+        let (step, _) = feed(
+            &rules,
+            &[
+                (started(), 1),
+                (thinking(), 2),
+                (executing("search"), 3),
+                (executing("fetch"), 4),
+                (completed_tool("search"), 5),
+                (completed("supervisor"), 6),
+            ],
+        );
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::EventMissing);
+        assert!(
+            f.message
+                .contains("tool_executing(fetch) at 4.0ms has no tool_completed"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn order_modes() {
+        let early_tool = [(executing("s"), 1), (started(), 2)];
+        let f = failure(feed(&RunRules::default(), &early_tool).0);
+        assert_eq!(f.reason, Reason::EventOrder);
+        assert_eq!(
+            f.message,
+            "tool_executing arrived at 1.0ms before agent_started"
+        );
+
+        let strict = RunRules {
+            order: Order::Strict,
+            ..RunRules::default()
+        };
+        let f = failure(feed(&strict, &[(started(), 1), (executing("s"), 2)]).0);
+        assert_eq!(
+            f.message,
+            "tool_executing arrived at 2.0ms before agent_thinking (after agent_started at 1.0ms)"
+        );
+
+        let any = RunRules {
+            order: Order::Any,
+            ..RunRules::default()
+        };
+        assert_eq!(feed(&any, &early_tool).0, Step::Continue);
+    }
+
+    #[test]
+    fn agent_errors_end_the_run_with_their_text() {
+        let (step, _) = feed(
+            &RunRules::default(),
+            &[
+                (started(), 5),
+                (
+                    ev(
+                        json!({"type":"agent_error","run_id":"r1","data":{"error":"LLM quota exceeded"}}),
+                    ),
+                    7,
+                ),
+            ],
+        );
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::AgentError);
+        assert_eq!(
+            f.message,
+            "agent_error at 7.0ms: LLM quota exceeded (after agent_started at 5.0ms)"
+        );
+    }
+
+    #[test]
+    fn missing_fields_are_schema_failures() {
+        let bad = ev(json!({"type":"agent_thinking","run_id":"r1","timestamp":1}));
+        let f = failure(feed(&RunRules::default(), &[(started(), 1), (bad, 2)]).0);
+        assert_eq!(f.reason, Reason::EventSchema);
+        assert_eq!(f.message, "agent_thinking at 2.0ms lacks `reasoning`");
+        // thread_id or run_id satisfies agent_started.
+        let flat =
+            ev(json!({"type":"agent_started","user_id":"u","thread_id":"t","timestamp":"x"}));
+        assert_eq!(feed(&RunRules::default(), &[(flat, 1)]).0, Step::Continue);
+    }
+
+    #[test]
+    fn events_of_other_runs_and_noise_are_skipped() {
+        let rules = RunRules::default();
+        let mut st = RunState::new(&rules);
+        st.observe(&started(), ms(1));
+        let foreign = ev(
+            json!({"type":"agent_completed","status":"ok","final_response":"x","run_id":"other","timestamp":1}),
+        );
+        assert_eq!(st.observe(&foreign, ms(2)), Step::Continue);
+        assert_eq!(
+            st.observe(&ev(json!({"type":"heartbeat"})), ms(3)),
+            Step::Continue
+        );
+        assert_eq!(st.other_runs(), 1);
+        assert_eq!(st.observed().len(), 1);
+    }
+
+    #[test]
+    fn deadlines_name_the_awaited_event_and_narrate() {
+        let rules = RunRules {
+            run_deadline: Duration::from_secs(30),
+            ..RunRules::default()
+        };
+        let mut st = RunState::new(&rules);
+        assert_eq!(
+            st.next_deadline(),
+            (Duration::from_secs(10), "agent_started".to_string())
+        );
+        let f = st.timed_out(Duration::from_secs(10));
+        assert_eq!(f.reason, Reason::EventTimeout);
+        assert_eq!(
+            f.message,
+            "no event within 10.00s of sending the message: agent_started never arrived"
+        );
+
+        st.observe(&started(), ms(800));
+        st.observe(&thinking(), ms(1900));
+        assert_eq!(
+            st.next_deadline(),
+            (Duration::from_secs(30), "tool_executing".to_string())
+        );
+        let f = st.timed_out(Duration::from_secs(30));
+        assert_eq!(
+            f.message,
+            "agent_started at 800.0ms, agent_thinking at 1.90s, then nothing for 28.10s: tool_executing never arrived (deadline 30.00s after the message)"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_events_is_cut() {
+        let rules = RunRules {
+            max_events: 3,
+            ..RunRules::default()
+        };
+        let hb = ev(json!({"type":"heartbeat"}));
+        let (step, _) = feed(
+            &rules,
+            &[(hb.clone(), 1), (hb.clone(), 2), (hb.clone(), 3), (hb, 4)],
+        );
+        assert_eq!(failure(step).reason, Reason::Protocol);
+    }
+}
