@@ -8,6 +8,7 @@
 //! - [`scheduler`]: one task per check, spread, jitter, no overlap, concurrency limit, drain.
 //! - [`server`]: the HTTP interface (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`).
 //! - [`daemon`]: wires the above together for `pathwatch run`.
+//! - [`demo`]: the built-in demo agent backend (health, `/ws` in every envelope, faults).
 //! - [`report`]: the one-shot `pathwatch check` run and its text / JSON / JUnit reports.
 //! - [`secrets`]: redaction of interpolated values and URL credentials.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 pub mod assess;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod metrics;
 pub mod probe;
 pub mod report;

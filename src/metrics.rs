@@ -173,7 +173,7 @@ impl ProbeGauges {
             self.http_status
                 .with_label_values(labels)
                 .set(http.map_or(0.0, |h| f64::from(h.status)));
-            for phase in Phase::ALL {
+            for phase in Phase::HTTP {
                 let secs = r.phase(phase).unwrap_or(Duration::ZERO).as_secs_f64();
                 self.http_phase
                     .with_label_values(&refs(&with(labels, phase.as_str())))
@@ -254,9 +254,22 @@ pub struct Metrics {
     timeout: GaugeVec,
     latency_threshold: GaugeVec,
     cert_threshold: GaugeVec,
+    event_latency: HistogramVec,
+    events: IntCounterVec,
     pub scheduler_lag: Histogram,
     pub in_flight: IntGauge,
     skipped: IntCounterVec,
+}
+
+/// Event names come from the target: only known ones become label values.
+fn event_label(name: &str) -> &str {
+    use crate::probe::agent::events::{FATAL, TERMINAL};
+    use crate::probe::agent::run::GOLDEN;
+    if GOLDEN.contains(&name) || FATAL.contains(&name) || TERMINAL.contains(&name) {
+        name
+    } else {
+        "other"
+    }
 }
 
 const STATES: [&str; 4] = ["unknown", "ok", "warn", "crit"];
@@ -371,6 +384,17 @@ impl Metrics {
                 "Certificate time-left thresholds by level (warn, crit); configured in days.",
                 &["check", "location", "level"],
             )?,
+            event_latency: hist(
+                "pathwatch_agent_event_latency_seconds",
+                "Time from the message being sent to each agent event (first arrival per run).",
+                &["check", "location", "event"],
+                &PROBE_BUCKETS,
+            )?,
+            events: counter(
+                "pathwatch_agent_events_total",
+                "Agent events received, by event.",
+                &["check", "location", "event"],
+            )?,
             skipped: counter(
                 "pathwatch_scheduler_skipped_runs_total",
                 "Planned runs skipped because the previous run of the check was still going.",
@@ -424,6 +448,17 @@ impl Metrics {
             self.phase
                 .with_label_values(&[cl[0], cl[1], phase.as_str()])
                 .observe(d.as_secs_f64());
+        }
+        let mut first_seen: Vec<&str> = Vec::new();
+        for o in &r.events {
+            let event = event_label(&o.name);
+            self.events.with_label_values(&[cl[0], cl[1], event]).inc();
+            if event != "other" && !first_seen.contains(&event) {
+                first_seen.push(event);
+                self.event_latency
+                    .with_label_values(&[cl[0], cl[1], event])
+                    .observe(o.at.as_secs_f64());
+            }
         }
         let result = if r.success() { "success" } else { "failure" };
         self.probes.with_label_values(&[cl[0], cl[1], result]).inc();

@@ -559,6 +559,7 @@ impl Validator<'_> {
             "http" => Spec::Http(self.section(own, path)?),
             "tls" => Spec::Tls(self.section(own, path)?),
             "dns" => Spec::Dns(self.section(own, path)?),
+            "agent_pipeline" => Spec::Agent(self.section(own, path)?),
             other => {
                 self.error(
                     &yaml::child(path, "type"),
@@ -705,6 +706,18 @@ impl Validator<'_> {
 
     /// Checks what serde cannot: header syntax, rule shapes, CA files.
     fn check_spec(&mut self, spec: &mut Spec, path: &str) {
+        if let Spec::Agent(a) = spec {
+            match a.expect.rules() {
+                Ok(rules) => a.rules = rules,
+                Err(e) => self.error(&yaml::child(path, "expect"), false, e),
+            }
+            for name in a.headers.keys() {
+                if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    let hp = yaml::child(&yaml::child(path, "headers"), name);
+                    self.error(&hp, true, format!("`{name}` is not a valid header name"));
+                }
+            }
+        }
         if let Spec::Http(h) = spec {
             if hyper::Method::from_bytes(h.method.as_bytes()).is_err() {
                 self.error(

@@ -21,16 +21,18 @@ pub enum Spec {
     Http(HttpSpec),
     Tls(TlsClient),
     Dns(DnsSpec),
+    Agent(AgentSpec),
 }
 
 impl Spec {
-    pub const KINDS: [&'static str; 3] = ["http", "tls", "dns"];
+    pub const KINDS: [&'static str; 4] = ["http", "tls", "dns", "agent_pipeline"];
 
     pub fn kind(&self) -> &'static str {
         match self {
             Spec::Http(_) => "http",
             Spec::Tls(_) => "tls",
             Spec::Dns(_) => "dns",
+            Spec::Agent(_) => "agent_pipeline",
         }
     }
 
@@ -40,6 +42,7 @@ impl Spec {
             Spec::Http(_) => parse_http_target(text).map(Target::Url),
             Spec::Tls(_) => HostPort::parse(text).map(Target::HostPort),
             Spec::Dns(_) => parse_dns_name(text).map(Target::Name),
+            Spec::Agent(_) => parse_ws_target(text).map(Target::Url),
         }
     }
 
@@ -47,6 +50,7 @@ impl Spec {
         match self {
             Spec::Http(h) => Some(&mut h.tls),
             Spec::Tls(t) => Some(t),
+            Spec::Agent(a) => Some(&mut a.tls),
             Spec::Dns(_) => None,
         }
     }
@@ -110,6 +114,20 @@ fn parse_http_target(text: &str) -> Result<Url, String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "URL scheme must be http or https, not `{}`",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("URL `{text}` has no host"));
+    }
+    Ok(url)
+}
+
+fn parse_ws_target(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "ws" | "wss") {
+        return Err(format!(
+            "WebSocket URL scheme must be ws or wss, not `{}`",
             url.scheme()
         ));
     }
@@ -386,4 +404,98 @@ pub struct Thresholds {
     pub latency_crit: Option<Duration>,
     pub cert_days_warn: u32,
     pub cert_days_crit: u32,
+}
+
+/// `type: agent_pipeline`: the golden path over a WebSocket. `target` is the ws:// or
+/// wss:// URL of the chat socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Headers of the upgrade request (e.g. `Authorization: Bearer ${TOKEN}`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The message that starts a run, any JSON. Default: the canonical `user_message`.
+    #[serde(default = "default_agent_message")]
+    pub message: Value,
+    /// Wait for the server's first frame (`connection_established`) before sending (default true).
+    #[serde(default = "yes")]
+    pub server_first: bool,
+    /// What the run must show.
+    #[serde(default)]
+    pub expect: AgentExpect,
+    /// Largest frame accepted, in bytes (default 1 MiB); a larger one fails the probe.
+    #[serde(default = "default_max_body")]
+    pub max_frame_bytes: usize,
+    /// Certificate verification for wss targets.
+    #[serde(default)]
+    pub tls: TlsClient,
+    /// Built from `expect` when the config loads.
+    #[serde(skip)]
+    pub rules: crate::probe::agent::run::RunRules,
+}
+
+fn default_agent_message() -> Value {
+    serde_json::json!({"type": "user_message", "payload": {"content": "pathwatch synthetic check: say hello"}})
+}
+
+/// `expect:` of an agent_pipeline check; unset keys take the protocol's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentExpect {
+    /// Events that must appear (default the five golden events).
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// `strict`, `first` (the first is agent_started; default) or `any`.
+    #[serde(default)]
+    pub order: Option<String>,
+    /// Deadline per event from the message being sent (default agent_started: 10s).
+    #[serde(default)]
+    pub deadlines: BTreeMap<String, String>,
+    /// The whole run, from send to completion (default 120s; the check timeout also bounds it).
+    #[serde(default, deserialize_with = "super::opt_duration")]
+    pub run_deadline: Option<Duration>,
+    /// Fields each event must carry (`a|b`: either); replaces the default table per event.
+    #[serde(default)]
+    pub required_fields: BTreeMap<String, Vec<String>>,
+    /// Every tool_executing needs a tool_completed (default true).
+    #[serde(default)]
+    pub pair_tools: Option<bool>,
+    /// Most events read in one run (default 10000).
+    #[serde(default)]
+    pub max_events: Option<usize>,
+}
+
+impl AgentExpect {
+    /// The run rules, or what is wrong with this section.
+    pub fn rules(&self) -> Result<crate::probe::agent::run::RunRules, String> {
+        use crate::probe::agent::run::{Order, RunRules};
+        let mut r = RunRules::default();
+        if let Some(e) = &self.events {
+            r.events = e.clone();
+        }
+        r.order = match self.order.as_deref() {
+            None | Some("first") => Order::FirstIsStarted,
+            Some("strict") => Order::Strict,
+            Some("any") => Order::Any,
+            Some(other) => return Err(format!("order `{other}` is not one of strict, first, any")),
+        };
+        for (event, text) in &self.deadlines {
+            let d = humantime::parse_duration(text)
+                .map_err(|e| format!("deadline of {event}: `{text}` is not a duration ({e})"))?;
+            r.deadlines.insert(event.clone(), d);
+        }
+        if let Some(d) = self.run_deadline {
+            r.run_deadline = d;
+        }
+        for (event, fields) in &self.required_fields {
+            r.required_fields.insert(event.clone(), fields.clone());
+        }
+        if let Some(p) = self.pair_tools {
+            r.pair_tools = p;
+        }
+        if let Some(m) = self.max_events {
+            r.max_events = m;
+        }
+        Ok(r)
+    }
 }

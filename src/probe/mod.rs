@@ -121,6 +121,7 @@ impl Prober {
             (Spec::Http(s), Target::Url(u)) => http::probe(self, tl, result, s, u, allow).await,
             (Spec::Tls(s), Target::HostPort(hp)) => tls::probe(self, tl, result, s, hp).await,
             (Spec::Dns(s), Target::Name(n)) => dns::probe(self, tl, result, s, n).await,
+            (Spec::Agent(s), Target::Url(u)) => agent::ws::probe(self, tl, result, s, u).await,
             _ => Err(Failure::new(
                 Reason::Protocol,
                 format!("target does not fit a {} check", spec.kind()),

@@ -95,10 +95,17 @@ pub enum Phase {
     Tls,
     Processing,
     Transfer,
+    /// Agent pipeline: the WebSocket upgrade request to `101 Switching Protocols`.
+    Upgrade,
+    /// Agent pipeline: the upgrade to the server's first frame.
+    FirstFrame,
+    /// Agent pipeline: the message sent to the end of the run.
+    Complete,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [
+    /// The phases of an HTTP exchange, as blackbox_exporter reports them.
+    pub const HTTP: [Phase; 5] = [
         Phase::Resolve,
         Phase::Connect,
         Phase::Tls,
@@ -113,6 +120,9 @@ impl Phase {
             Phase::Tls => "tls",
             Phase::Processing => "processing",
             Phase::Transfer => "transfer",
+            Phase::Upgrade => "upgrade",
+            Phase::FirstFrame => "first_frame",
+            Phase::Complete => "complete",
         }
     }
 }
@@ -222,6 +232,8 @@ pub struct ProbeResult {
     pub tls: Option<TlsInfo>,
     pub http: Option<HttpInfo>,
     pub dns: Option<DnsInfo>,
+    /// Agent events of the run, with their time since the message was sent.
+    pub events: Vec<crate::probe::agent::run::Observed>,
 }
 
 impl ProbeResult {
@@ -235,6 +247,7 @@ impl ProbeResult {
             tls: None,
             http: None,
             dns: None,
+            events: Vec::new(),
         }
     }
 

@@ -4,3 +4,4 @@
 
 pub mod events;
 pub mod run;
+pub mod ws;

@@ -340,18 +340,36 @@ impl<'r> RunState<'r> {
 
     /// The `event_timeout` failure when the next deadline passed at `now` (since send).
     pub fn timed_out(&self, now: Duration) -> Failure {
-        let (deadline, awaited) = self.next_deadline();
+        self.cut_at(now, self.next_deadline().0)
+    }
+
+    /// The `event_timeout` failure when the run was cut at `deadline` (since send): the next
+    /// event deadline, or the check's own timeout when that came first.
+    pub fn cut_at(&self, now: Duration, deadline: Duration) -> Failure {
+        let (next, awaited) = self.next_deadline();
+        let awaited = if deadline < next {
+            self.awaited()
+        } else {
+            awaited
+        };
         let message = match self.observed.last() {
             None => format!(
                 "no event within {} of sending the message: {awaited} never arrived",
                 fmt_duration(deadline)
             ),
-            Some(last) => format!(
-                "{}, then nothing for {}: {awaited} never arrived (deadline {} after the message)",
-                self.timeline(),
-                fmt_duration(now.saturating_sub(last.at)),
-                fmt_duration(deadline)
-            ),
+            Some(last) => {
+                let limit = if deadline < next {
+                    "the check timeout ran out"
+                } else {
+                    "deadline"
+                };
+                format!(
+                    "{}, then nothing for {}: {awaited} never arrived ({limit} {} after the message)",
+                    self.timeline(),
+                    fmt_duration(now.saturating_sub(last.at)),
+                    fmt_duration(deadline)
+                )
+            }
         };
         Failure::new(Reason::EventTimeout, message)
     }

@@ -1,0 +1,318 @@
+//! The built-in demo agent backend: health endpoints and a `/ws` that runs an agent
+//! conversation in any envelope family of AGENT_PROTOCOL.md, with injectable faults. Used by
+//! `pathwatch demo-backend`, by the default config, by tests and by benchmarks.
+//!
+//! Per connection, `/ws?envelope=flat|data|bridge|wrapped|batch&fault=...` selects the
+//! shape and the fault, so one running demo can show a failing run beside a good one.
+//! Faults: `drop:EVENT`, `delay:EVENT:MS`, `duplicate:EVENT`, `reorder`, `error`,
+//! `close1011`, `never`, `malformed`, `binary`, `oversize`.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use crate::probe::agent::run::GOLDEN;
+
+/// How the demo answers by default; faults and envelopes come per connection.
+#[derive(Debug, Clone)]
+pub struct DemoBackend {
+    /// Delay before each golden event, in order (agent_started first).
+    pub delays: [Duration; 5],
+}
+
+impl Default for DemoBackend {
+    fn default() -> Self {
+        let ms = Duration::from_millis;
+        DemoBackend {
+            delays: [ms(40), ms(80), ms(60), ms(120), ms(60)],
+        }
+    }
+}
+
+impl DemoBackend {
+    pub fn with_delays(delays: [Duration; 5]) -> Self {
+        DemoBackend { delays }
+    }
+
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/health", get(|| async { axum::Json(json!({"status": "healthy"})) }))
+            .route(
+                "/health/ready",
+                get(|| async {
+                    axum::Json(json!({"status": "ready", "core_db": "connected", "redis_db": "connected", "clickhouse_db": "skipped_optional"}))
+                }),
+            )
+            .route("/ws", get(upgrade))
+            .with_state(self)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Fault {
+    Drop(String),
+    Delay(String, Duration),
+    Duplicate(String),
+    Reorder,
+    Error,
+    Close1011,
+    Never,
+    Malformed,
+    Binary,
+    Oversize,
+}
+
+fn parse_fault(text: &str) -> Result<Fault, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    Ok(match parts.as_slice() {
+        ["drop", e] => Fault::Drop(e.to_string()),
+        ["duplicate", e] => Fault::Duplicate(e.to_string()),
+        ["delay", e, ms] => Fault::Delay(
+            e.to_string(),
+            Duration::from_millis(ms.parse().map_err(|_| "delay needs milliseconds")?),
+        ),
+        ["reorder"] => Fault::Reorder,
+        ["error"] => Fault::Error,
+        ["close1011"] => Fault::Close1011,
+        ["never"] => Fault::Never,
+        ["malformed"] => Fault::Malformed,
+        ["binary"] => Fault::Binary,
+        ["oversize"] => Fault::Oversize,
+        _ => return Err(format!("unknown fault `{text}`")),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Envelope {
+    /// B: fields at the root, ISO timestamp.
+    Flat,
+    /// A: `{type, data, timestamp: epoch}`.
+    Data,
+    /// C: bridge, ids at the root, fields in `data`, root `tool_name` on tool events.
+    Bridge,
+    /// D: `{type: system_message, event, payload}`.
+    Wrapped,
+    /// Flat events, the middle three sent as one `event_batch`.
+    Batch,
+}
+
+async fn upgrade(
+    State(demo): State<DemoBackend>,
+    Query(q): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let envelope = match q.get("envelope").map(String::as_str).unwrap_or("flat") {
+        "flat" => Envelope::Flat,
+        "data" => Envelope::Data,
+        "bridge" => Envelope::Bridge,
+        "wrapped" => Envelope::Wrapped,
+        "batch" => Envelope::Batch,
+        other => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("unknown envelope `{other}`"),
+            )
+                .into_response();
+        }
+    };
+    let fault = match q.get("fault").map(|f| parse_fault(f)).transpose() {
+        Ok(f) => f,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    ws.on_upgrade(move |socket| async move {
+        let _ = converse(socket, demo, envelope, fault).await;
+    })
+}
+
+fn iso_now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+fn epoch_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn fields_of(name: &str, run: &str) -> Map<String, Value> {
+    let v = match name {
+        "agent_started" => {
+            json!({"user_id": "demo-user", "thread_id": format!("thread-{run}"), "run_id": run, "agent_name": "supervisor"})
+        }
+        "agent_thinking" => {
+            json!({"reasoning": "Looking up the docs before answering.", "agent_name": "supervisor", "run_id": run})
+        }
+        "tool_executing" => {
+            json!({"tool_name": "search_docs", "parameters": {"query": "pathwatch"}, "tool_execution_id": "exec-1", "run_id": run})
+        }
+        "tool_completed" => {
+            json!({"tool_name": "search_docs", "results": ["doc-1"], "duration": 0.12, "tool_execution_id": "exec-1", "run_id": run})
+        }
+        "agent_completed" => {
+            json!({"status": "success", "final_response": "Here is what I found.", "agent_name": "supervisor", "run_id": run})
+        }
+        _ => json!({"run_id": run}),
+    };
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn envelope(env: Envelope, name: &str, run: &str) -> Value {
+    let mut fields = fields_of(name, run);
+    match env {
+        Envelope::Flat | Envelope::Batch => {
+            fields.insert("type".into(), json!(name));
+            fields.insert("timestamp".into(), json!(iso_now()));
+            fields.insert("critical".into(), json!(true));
+            Value::Object(fields)
+        }
+        Envelope::Data => {
+            fields.insert("timestamp".into(), json!(iso_now()));
+            json!({"type": name, "data": fields, "timestamp": epoch_now()})
+        }
+        Envelope::Bridge => {
+            let mut root = Map::new();
+            root.insert("type".into(), json!(name));
+            for k in ["run_id", "agent_name"] {
+                if let Some(v) = fields.remove(k) {
+                    root.insert(k.into(), v);
+                }
+            }
+            root.insert("user_id".into(), json!("demo-user"));
+            root.insert("timestamp".into(), json!(iso_now()));
+            if name.starts_with("tool_")
+                && let Some(t) = fields.get("tool_name").cloned()
+            {
+                root.insert("tool_name".into(), t);
+            }
+            root.insert("data".into(), Value::Object(fields));
+            Value::Object(root)
+        }
+        Envelope::Wrapped => {
+            fields.insert("timestamp".into(), json!(epoch_now()));
+            json!({"type": "system_message", "event": name, "payload": fields})
+        }
+    }
+}
+
+const MESSAGE_TYPES: [&str; 5] = [
+    "user_message",
+    "chat",
+    "start_agent",
+    "chat_message",
+    "message",
+];
+
+async fn converse(
+    mut ws: WebSocket,
+    demo: DemoBackend,
+    env: Envelope,
+    fault: Option<Fault>,
+) -> Result<(), axum::Error> {
+    if fault == Some(Fault::Close1011) {
+        return ws
+            .send(Message::Close(Some(CloseFrame {
+                code: 1011,
+                reason: "Service not ready".into(),
+            })))
+            .await;
+    }
+    let established = json!({"type": "connection_established", "data": {"connection_id": "demo-conn"}, "timestamp": epoch_now()});
+    ws.send(Message::Text(established.to_string().into()))
+        .await?;
+    let run = "run-1".to_string();
+    // Wait for the user's message; answer anything else as the service does.
+    loop {
+        let Some(Ok(msg)) = ws.recv().await else {
+            return Ok(());
+        };
+        let Message::Text(text) = msg else { continue };
+        let kind = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_default();
+        if MESSAGE_TYPES.contains(&kind.as_str()) {
+            break;
+        }
+        let reply = if kind == "ping" {
+            json!({"type": "pong"})
+        } else {
+            json!({"type": "ack", "received": kind})
+        };
+        ws.send(Message::Text(reply.to_string().into())).await?;
+    }
+    let mut order: Vec<&str> = GOLDEN.to_vec();
+    if fault == Some(Fault::Reorder) {
+        order.swap(0, 2);
+    }
+    let mut batch = Vec::new();
+    for (i, name) in order.iter().enumerate() {
+        let mut delay = demo.delays[GOLDEN.iter().position(|g| g == name).unwrap_or(i)];
+        if let Some(Fault::Delay(e, d)) = &fault
+            && e == name
+        {
+            delay += *d;
+        }
+        tokio::time::sleep(delay).await;
+        if matches!(&fault, Some(Fault::Drop(e)) if e == name) {
+            continue;
+        }
+        if fault == Some(Fault::Never) && *name == "tool_executing" {
+            // Keep the connection open and silent, as a stuck agent does.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return Ok(());
+        }
+        let event = envelope(env, name, &run);
+        if env == Envelope::Batch && (1..=3).contains(&i) {
+            batch.push(event);
+            if i == 3 {
+                let frame = json!({"type": "event_batch", "events": batch});
+                ws.send(Message::Text(frame.to_string().into())).await?;
+            }
+            continue;
+        }
+        ws.send(Message::Text(event.to_string().into())).await?;
+        if matches!(&fault, Some(Fault::Duplicate(e)) if e == name) {
+            ws.send(Message::Text(envelope(env, name, &run).to_string().into()))
+                .await?;
+        }
+        if *name == "agent_started" {
+            match fault {
+                Some(Fault::Error) => {
+                    let err = json!({"type": "agent_error", "run_id": run, "data": {"error": "LLM provider returned 429 (quota exceeded)"}});
+                    ws.send(Message::Text(err.to_string().into())).await?;
+                    return Ok(());
+                }
+                Some(Fault::Malformed) => {
+                    ws.send(Message::Text("{\"type\": \"agent_thinking\", ".into()))
+                        .await?
+                }
+                Some(Fault::Binary) => {
+                    ws.send(Message::Binary(vec![0u8, 159, 146, 150].into()))
+                        .await?
+                }
+                Some(Fault::Oversize) => {
+                    let big =
+                        json!({"type": "partial_result", "data": {"text": "x".repeat(4 << 20)}});
+                    ws.send(Message::Text(big.to_string().into())).await?;
+                }
+                _ => {}
+            }
+        }
+    }
+    ws.send(Message::Close(Some(CloseFrame {
+        code: 1000,
+        reason: "run complete".into(),
+    })))
+    .await
+}

@@ -1,0 +1,307 @@
+//! The WebSocket conversation of the agent pipeline check: connect (and TLS for wss), the
+//! upgrade, the server's first frame, sending the message, then reading frames into the
+//! run rules until the run completes, fails, or a deadline passes. Keepalives are answered.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+use url::Url;
+
+use super::events::{AgentEvent, normalise};
+use super::run::{RunState, Step};
+use crate::config::spec::AgentSpec;
+use crate::probe::certs::Alpn;
+use crate::probe::result::{Failure, Phase, ProbeResult, Reason};
+use crate::probe::timing::Timeline;
+use crate::probe::{Prober, net};
+
+pub async fn probe(
+    p: &Prober,
+    tl: &mut Timeline,
+    result: &mut ProbeResult,
+    spec: &AgentSpec,
+    url: &Url,
+) -> Result<(), Failure> {
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs = net::resolve(p, tl, host).await?;
+    let (tcp, ip) = net::connect(tl, &addrs, port).await?;
+    result.ip = Some(ip);
+    if url.scheme() == "wss" {
+        let name = spec.tls.server_name.as_deref().unwrap_or(host);
+        let hs = net::tls(tl, tcp, name, &spec.tls, Alpn::Http1).await?;
+        result.tls = Some(hs.info);
+        hs.verdict?;
+        converse(tl, result, spec, url, hs.stream).await
+    } else {
+        converse(tl, result, spec, url, tcp).await
+    }
+}
+
+async fn converse<S>(
+    tl: &mut Timeline,
+    result: &mut ProbeResult,
+    spec: &AgentSpec,
+    url: &Url,
+    stream: S,
+) -> Result<(), Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut request = url.as_str().into_client_request().map_err(|e| {
+        Failure::new(
+            Reason::Protocol,
+            format!("cannot build the upgrade request: {e}"),
+        )
+    })?;
+    for (name, value) in &spec.headers {
+        let (Ok(name), Ok(value)) = (
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            return Err(Failure::new(
+                Reason::Protocol,
+                format!("invalid header `{name}`"),
+            ));
+        };
+        request.headers_mut().insert(name, value);
+    }
+    let config = WebSocketConfig::default()
+        .max_frame_size(Some(spec.max_frame_bytes))
+        .max_message_size(Some(spec.max_frame_bytes));
+    let (mut ws, _) = tl
+        .step(Phase::Upgrade, async {
+            client_async_with_config(request, stream, Some(config))
+                .await
+                .map_err(upgrade_failure)
+        })
+        .await?;
+
+    let mut pending: Vec<AgentEvent> = Vec::new();
+    if spec.server_first {
+        let frame = tl.step(Phase::FirstFrame, next_events(&mut ws)).await?;
+        pending = frame;
+    }
+    let message = Message::Text(spec.message.to_string().into());
+    tl.step(Phase::Complete, async {
+        ws.send(message)
+            .await
+            .map_err(|e| closed_failure(&e, "sending the message"))
+    })
+    .await?;
+    let sent = Instant::now();
+    let mut state = RunState::new(&spec.rules);
+    let outcome = read_run(tl, &mut ws, &mut state, sent, pending).await;
+    tl.add(Phase::Complete, sent.elapsed());
+    result.events = state.observed().to_vec();
+    if outcome.is_ok() {
+        // A polite close; its answer is not waited for.
+        let _ = tokio::time::timeout(Duration::from_millis(50), ws.close(None)).await;
+    }
+    outcome
+}
+
+/// Feeds frames into the run rules until the run ends or a deadline passes.
+async fn read_run<S>(
+    tl: &Timeline,
+    ws: &mut WebSocketStream<S>,
+    state: &mut RunState<'_>,
+    sent: Instant,
+    mut pending: Vec<AgentEvent>,
+) -> Result<(), Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    loop {
+        for ev in pending.drain(..) {
+            answer_keepalive(ws, &ev).await;
+            if let Some(f) = auth_error(&ev) {
+                return Err(f);
+            }
+            match state.observe(&ev, sent.elapsed()) {
+                Step::Continue => {}
+                Step::Done => return Ok(()),
+                Step::Fail(f) => return Err(f),
+            }
+        }
+        let (event_deadline, _) = state.next_deadline();
+        let deadline = (sent + event_deadline).min(tl.deadline());
+        pending = match tokio::time::timeout_at(deadline, next_events(ws)).await {
+            Ok(Ok(events)) => events,
+            Ok(Err(f)) => return Err(with_timeline(f, state)),
+            Err(_) => return Err(state.cut_at(sent.elapsed(), deadline - sent)),
+        };
+    }
+}
+
+/// Reads until a text frame arrives and returns its events; closes and errors are failures.
+async fn next_events<S>(ws: &mut WebSocketStream<S>) -> Result<Vec<AgentEvent>, Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    loop {
+        match ws.next().await {
+            None => return Err(close_failure(None, "")),
+            Some(Err(e)) => return Err(closed_failure(&e, "reading")),
+            Some(Ok(Message::Text(text))) => {
+                return normalise(text.as_str())
+                    .map_err(|e| Failure::new(Reason::Protocol, format!("bad frame: {e}")));
+            }
+            Some(Ok(Message::Binary(b))) => {
+                return Err(Failure::new(
+                    Reason::Protocol,
+                    format!(
+                        "binary frame of {} bytes where JSON text was expected",
+                        b.len()
+                    ),
+                ));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = frame
+                    .map(|f| (Some(u16::from(f.code)), f.reason.to_string()))
+                    .unwrap_or((None, String::new()));
+                return Err(close_failure(code, &reason));
+            }
+            Some(Ok(_)) => {} // ping/pong are answered by tungstenite
+        }
+    }
+}
+
+async fn answer_keepalive<S>(ws: &mut WebSocketStream<S>, ev: &AgentEvent)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let reply = match ev.name.as_str() {
+        "heartbeat" => serde_json::json!({"type": "heartbeat_ack"}),
+        "ping" => serde_json::json!({"type": "pong"}),
+        "handshake_response" => {
+            serde_json::json!({"type": "handshake_acknowledged", "thread_id": ev.fields.get("thread_id")})
+        }
+        _ => return,
+    };
+    let _ = ws.send(Message::Text(reply.to_string().into())).await;
+}
+
+/// `{"type":"error_message","error_code":"AUTH_FAILED"}`: a 101 does not mean auth passed.
+fn auth_error(ev: &AgentEvent) -> Option<Failure> {
+    if ev.name != "error_message" && ev.name != "error" {
+        return None;
+    }
+    let code = ev.first_text(&["error_code", "code"]).unwrap_or_default();
+    let text = ev
+        .first_text(&["message", "error", "detail"])
+        .unwrap_or_default();
+    let reason = if code.contains("AUTH") {
+        Reason::WsAuth
+    } else {
+        Reason::Protocol
+    };
+    Some(Failure::new(
+        reason,
+        format!("server sent {}: {code} {text}", ev.name)
+            .trim_end()
+            .to_string(),
+    ))
+}
+
+fn upgrade_failure(e: WsError) -> Failure {
+    match e {
+        WsError::Http(resp) => {
+            let status = resp.status();
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned())
+                .filter(|b| !b.is_empty())
+                .map(|b| format!("; body: {b}"))
+                .unwrap_or_default();
+            let reason = if matches!(status.as_u16(), 401 | 403) {
+                Reason::WsAuth
+            } else {
+                Reason::WsUpgrade
+            };
+            Failure::new(
+                reason,
+                format!("server refused the WebSocket upgrade with HTTP {status}{body}"),
+            )
+        }
+        other => Failure::new(
+            Reason::WsUpgrade,
+            format!("WebSocket upgrade failed: {other}"),
+        ),
+    }
+}
+
+fn closed_failure(e: &WsError, doing: &str) -> Failure {
+    match e {
+        WsError::Capacity(c) => Failure::new(
+            Reason::Protocol,
+            format!("frame over the max_frame_bytes limit ({c})"),
+        ),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => close_failure(None, ""),
+        WsError::Protocol(p) => Failure::new(
+            Reason::WsClosed,
+            format!("connection broke while {doing}: {p} (1006: infrastructure)"),
+        ),
+        WsError::Io(io) => Failure::new(
+            Reason::WsClosed,
+            format!("connection broke while {doing}: {io} (1006: infrastructure)"),
+        ),
+        other => Failure::new(
+            Reason::Protocol,
+            format!("WebSocket error while {doing}: {other}"),
+        ),
+    }
+}
+
+/// The class of a close code (AGENT_PROTOCOL.md §7).
+pub fn close_class(code: u16) -> &'static str {
+    match code {
+        1000 | 1001 => "normal",
+        1006 | 1015 => "infrastructure",
+        1008 => "auth/policy",
+        1011..=1014 => "server error",
+        1002 | 1003 | 1007 | 1009 | 1010 => "client/protocol",
+        _ => "other",
+    }
+}
+
+fn close_failure(code: Option<u16>, reason: &str) -> Failure {
+    let Some(code) = code else {
+        return Failure::new(
+            Reason::WsClosed,
+            "connection closed without a close frame (1006: infrastructure)",
+        );
+    };
+    let why = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" \"{reason}\"")
+    };
+    let kind = if code == 1008 {
+        Reason::WsAuth
+    } else {
+        Reason::WsClosed
+    };
+    Failure::new(
+        kind,
+        format!(
+            "server closed the connection with {code}{why} ({})",
+            close_class(code)
+        ),
+    )
+}
+
+fn with_timeline(mut f: Failure, state: &RunState<'_>) -> Failure {
+    if !state.observed().is_empty() {
+        f.message = format!("{} after {}", f.message, state.timeline());
+    }
+    f
+}

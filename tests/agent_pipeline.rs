@@ -1,0 +1,158 @@
+//! The agent_pipeline check against the built-in demo backend over a real WebSocket: every
+//! envelope family goes green; every injected fault gives its reason and a message that
+//! names the event, phase or close code.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pathwatch::demo::DemoBackend;
+use pathwatch::probe::{Phase, ProbeResult, Prober, Reason};
+use support::*;
+
+async fn demo() -> SocketAddr {
+    spawn_app(DemoBackend::default().router()).await
+}
+
+async fn run(addr: SocketAddr, query: &str, extra: &str) -> ProbeResult {
+    let yaml = format!(
+        "checks:\n  - name: golden-path\n    type: agent_pipeline\n    target: ws://{addr}/ws?{query}\n    timeout: 3s\n{extra}"
+    );
+    let cfg = config(&yaml);
+    let c = &cfg.checks[0];
+    Prober::new(&cfg.resolver, cfg.secrets.clone())
+        .unwrap()
+        .run(&c.target, &c.spec, c.timeout)
+        .await
+}
+
+const FIVE: [&str; 5] = [
+    "agent_started",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+];
+
+#[tokio::test]
+async fn every_envelope_family_goes_green() {
+    let addr = demo().await;
+    for envelope in ["flat", "data", "bridge", "wrapped", "batch"] {
+        let r = run(addr, &format!("envelope={envelope}"), "").await;
+        assert!(r.success(), "{envelope}: {:?}", r.failure);
+        let names: Vec<&str> = r.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, FIVE, "{envelope}");
+        for phase in [
+            Phase::Connect,
+            Phase::Upgrade,
+            Phase::FirstFrame,
+            Phase::Complete,
+        ] {
+            assert!(r.phase(phase).is_some(), "{envelope}: no {phase}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_tool_completed_is_named() {
+    let r = run(demo().await, "fault=drop:tool_completed", "").await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::EventMissing);
+    assert!(
+        f.message.starts_with("agent_completed at "),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("but tool_completed never arrived"),
+        "{}",
+        f.message
+    );
+    assert_eq!(r.events.len(), 4);
+}
+
+#[tokio::test]
+async fn an_event_past_its_deadline_times_out_naming_it() {
+    let extra = "    expect:\n      deadlines:\n        agent_started: 300ms\n";
+    let (r, took) = timed(run(demo().await, "fault=delay:agent_started:2000", extra)).await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::EventTimeout);
+    assert_eq!(
+        f.message,
+        "no event within 300.0ms of sending the message: agent_started never arrived"
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_run_that_never_completes_ends_at_the_check_timeout() {
+    let (r, took) = timed(run(demo().await, "fault=never", "")).await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::EventTimeout);
+    assert!(f.message.contains("then nothing for"), "{}", f.message);
+    assert!(f.message.starts_with("agent_started at "), "{}", f.message);
+    assert!(
+        f.message
+            .contains(": tool_executing never arrived (the check timeout ran out "),
+        "{}",
+        f.message
+    );
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_millis(3300),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn faults_give_their_reasons() {
+    let addr = demo().await;
+    let cases = [
+        ("fault=error", Reason::AgentError, "agent_error at"),
+        (
+            "fault=close1011",
+            Reason::WsClosed,
+            "server closed the connection with 1011 \"Service not ready\" (server error)",
+        ),
+        (
+            "fault=reorder",
+            Reason::EventOrder,
+            "tool_executing arrived at",
+        ),
+        (
+            "fault=malformed",
+            Reason::Protocol,
+            "bad frame: frame is not JSON",
+        ),
+        ("fault=binary", Reason::Protocol, "binary frame of 4 bytes"),
+        ("fault=oversize", Reason::Protocol, "max_frame_bytes"),
+    ];
+    for (query, reason, text) in cases {
+        let r = run(addr, query, "").await;
+        let f = r.failure.unwrap_or_else(|| panic!("{query} passed"));
+        assert_eq!(f.reason, reason, "{query}: {}", f.message);
+        assert!(f.message.contains(text), "{query}: {}", f.message);
+    }
+    let r = run(addr, "fault=error", "").await;
+    assert!(
+        r.failure
+            .unwrap()
+            .message
+            .contains("LLM provider returned 429")
+    );
+    // A duplicated event is not a failure.
+    assert!(
+        run(addr, "fault=duplicate:agent_thinking", "")
+            .await
+            .success()
+    );
+}
+
+#[tokio::test]
+async fn a_refused_upgrade_is_ws_upgrade() {
+    let r = run(demo().await, "envelope=nonsense", "").await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::WsUpgrade);
+    assert_eq!(f.phase, Some(Phase::Upgrade));
+    assert!(f.message.contains("HTTP 400 Bad Request"), "{}", f.message);
+}
