@@ -39,6 +39,11 @@ enum Command {
     },
     /// Report every config error at once; exit 0 valid, 2 invalid.
     Validate,
+    /// Run only the built-in demo agent backend (health, readiness, /ws with faults).
+    DemoBackend {
+        #[arg(long, default_value = "127.0.0.1:9116")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -57,6 +62,9 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    if let Some(Command::DemoBackend { listen }) = cli.command {
+        return demo_backend(listen);
+    }
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -98,6 +106,7 @@ fn main() -> ExitCode {
             print!("{out}");
             ExitCode::from(report::exit_code(&reports) as u8)
         }),
+        Command::DemoBackend { listen } => demo_backend(listen),
         Command::Run => runtime.block_on(async {
             let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
                 Ok(l) => l,
@@ -115,6 +124,26 @@ fn main() -> ExitCode {
             }
         }),
     }
+}
+
+fn demo_backend(listen: std::net::SocketAddr) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        if let Err(e) = pathwatch::demo::start(listen, stop.clone().cancelled_owned()).await {
+            eprintln!("cannot listen on {listen}: {e}");
+            return ExitCode::from(1);
+        }
+        daemon::shutdown_signal().await;
+        stop.cancel();
+        ExitCode::SUCCESS
+    })
 }
 
 fn init_logging(format: LogFormat) {

@@ -41,6 +41,14 @@ pub async fn run_once(config: &Config, names: &[String]) -> Result<Vec<CheckRepo
         .cloned()
         .collect();
     let prober = Arc::new(Prober::new(&config.resolver, config.secrets.clone())?);
+    // The demo backend lives as long as this run.
+    let demo_stop = tokio_util::sync::CancellationToken::new();
+    let _stop_on_return = demo_stop.clone().drop_guard();
+    if let Some(demo) = &config.demo {
+        crate::demo::start(demo.listen, demo_stop.cancelled_owned())
+            .await
+            .map_err(|e| format!("cannot start the demo backend on {}: {e}", demo.listen))?;
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for (i, check) in selected.into_iter().enumerate() {
         let prober = prober.clone();
@@ -122,6 +130,9 @@ struct JsonCheck<'a> {
     http: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dns: Option<serde_json::Value>,
+    /// Agent events with their seconds since the message was sent.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    events: &'a [crate::probe::agent::run::Observed],
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -167,6 +178,7 @@ pub fn json(reports: &[CheckReport]) -> String {
                 tls,
                 http: r.result.http.as_ref().map(|h| serde_json::to_value(h).unwrap_or_default()),
                 dns: r.result.dns.as_ref().map(|d| serde_json::to_value(d).unwrap_or_default()),
+                events: &r.result.events,
             }
         })
         .collect();

@@ -208,3 +208,62 @@ async fn sigterm_drains_and_exits_cleanly() {
     assert!(err.contains("Shutting down"), "{err}");
     assert!(err.contains("Stopped."), "{err}");
 }
+
+#[tokio::test]
+async fn check_starts_the_demo_backend_and_reports_a_dropped_event() {
+    let port = closed_port().await.port();
+    let cfg = format!(
+        "demo:\n  listen: 127.0.0.1:{port}\nchecks:\n  - name: golden-path\n    type: agent_pipeline\n    target: ws://127.0.0.1:{port}/ws\n  - name: golden-path-broken\n    type: agent_pipeline\n    target: ws://127.0.0.1:{port}/ws?fault=drop:tool_completed\n"
+    );
+    let out = pathwatch(
+        &["check", "--check", "golden-path", "--format", "json"],
+        &cfg,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = pathwatch(
+        &["check", "--check", "golden-path-broken", "--format", "json"],
+        &cfg,
+        &[],
+    )
+    .await;
+    println!("{}", text(&out.stdout));
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &doc["checks"][0];
+    assert_eq!(c["type"], "agent_pipeline");
+    assert_eq!(c["reason"], "event_missing");
+    assert_eq!(c["phase"], "complete");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("but tool_completed never arrived"),
+        "{c}"
+    );
+    let names: Vec<&str> = c["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "agent_started",
+            "agent_thinking",
+            "tool_executing",
+            "agent_completed"
+        ]
+    );
+    for phase in ["connect", "upgrade", "first_frame", "complete"] {
+        assert!(c["phases"][phase].is_number(), "{c}");
+    }
+}

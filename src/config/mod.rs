@@ -35,7 +35,18 @@ pub struct Config {
     /// Named probe settings for `/probe?module=`.
     pub modules: BTreeMap<String, Arc<Module>>,
     pub probe: ProbeEndpointConfig,
+    /// Start the built-in demo agent backend in-process (what makes the default config
+    /// work offline).
+    pub demo: Option<DemoConfig>,
     pub secrets: Secrets,
+}
+
+/// `demo:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Address of the demo backend (health, readiness, `/ws`).
+    pub listen: SocketAddr,
 }
 
 /// `server:`
@@ -217,7 +228,8 @@ const CHECK_KEYS: [&str; 6] = [
     "thresholds",
 ];
 const MODULE_KEYS: [&str; 2] = ["type", "timeout"];
-const ROOT_KEYS: [&str; 8] = [
+const ROOT_KEYS: [&str; 9] = [
+    "demo",
     "server",
     "location",
     "scheduler",
@@ -426,6 +438,10 @@ impl Validator<'_> {
             self.section(or_empty(get("scheduler")), "scheduler");
         let resolver: Option<ResolverConfig> = self.section(or_empty(get("resolver")), "resolver");
         let probe: Option<ProbeEndpointConfig> = self.section(or_empty(get("probe")), "probe");
+        let demo: Option<Option<DemoConfig>> = match get("demo") {
+            Value::Null => Some(None),
+            v => self.section(v, "demo").map(Some),
+        };
         let defaults: Option<Defaults> = self.section(or_empty(get("defaults")), "defaults");
         let location: Option<String> = match get("location") {
             Value::Null => Some("local".into()),
@@ -500,6 +516,7 @@ impl Validator<'_> {
             checks,
             modules,
             probe: probe?,
+            demo: demo?,
             secrets,
         })
     }

@@ -55,6 +55,26 @@ impl DemoBackend {
     }
 }
 
+/// Starts the demo backend on `addr` until `shutdown` resolves.
+pub async fn start(
+    addr: std::net::SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let app = DemoBackend::default().router();
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::warn!(error = %e, "Demo backend stopped.");
+        }
+    });
+    tracing::info!(addr = %bound, "Demo agent backend is running.");
+    Ok(bound)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Fault {
     Drop(String),

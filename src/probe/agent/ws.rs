@@ -98,7 +98,15 @@ where
     .await?;
     let sent = Instant::now();
     let mut state = RunState::new(&spec.rules);
-    let outcome = read_run(tl, &mut ws, &mut state, sent, pending).await;
+    let outcome = read_run(tl, &mut ws, &mut state, sent, pending)
+        .await
+        .map_err(|f| {
+            if f.phase.is_none() {
+                f.in_phase(Phase::Complete)
+            } else {
+                f
+            }
+        });
     tl.add(Phase::Complete, sent.elapsed());
     result.events = state.observed().to_vec();
     if outcome.is_ok() {
