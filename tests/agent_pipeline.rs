@@ -156,3 +156,159 @@ async fn a_refused_upgrade_is_ws_upgrade() {
     assert_eq!(f.phase, Some(Phase::Upgrade));
     assert!(f.message.contains("HTTP 400 Bad Request"), "{}", f.message);
 }
+
+// ------------------------------------------------------------------ login and transports
+
+const PASSWORD: &str = "demo-password";
+const BYPASS: &str = "demo-bypass-key";
+
+fn login_yaml(addr: SocketAddr) -> String {
+    format!(
+        "    login:\n      url: http://{addr}/auth/login\n      body: {{email: demo@pathwatch.local, password: \"${{PW}}\"}}\n"
+    )
+}
+
+async fn run_env(yaml: &str, prober: Option<&Prober>) -> ProbeResult {
+    let env = |n: &str| match n {
+        "PW" => Some(PASSWORD.to_string()),
+        "BYPASS" => Some(BYPASS.to_string()),
+        "BADPW" => Some("wrong-password-123".to_string()),
+        _ => None,
+    };
+    let cfg =
+        pathwatch::config::Config::from_str(yaml, "t.yaml", &env).unwrap_or_else(|e| panic!("{e}"));
+    let c = &cfg.checks[0];
+    match prober {
+        Some(p) => p.run(&c.target, &c.spec, c.timeout).await,
+        None => {
+            Prober::new(&cfg.resolver, cfg.secrets.clone())
+                .unwrap()
+                .run(&c.target, &c.spec, c.timeout)
+                .await
+        }
+    }
+}
+
+fn agent(addr: SocketAddr, query: &str, extra: &str) -> String {
+    format!(
+        "checks:\n  - name: gp\n    type: agent_pipeline\n    target: ws://{addr}/ws?auth=required{query}\n    timeout: 3s\n{extra}"
+    )
+}
+
+#[tokio::test]
+async fn every_token_transport_goes_green_with_login() {
+    let addr = demo().await;
+    let transports = [
+        "    token: {transport: header}\n",
+        "    token: {transport: subprotocol}\n",
+        "    token: {transport: subprotocol, subprotocol_prefix: jwt-auth., subprotocol_base64url: true}\n",
+        "    token: {transport: query}\n",
+        "    token: {transport: query, query_param: access_token}\n",
+        &format!(
+            "    token: {{transport: ticket, ticket_url: \"http://{addr}/api/websocket/ticket\"}}\n"
+        ),
+    ];
+    for t in transports {
+        let r = run_env(&agent(addr, "", &format!("{}{t}", login_yaml(addr))), None).await;
+        assert!(r.success(), "{t}: {:?}", r.failure);
+        assert!(r.phase(Phase::Login).unwrap() > Duration::ZERO, "{t}");
+        assert_eq!(r.events.len(), 5, "{t}");
+    }
+}
+
+#[tokio::test]
+async fn the_bypass_login_works_and_a_missing_token_is_refused() {
+    let addr = demo().await;
+    let bypass = format!(
+        "    login:\n      url: http://{addr}/auth/e2e/test-auth\n      headers: {{X-E2E-Bypass-Key: \"${{BYPASS}}\"}}\n      body: {{email: e2e@pathwatch.local, name: e2e, permissions: [chat], simulate_oauth: true}}\n"
+    );
+    assert!(run_env(&agent(addr, "", &bypass), None).await.success());
+
+    let r = run_env(&agent(addr, "", ""), None).await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::WsAuth);
+    assert_eq!(
+        f.message,
+        "server sent error_message: AUTH_FAILED Authentication failed"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_login_fails_with_reason_login_and_no_secret() {
+    let addr = demo().await;
+    let bad = format!(
+        "    login:\n      url: http://{addr}/auth/login\n      body: {{email: demo@pathwatch.local, password: \"${{BADPW}}\"}}\n"
+    );
+    let r = run_env(&agent(addr, "", &bad), None).await;
+    let f = r.failure.clone().unwrap();
+    assert_eq!(f.reason, Reason::Login);
+    assert_eq!(f.phase, Some(Phase::Login));
+    assert_eq!(
+        f.message,
+        format!(
+            "login at http://{addr}/auth/login answered HTTP 401 Unauthorized; body: {{\"detail\":\"Invalid credentials\"}}"
+        )
+    );
+    let everything = serde_json::to_string(&r).unwrap();
+    assert!(!everything.contains("wrong-password-123"));
+}
+
+#[tokio::test]
+async fn tokens_are_reused_until_shortly_before_expiry() {
+    let backend = DemoBackend::default();
+    let auth = backend.auth.clone();
+    let addr = spawn_app(backend.router()).await;
+    let cfg = pathwatch::config::Config::from_str("checks: []\n", "t.yaml", &|_| None).unwrap();
+    let prober = Prober::new(&cfg.resolver, cfg.secrets.clone()).unwrap();
+    let yaml = agent(addr, "", &login_yaml(addr));
+    let first = run_env(&yaml, Some(&prober)).await;
+    let second = run_env(&yaml, Some(&prober)).await;
+    assert!(
+        first.success() && second.success(),
+        "{:?} {:?}",
+        first.failure,
+        second.failure
+    );
+    assert_eq!(auth.logins.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(second.phase(Phase::Login), Some(Duration::ZERO));
+}
+
+#[tokio::test]
+async fn auth_refusals_are_ws_auth() {
+    let addr = demo().await;
+    let login = login_yaml(addr);
+    for (fault, text) in [
+        (
+            "&fault=reject401",
+            "server refused the WebSocket upgrade with HTTP 401 Unauthorized",
+        ),
+        (
+            "&fault=reject403",
+            "server refused the WebSocket upgrade with HTTP 403 Forbidden",
+        ),
+        ("&fault=authfail", "AUTH_FAILED"),
+    ] {
+        let r = run_env(&agent(addr, fault, &login), None).await;
+        let f = r.failure.unwrap();
+        assert_eq!(f.reason, Reason::WsAuth, "{fault}: {}", f.message);
+        assert!(f.message.contains(text), "{fault}: {}", f.message);
+    }
+}
+
+#[tokio::test]
+async fn a_fixed_token_that_is_wrong_never_shows() {
+    let addr = demo().await;
+    let yaml = agent(
+        addr,
+        "",
+        "    token: {transport: query, value: \"${BADPW}\"}\n",
+    );
+    let r = run_env(&yaml, None).await;
+    let f = r.failure.clone().unwrap();
+    assert_eq!(f.reason, Reason::WsAuth);
+    assert!(
+        !serde_json::to_string(&r)
+            .unwrap()
+            .contains("wrong-password-123")
+    );
+}

@@ -728,6 +728,34 @@ impl Validator<'_> {
                 Ok(rules) => a.rules = rules,
                 Err(e) => self.error(&yaml::child(path, "expect"), false, e),
             }
+            if let Some(login) = &mut a.login {
+                match spec::parse_http_url(&login.url) {
+                    Ok(u) => login.parsed_url = Some(u),
+                    Err(e) => self.error(&yaml::child(path, "login.url"), false, e),
+                }
+            }
+            let t = &mut a.token;
+            if let Some(url) = &t.ticket_url {
+                match spec::parse_http_url(url) {
+                    Ok(u) => t.parsed_ticket_url = Some(u),
+                    Err(e) => self.error(&yaml::child(path, "token.ticket_url"), false, e),
+                }
+            }
+            let has_token = a.login.is_some() || t.value.is_some();
+            if t.transport.is_some_and(|tr| tr != spec::Transport::None) && !has_token {
+                self.error(
+                    &yaml::child(path, "token.transport"),
+                    false,
+                    "a token transport needs `login:` or `token.value`",
+                );
+            }
+            if t.transport == Some(spec::Transport::Ticket) && t.ticket_url.is_none() {
+                self.error(
+                    &yaml::child(path, "token.transport"),
+                    false,
+                    "transport `ticket` needs `token.ticket_url`",
+                );
+            }
             for name in a.headers.keys() {
                 if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                     let hp = yaml::child(&yaml::child(path, "headers"), name);

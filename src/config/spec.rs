@@ -429,9 +429,163 @@ pub struct AgentSpec {
     /// Certificate verification for wss targets.
     #[serde(default)]
     pub tls: TlsClient,
+    /// Get a token over HTTP first (password login or a test-bypass endpoint).
+    #[serde(default)]
+    pub login: Option<LoginSpec>,
+    /// How the token travels on the upgrade.
+    #[serde(default)]
+    pub token: TokenSpec,
     /// Built from `expect` when the config loads.
     #[serde(skip)]
     pub rules: crate::probe::agent::run::RunRules,
+}
+
+/// `login:` of an agent_pipeline check. The answer must be JSON with the token at
+/// `token_path`; any other answer fails the check with reason `login` (never a made-up token).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSpec {
+    /// e.g. `https://auth.example.ai/auth/login` or `/auth/e2e/test-auth`.
+    pub url: String,
+    #[serde(default = "default_post")]
+    pub method: String,
+    /// e.g. `X-E2E-Bypass-Key: ${BYPASS_KEY}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// JSON body, e.g. `{email: ..., password: "${PASSWORD}"}`.
+    #[serde(default)]
+    pub body: Value,
+    /// Dotted path of the token in the answer (default `access_token`).
+    #[serde(default = "default_token_path")]
+    pub token_path: String,
+    /// Dotted path of the lifetime in seconds (default `expires_in`); the token is reused
+    /// until shortly before it expires.
+    #[serde(default = "default_expires_path")]
+    pub expires_path: String,
+    #[serde(skip)]
+    pub parsed_url: Option<Url>,
+}
+
+fn default_post() -> String {
+    "POST".into()
+}
+fn default_token_path() -> String {
+    "access_token".into()
+}
+fn default_expires_path() -> String {
+    "expires_in".into()
+}
+
+/// How the token is passed on the WebSocket upgrade.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// `Authorization: Bearer <token>` (default).
+    #[default]
+    Header,
+    /// `Sec-WebSocket-Protocol: jwt-auth, jwt.<token>`.
+    Subprotocol,
+    /// `?token=<token>`.
+    Query,
+    /// POST for a ticket with the token, then `?ticket=<id>`.
+    Ticket,
+    /// No token.
+    None,
+}
+
+/// `token:` of an agent_pipeline check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// Default: `header` when there is a token (login or value), else `none`.
+    #[serde(default)]
+    pub transport: Option<Transport>,
+    /// A fixed token instead of a login (e.g. `${AGENT_TOKEN}`).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Header name and scheme for `header` (default `Authorization`, `Bearer`).
+    #[serde(default = "default_auth_header")]
+    pub header: String,
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// For `subprotocol`: the prefix of the token protocol (`jwt.`, `jwt-auth.`, `bearer.`),
+    /// whether the token is sent `raw` or `base64url`, and the protocols offered before it.
+    #[serde(default = "default_prefix")]
+    pub subprotocol_prefix: String,
+    #[serde(default)]
+    pub subprotocol_base64url: bool,
+    #[serde(default = "default_offer")]
+    pub subprotocol_offer: Vec<String>,
+    /// For `query`: the parameter name (`token` or `access_token`).
+    #[serde(default = "default_query_param")]
+    pub query_param: String,
+    /// For `ticket`: where to get one, with which body, where its id is in the answer.
+    #[serde(default)]
+    pub ticket_url: Option<String>,
+    #[serde(default = "default_ticket_body")]
+    pub ticket_body: Value,
+    #[serde(default = "default_ticket_path")]
+    pub ticket_path: String,
+    #[serde(skip)]
+    pub parsed_ticket_url: Option<Url>,
+}
+
+impl Default for TokenSpec {
+    fn default() -> Self {
+        TokenSpec {
+            transport: None,
+            value: None,
+            header: default_auth_header(),
+            scheme: default_scheme(),
+            subprotocol_prefix: default_prefix(),
+            subprotocol_base64url: false,
+            subprotocol_offer: default_offer(),
+            query_param: default_query_param(),
+            ticket_url: None,
+            ticket_body: default_ticket_body(),
+            ticket_path: default_ticket_path(),
+            parsed_ticket_url: None,
+        }
+    }
+}
+
+fn default_auth_header() -> String {
+    "Authorization".into()
+}
+fn default_scheme() -> String {
+    "Bearer".into()
+}
+fn default_prefix() -> String {
+    "jwt.".into()
+}
+fn default_offer() -> Vec<String> {
+    vec!["jwt-auth".into()]
+}
+fn default_query_param() -> String {
+    "token".into()
+}
+fn default_ticket_body() -> Value {
+    serde_json::json!({"ttl_seconds": 300, "single_use": true})
+}
+fn default_ticket_path() -> String {
+    "ticket_id".into()
+}
+
+impl AgentSpec {
+    /// The transport in effect: as configured, else `header` when a token exists.
+    pub fn transport(&self) -> Transport {
+        let has_token = self.login.is_some() || self.token.value.is_some();
+        match self.token.transport {
+            Some(t) => t,
+            None if has_token => Transport::Header,
+            None => Transport::None,
+        }
+    }
+}
+
+/// Parses an http(s) URL of a login or ticket endpoint.
+pub fn parse_http_url(text: &str) -> Result<Url, String> {
+    parse_http_target(text)
 }
 
 fn default_agent_message() -> Value {

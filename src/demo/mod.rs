@@ -5,26 +5,77 @@
 //! Per connection, `/ws?envelope=flat|data|bridge|wrapped|batch&fault=...` selects the
 //! shape and the fault, so one running demo can show a failing run beside a good one.
 //! Faults: `drop:EVENT`, `delay:EVENT:MS`, `duplicate:EVENT`, `reorder`, `error`,
-//! `close1011`, `never`, `malformed`, `binary`, `oversize`.
+//! `close1011`, `never`, `malformed`, `binary`, `oversize`, `reject401`, `reject403`,
+//! `authfail` (accept, then AUTH_FAILED and close 1008). `auth=required` refuses a
+//! connection without a valid token the way the service does (AUTH_FAILED + 1008).
+//!
+//! Auth: `POST /auth/login` (`DEMO_EMAIL` / `DEMO_PASSWORD`), `POST /auth/e2e/test-auth`
+//! (`X-E2E-Bypass-Key: DEMO_BYPASS_KEY`), `POST /api/websocket/ticket` (Bearer token); the
+//! socket takes the token as a Bearer header, a `jwt.`/`jwt-auth.`/`bearer.` subprotocol
+//! (raw or base64url), `?token=`/`?access_token=`, or `?ticket=` (single use).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use crate::probe::agent::run::GOLDEN;
+
+pub const DEMO_EMAIL: &str = "demo@pathwatch.local";
+pub const DEMO_PASSWORD: &str = "demo-password";
+pub const DEMO_BYPASS_KEY: &str = "demo-bypass-key";
+
+/// Tokens and tickets the demo issued, and how many logins it answered.
+#[derive(Debug, Default)]
+pub struct DemoAuth {
+    tokens: Mutex<HashSet<String>>,
+    tickets: Mutex<HashSet<String>>,
+    pub logins: AtomicUsize,
+}
+
+impl DemoAuth {
+    fn issue(&self, set: &Mutex<HashSet<String>>, prefix: &str) -> String {
+        let n = self.logins.load(Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let value = format!("{prefix}-{n}-{nanos:08x}");
+        set.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(value.clone());
+        value
+    }
+
+    fn valid_token(&self, token: &str) -> bool {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(token)
+    }
+
+    fn take_ticket(&self, ticket: &str) -> bool {
+        self.tickets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(ticket)
+    }
+}
 
 /// How the demo answers by default; faults and envelopes come per connection.
 #[derive(Debug, Clone)]
 pub struct DemoBackend {
     /// Delay before each golden event, in order (agent_started first).
     pub delays: [Duration; 5],
+    pub auth: Arc<DemoAuth>,
 }
 
 impl Default for DemoBackend {
@@ -32,13 +83,17 @@ impl Default for DemoBackend {
         let ms = Duration::from_millis;
         DemoBackend {
             delays: [ms(40), ms(80), ms(60), ms(120), ms(60)],
+            auth: Arc::default(),
         }
     }
 }
 
 impl DemoBackend {
     pub fn with_delays(delays: [Duration; 5]) -> Self {
-        DemoBackend { delays }
+        DemoBackend {
+            delays,
+            ..DemoBackend::default()
+        }
     }
 
     pub fn router(self) -> Router {
@@ -50,6 +105,10 @@ impl DemoBackend {
                     axum::Json(json!({"status": "ready", "core_db": "connected", "redis_db": "connected", "clickhouse_db": "skipped_optional"}))
                 }),
             )
+            .route("/auth/health", get(|| async { axum::Json(json!({"status": "healthy"})) }))
+            .route("/auth/login", post(login))
+            .route("/auth/e2e/test-auth", post(bypass))
+            .route("/api/websocket/ticket", post(ticket))
             .route("/ws", get(upgrade))
             .with_state(self)
     }
@@ -75,6 +134,111 @@ pub async fn start(
     Ok(bound)
 }
 
+fn token_answer(demo: &DemoBackend) -> Response {
+    demo.auth.logins.fetch_add(1, Ordering::Relaxed);
+    let token = demo.auth.issue(&demo.auth.tokens, "demo-token");
+    axum::Json(json!({
+        "access_token": token, "refresh_token": "demo-refresh", "token_type": "Bearer", "expires_in": 900,
+        "user": {"id": "demo-user", "email": DEMO_EMAIL}
+    }))
+    .into_response()
+}
+
+fn unauthorized(detail: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"detail": detail})),
+    )
+        .into_response()
+}
+
+async fn login(State(demo): State<DemoBackend>, body: String) -> Response {
+    let Ok(v) = serde_json::from_str::<Value>(&body) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({"detail": "body must be JSON"})),
+        )
+            .into_response();
+    };
+    let (email, password) = (
+        v.get("email").and_then(Value::as_str),
+        v.get("password").and_then(Value::as_str),
+    );
+    if email == Some(DEMO_EMAIL) && password == Some(DEMO_PASSWORD) {
+        token_answer(&demo)
+    } else {
+        unauthorized("Invalid credentials")
+    }
+}
+
+async fn bypass(State(demo): State<DemoBackend>, headers: HeaderMap) -> Response {
+    match headers
+        .get("x-e2e-bypass-key")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(DEMO_BYPASS_KEY) => token_answer(&demo),
+        _ => unauthorized("Invalid bypass key"),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get("authorization")?.to_str().ok()?;
+    v.strip_prefix("Bearer ").map(str::to_string)
+}
+
+async fn ticket(State(demo): State<DemoBackend>, headers: HeaderMap) -> Response {
+    match bearer(&headers) {
+        Some(t) if demo.auth.valid_token(&t) => {
+            let id = demo.auth.issue(&demo.auth.tickets, "ticket");
+            axum::Json(json!({"ticket_id": id, "expires_in": 300, "single_use": true}))
+                .into_response()
+        }
+        _ => unauthorized("Invalid token"),
+    }
+}
+
+/// The token of an upgrade request, from any transport; `Err` when one was given but is bad.
+fn presented_token(
+    demo: &DemoBackend,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Option<Result<(), ()>> {
+    if let Some(ticket) = q.get("ticket") {
+        return Some(if demo.auth.take_ticket(ticket) {
+            Ok(())
+        } else {
+            Err(())
+        });
+    }
+    let mut candidates: Vec<String> = Vec::new();
+    candidates.extend(bearer(headers));
+    candidates.extend(q.get("token").cloned());
+    candidates.extend(q.get("access_token").cloned());
+    if let Some(protocols) = headers
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+    {
+        for p in protocols.split(',').map(str::trim) {
+            for prefix in ["jwt.", "jwt-auth.", "bearer."] {
+                if let Some(raw) = p.strip_prefix(prefix) {
+                    candidates.push(raw.to_string());
+                    if let Ok(bytes) = data_encoding::BASE64URL_NOPAD.decode(raw.as_bytes()) {
+                        candidates.extend(String::from_utf8(bytes).ok());
+                    }
+                }
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return None;
+    }
+    Some(if candidates.iter().any(|t| demo.auth.valid_token(t)) {
+        Ok(())
+    } else {
+        Err(())
+    })
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Fault {
     Drop(String),
@@ -87,6 +251,8 @@ enum Fault {
     Malformed,
     Binary,
     Oversize,
+    Reject(StatusCode),
+    AuthFail,
 }
 
 fn parse_fault(text: &str) -> Result<Fault, String> {
@@ -105,6 +271,9 @@ fn parse_fault(text: &str) -> Result<Fault, String> {
         ["malformed"] => Fault::Malformed,
         ["binary"] => Fault::Binary,
         ["oversize"] => Fault::Oversize,
+        ["reject401"] => Fault::Reject(StatusCode::UNAUTHORIZED),
+        ["reject403"] => Fault::Reject(StatusCode::FORBIDDEN),
+        ["authfail"] => Fault::AuthFail,
         _ => return Err(format!("unknown fault `{text}`")),
     })
 }
@@ -126,6 +295,7 @@ enum Envelope {
 async fn upgrade(
     State(demo): State<DemoBackend>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let envelope = match q.get("envelope").map(String::as_str).unwrap_or("flat") {
@@ -146,7 +316,21 @@ async fn upgrade(
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
-    ws.on_upgrade(move |socket| async move {
+    if let Some(Fault::Reject(status)) = fault {
+        return (status, axum::Json(json!({"detail": "Not authenticated"}))).into_response();
+    }
+    let token = presented_token(&demo, &headers, &q);
+    let auth_failed = fault == Some(Fault::AuthFail)
+        || matches!(token, Some(Err(())))
+        || (token.is_none() && q.get("auth").is_some_and(|a| a == "required"));
+    // A 101 does not mean auth passed: the service accepts, then says AUTH_FAILED.
+    ws.protocols(["jwt-auth"]).on_upgrade(move |mut socket| async move {
+        if auth_failed {
+            let err = json!({"type": "error_message", "error_code": "AUTH_FAILED", "message": "Authentication failed"});
+            let _ = socket.send(Message::Text(err.to_string().into())).await;
+            let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: "Authentication failed".into() }))).await;
+            return;
+        }
         let _ = converse(socket, demo, envelope, fault).await;
     })
 }

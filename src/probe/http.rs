@@ -2,6 +2,8 @@
 //! every phase (resolve, connect, tls, processing, transfer) is measured on the real
 //! connection; then the response is checked against the expectations.
 
+use std::collections::BTreeMap;
+
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -117,6 +119,72 @@ pub async fn probe(
         info.body_bytes = body.len() as u64;
     }
     check_expectations(spec, status, &headers, &body, result)
+}
+
+/// A request made on the way to a probe (agent login, WebSocket ticket).
+pub struct Call<'a> {
+    pub url: &'a Url,
+    pub method: &'a str,
+    pub headers: BTreeMap<String, String>,
+    pub json_body: Option<&'a Value>,
+    pub tls: &'a crate::config::TlsClient,
+}
+
+/// One request outside a check of its own: resolve, connect, TLS, request, and a body of at
+/// most 64 KiB, all timed as `phase` of `tl`. Returns the status and body; wording a
+/// non-2xx answer is the caller's.
+pub async fn call(
+    p: &Prober,
+    tl: &mut Timeline,
+    phase: Phase,
+    req: Call<'_>,
+) -> Result<(StatusCode, Bytes), Failure> {
+    let Call {
+        url,
+        method,
+        headers,
+        json_body,
+        tls,
+    } = req;
+    let mut headers = headers;
+    if json_body.is_some()
+        && !headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.insert("Content-Type".into(), "application/json".into());
+    }
+    let spec = HttpSpec {
+        method: method.to_string(),
+        headers,
+        body: None,
+        expect: crate::config::spec::HttpExpect::default(),
+        follow_redirects: false,
+        max_redirects: 0,
+        max_body_bytes: 64 * 1024,
+        tls: tls.clone(),
+    };
+    let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
+    let body = json_body
+        .map(|b| Bytes::from(b.to_string()))
+        .unwrap_or_default();
+    let mut sub = tl.child();
+    let mut scratch = ProbeResult::empty(std::time::SystemTime::now());
+    let outcome = async {
+        let (response, _conn) =
+            exchange(p, &mut sub, &mut scratch, &spec, url, &method, body).await?;
+        let status = response.status();
+        let bytes = sub
+            .step(
+                Phase::Transfer,
+                read_body(response.into_body(), spec.max_body_bytes),
+            )
+            .await?;
+        Ok((status, bytes))
+    }
+    .await;
+    tl.add(phase, sub.elapsed());
+    outcome.map_err(|f: Failure| f.in_phase(phase))
 }
 
 /// One request on a fresh connection; the returned guard keeps the connection driven
@@ -329,7 +397,7 @@ fn check_expectations(
 }
 
 /// Looks up a dotted path (`a.b.0.c`) in a JSON document.
-fn lookup<'v>(doc: &'v Value, path: &str) -> Option<&'v Value> {
+pub(crate) fn lookup<'v>(doc: &'v Value, path: &str) -> Option<&'v Value> {
     path.split('.').try_fold(doc, |v, seg| match v {
         Value::Object(m) => m.get(seg),
         Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
@@ -394,7 +462,7 @@ fn json_problem(rule: &JsonRule, doc: &Value) -> Option<String> {
     None
 }
 
-fn excerpt(body: &[u8]) -> String {
+pub(crate) fn excerpt(body: &[u8]) -> String {
     one_line(
         &String::from_utf8_lossy(&body[..body.len().min(EXCERPT * 4)]),
         EXCERPT,

@@ -38,6 +38,8 @@ pub struct Prober {
     /// Resolvers for `dns` checks that name their own server.
     per_server: Mutex<HashMap<SocketAddr, Arc<TokioResolver>>>,
     secrets: Secrets,
+    /// Agent login tokens reused until shortly before they expire.
+    pub(crate) tokens: agent::login::TokenCache,
 }
 
 impl Prober {
@@ -46,6 +48,7 @@ impl Prober {
             resolver: Arc::new(build_resolver(&config.nameservers)?),
             per_server: Mutex::new(HashMap::new()),
             secrets,
+            tokens: agent::login::TokenCache::default(),
         })
     }
 

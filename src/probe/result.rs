@@ -95,6 +95,8 @@ pub enum Phase {
     Tls,
     Processing,
     Transfer,
+    /// Agent pipeline: getting a token (login, and a ticket when used).
+    Login,
     /// Agent pipeline: the WebSocket upgrade request to `101 Switching Protocols`.
     Upgrade,
     /// Agent pipeline: the upgrade to the server's first frame.
@@ -120,6 +122,7 @@ impl Phase {
             Phase::Tls => "tls",
             Phase::Processing => "processing",
             Phase::Transfer => "transfer",
+            Phase::Login => "login",
             Phase::Upgrade => "upgrade",
             Phase::FirstFrame => "first_frame",
             Phase::Complete => "complete",

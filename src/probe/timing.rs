@@ -25,6 +25,15 @@ impl Timeline {
         }
     }
 
+    /// A fresh timeline under the same deadline, for a sub-exchange timed as one phase.
+    pub fn child(&self) -> Timeline {
+        Timeline {
+            started: Instant::now(),
+            deadline: self.deadline,
+            phases: Vec::new(),
+        }
+    }
+
     pub fn deadline(&self) -> Instant {
         self.deadline
     }

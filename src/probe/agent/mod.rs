@@ -3,5 +3,6 @@
 //! transport, handshake, send) is built on top of these in the same module.
 
 pub mod events;
+pub mod login;
 pub mod run;
 pub mod ws;

@@ -15,12 +15,14 @@ use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 use url::Url;
 
 use super::events::{AgentEvent, normalise};
+use super::login;
 use super::run::{RunState, Step};
-use crate::config::spec::AgentSpec;
+use crate::config::spec::{AgentSpec, Transport};
 use crate::probe::certs::Alpn;
 use crate::probe::result::{Failure, Phase, ProbeResult, Reason};
 use crate::probe::timing::Timeline;
 use crate::probe::{Prober, net};
+use crate::secrets::REDACTED;
 
 pub async fn probe(
     p: &Prober,
@@ -29,19 +31,74 @@ pub async fn probe(
     spec: &AgentSpec,
     url: &Url,
 ) -> Result<(), Failure> {
-    let host = url.host_str().unwrap_or_default();
+    // Values obtained during the run (token, ticket) are secrets too.
+    let mut secrets: Vec<String> = Vec::new();
+    let outcome = run(p, tl, result, spec, url, &mut secrets).await;
+    outcome.map_err(|mut f| {
+        for s in secrets.iter().filter(|s| s.len() >= 4) {
+            f.message = f.message.replace(s.as_str(), REDACTED);
+        }
+        f
+    })
+}
+
+async fn run(
+    p: &Prober,
+    tl: &mut Timeline,
+    result: &mut ProbeResult,
+    spec: &AgentSpec,
+    url: &Url,
+    secrets: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let mut url = url.clone();
+    let mut headers: Vec<(String, String)> = spec
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(token) = login::token(p, tl, spec).await? {
+        secrets.push(token.clone());
+        let t = &spec.token;
+        match spec.transport() {
+            Transport::Header => headers.push((
+                t.header.clone(),
+                format!("{} {token}", t.scheme).trim().to_string(),
+            )),
+            Transport::Subprotocol => {
+                let encoded = if t.subprotocol_base64url {
+                    data_encoding::BASE64URL_NOPAD.encode(token.as_bytes())
+                } else {
+                    token.clone()
+                };
+                secrets.push(encoded.clone());
+                let mut offer = t.subprotocol_offer.clone();
+                offer.push(format!("{}{encoded}", t.subprotocol_prefix));
+                headers.push(("Sec-WebSocket-Protocol".into(), offer.join(", ")));
+            }
+            Transport::Query => {
+                url.query_pairs_mut().append_pair(&t.query_param, &token);
+            }
+            Transport::Ticket => {
+                let ticket = login::ticket(p, tl, spec, &token).await?;
+                secrets.push(ticket.clone());
+                url.query_pairs_mut().append_pair("ticket", &ticket);
+            }
+            Transport::None => {}
+        }
+    }
+    let host = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(80);
-    let addrs = net::resolve(p, tl, host).await?;
+    let addrs = net::resolve(p, tl, &host).await?;
     let (tcp, ip) = net::connect(tl, &addrs, port).await?;
     result.ip = Some(ip);
     if url.scheme() == "wss" {
-        let name = spec.tls.server_name.as_deref().unwrap_or(host);
+        let name = spec.tls.server_name.as_deref().unwrap_or(&host);
         let hs = net::tls(tl, tcp, name, &spec.tls, Alpn::Http1).await?;
         result.tls = Some(hs.info);
         hs.verdict?;
-        converse(tl, result, spec, url, hs.stream).await
+        converse(tl, result, spec, &url, &headers, hs.stream).await
     } else {
-        converse(tl, result, spec, url, tcp).await
+        converse(tl, result, spec, &url, &headers, tcp).await
     }
 }
 
@@ -50,6 +107,7 @@ async fn converse<S>(
     result: &mut ProbeResult,
     spec: &AgentSpec,
     url: &Url,
+    headers: &[(String, String)],
     stream: S,
 ) -> Result<(), Failure>
 where
@@ -61,7 +119,7 @@ where
             format!("cannot build the upgrade request: {e}"),
         )
     })?;
-    for (name, value) in &spec.headers {
+    for (name, value) in headers {
         let (Ok(name), Ok(value)) = (
             tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
