@@ -70,12 +70,39 @@ impl DemoAuth {
     }
 }
 
+/// When the demo actually sent each event of its recent runs, measured from receiving the
+/// user's message: the truth that pathwatch's measured latencies are compared with.
+#[derive(Debug, Default)]
+pub struct SendLog(Mutex<std::collections::VecDeque<Vec<(String, Duration)>>>);
+
+impl SendLog {
+    const KEEP: usize = 100;
+
+    fn push(&self, run: Vec<(String, Duration)>) {
+        let mut runs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if runs.len() == Self::KEEP {
+            runs.pop_front();
+        }
+        runs.push_back(run);
+    }
+
+    /// The send offsets of the most recent run.
+    pub fn last(&self) -> Option<Vec<(String, Duration)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .back()
+            .cloned()
+    }
+}
+
 /// How the demo answers by default; faults and envelopes come per connection.
 #[derive(Debug, Clone)]
 pub struct DemoBackend {
     /// Delay before each golden event, in order (agent_started first).
     pub delays: [Duration; 5],
     pub auth: Arc<DemoAuth>,
+    pub sent: Arc<SendLog>,
 }
 
 impl Default for DemoBackend {
@@ -84,6 +111,7 @@ impl Default for DemoBackend {
         DemoBackend {
             delays: [ms(40), ms(80), ms(60), ms(120), ms(60)],
             auth: Arc::default(),
+            sent: Arc::default(),
         }
     }
 }
@@ -237,6 +265,18 @@ fn presented_token(
     } else {
         Err(())
     })
+}
+
+/// Events are small writes: without TCP_NODELAY, Nagle's algorithm and delayed ACKs hold
+/// them back by up to 40 ms, and the demo's timing would stop being what it claims.
+pub fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn set(tcp: &mut tokio::net::TcpStream) {
+        let _ = tcp.set_nodelay(true);
+    }
+    listener.tap_io(set as fn(&mut tokio::net::TcpStream))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -455,6 +495,8 @@ async fn converse(
         };
         ws.send(Message::Text(reply.to_string().into())).await?;
     }
+    let received = tokio::time::Instant::now();
+    let mut sent_at: Vec<(String, Duration)> = Vec::new();
     let mut order: Vec<&str> = GOLDEN.to_vec();
     if fault == Some(Fault::Reorder) {
         order.swap(0, 2);
@@ -485,6 +527,7 @@ async fn converse(
             }
             continue;
         }
+        sent_at.push((name.to_string(), received.elapsed()));
         ws.send(Message::Text(event.to_string().into())).await?;
         if matches!(&fault, Some(Fault::Duplicate(e)) if e == name) {
             ws.send(Message::Text(envelope(env, name, &run).to_string().into()))
@@ -514,6 +557,7 @@ async fn converse(
             }
         }
     }
+    demo.sent.push(sent_at);
     ws.send(Message::Close(Some(CloseFrame {
         code: 1000,
         reason: "run complete".into(),
