@@ -312,3 +312,117 @@ async fn a_fixed_token_that_is_wrong_never_shows() {
             .contains("wrong-password-123")
     );
 }
+
+// ------------------------------------------------------------------ protocol variants
+
+#[tokio::test]
+async fn the_handshake_variant_needs_handshake_true() {
+    let addr = demo().await;
+    let r = run(addr, "handshake=1", "    handshake: true\n").await;
+    assert!(r.success(), "{:?}", r.failure);
+    assert_eq!(r.events.len(), 5);
+
+    // Without it the probe speaks too early, and the server says so.
+    let r = run(addr, "handshake=1", "").await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::Protocol);
+    assert!(f.message.contains("HANDSHAKE_REQUIRED"), "{}", f.message);
+}
+
+#[tokio::test]
+async fn keepalives_crosstalk_and_sub_agents_do_not_break_the_run() {
+    let addr = demo().await;
+    for query in [
+        "heartbeat=1",
+        "crosstalk=1",
+        "subagent=1",
+        "heartbeat=1&crosstalk=1&subagent=1&envelope=bridge",
+    ] {
+        let r = run(addr, query, "").await;
+        assert!(r.success(), "{query}: {:?}", r.failure);
+        let last = r.events.last().unwrap();
+        assert_eq!(last.name, "agent_completed", "{query}");
+    }
+    // The run waited for the top-level completion: the sub-agent's came first.
+    let r = run(addr, "subagent=1", "").await;
+    let completions = r
+        .events
+        .iter()
+        .filter(|e| e.name == "agent_completed")
+        .count();
+    assert_eq!(completions, 2);
+}
+
+#[tokio::test]
+async fn a_cold_start_fails_until_the_backend_is_ready() {
+    let addr = spawn_app(DemoBackend::with_cold_start(Duration::from_millis(600)).router()).await;
+    let r = run(addr, "", "").await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::WsClosed);
+    assert!(
+        f.message
+            .contains("1011 \"Service not ready\" (server error)"),
+        "{}",
+        f.message
+    );
+
+    let health = config(&format!(
+        "checks:\n  - name: h\n    type: http\n    target: http://{addr}/health\n"
+    ));
+    let c = &health.checks[0];
+    let prober = Prober::new(&health.resolver, health.secrets.clone()).unwrap();
+    let f = prober
+        .run(&c.target, &c.spec, c.timeout)
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::HttpStatus);
+    assert!(f.message.contains("Startup in progress"), "{}", f.message);
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(prober.run(&c.target, &c.spec, c.timeout).await.success());
+    assert!(run(addr, "", "").await.success());
+}
+
+#[tokio::test]
+async fn slow_hanging_and_degraded_health() {
+    let addr = demo().await;
+    let check = |path: &str, extra: &str| {
+        config(&format!(
+            "checks:\n  - name: h\n    type: http\n    target: http://{addr}{path}\n    timeout: 300ms\n{extra}"
+        ))
+    };
+    for (path, reason) in [
+        ("/health?fault=hang", Reason::Timeout),
+        ("/health?fault=slow:1000", Reason::Timeout),
+        ("/health?fault=down", Reason::HttpStatus),
+    ] {
+        let cfg = check(path, "");
+        let c = &cfg.checks[0];
+        let f = Prober::new(&cfg.resolver, cfg.secrets.clone())
+            .unwrap()
+            .run(&c.target, &c.spec, c.timeout)
+            .await
+            .failure
+            .unwrap();
+        assert_eq!(f.reason, reason, "{path}: {}", f.message);
+    }
+    let cfg = check(
+        "/health/ready?fault=degraded",
+        "    expect:\n      json:\n        - {path: redis_db, equals: connected}\n",
+    );
+    let c = &cfg.checks[0];
+    let f = Prober::new(&cfg.resolver, cfg.secrets.clone())
+        .unwrap()
+        .run(&c.target, &c.spec, c.timeout)
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::BodyMismatch);
+    assert!(
+        f.message
+            .contains(r#"JSON field `redis_db` is "vpc_connectivity_degraded""#),
+        "{}",
+        f.message
+    );
+}

@@ -420,6 +420,10 @@ pub struct AgentSpec {
     /// Wait for the server's first frame (`connection_established`) before sending (default true).
     #[serde(default = "yes")]
     pub server_first: bool,
+    /// The handshake variant: wait for `handshake_response`, answer
+    /// `handshake_acknowledged` with its thread_id, and send the message in that thread.
+    #[serde(default)]
+    pub handshake: bool,
     /// What the run must show.
     #[serde(default)]
     pub expect: AgentExpect,

@@ -103,6 +103,10 @@ pub struct DemoBackend {
     pub delays: [Duration; 5],
     pub auth: Arc<DemoAuth>,
     pub sent: Arc<SendLog>,
+    /// For this long after start, health says `503 Startup in progress` and `/ws` closes
+    /// with 1011 "Service not ready" (a cold start).
+    pub cold_start: Duration,
+    started: tokio::time::Instant,
 }
 
 impl Default for DemoBackend {
@@ -112,6 +116,8 @@ impl Default for DemoBackend {
             delays: [ms(40), ms(80), ms(60), ms(120), ms(60)],
             auth: Arc::default(),
             sent: Arc::default(),
+            cold_start: Duration::ZERO,
+            started: tokio::time::Instant::now(),
         }
     }
 }
@@ -124,16 +130,27 @@ impl DemoBackend {
         }
     }
 
+    /// A demo that is "starting" for `cold_start` from now.
+    pub fn with_cold_start(cold_start: Duration) -> Self {
+        DemoBackend {
+            cold_start,
+            started: tokio::time::Instant::now(),
+            ..DemoBackend::default()
+        }
+    }
+
+    fn cold(&self) -> bool {
+        self.started.elapsed() < self.cold_start
+    }
+
     pub fn router(self) -> Router {
         Router::new()
-            .route("/health", get(|| async { axum::Json(json!({"status": "healthy"})) }))
+            .route("/health", get(health))
+            .route("/health/ready", get(ready))
             .route(
-                "/health/ready",
-                get(|| async {
-                    axum::Json(json!({"status": "ready", "core_db": "connected", "redis_db": "connected", "clickhouse_db": "skipped_optional"}))
-                }),
+                "/auth/health",
+                get(|| async { axum::Json(json!({"status": "healthy"})) }),
             )
-            .route("/auth/health", get(|| async { axum::Json(json!({"status": "healthy"})) }))
             .route("/auth/login", post(login))
             .route("/auth/e2e/test-auth", post(bypass))
             .route("/api/websocket/ticket", post(ticket))
@@ -160,6 +177,62 @@ pub async fn start(
     });
     tracing::info!(addr = %bound, "Demo agent backend is running.");
     Ok(bound)
+}
+
+/// `?fault=slow:MS` answers late, `?fault=hang` never answers, `?fault=down` is a 503.
+async fn health_fault(q: &HashMap<String, String>) -> Option<Response> {
+    match q.get("fault").map(String::as_str) {
+        Some("hang") => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            None
+        }
+        Some(f) if f.starts_with("slow:") => {
+            let ms = f["slow:".len()..].parse().unwrap_or(1000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            None
+        }
+        Some("down") => Some(unhealthy("Database unreachable")),
+        _ => None,
+    }
+}
+
+fn unhealthy(message: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({"status": "unhealthy", "message": message})),
+    )
+        .into_response()
+}
+
+async fn health(
+    State(demo): State<DemoBackend>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = health_fault(&q).await {
+        return r;
+    }
+    if demo.cold() {
+        return unhealthy("Startup in progress");
+    }
+    axum::Json(json!({"status": "healthy"})).into_response()
+}
+
+async fn ready(
+    State(demo): State<DemoBackend>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = health_fault(&q).await {
+        return r;
+    }
+    if demo.cold() {
+        return unhealthy("Startup in progress");
+    }
+    let redis = if q.get("fault").is_some_and(|f| f == "degraded") {
+        "vpc_connectivity_degraded"
+    } else {
+        "connected"
+    };
+    axum::Json(json!({"status": "ready", "core_db": "connected", "redis_db": redis, "clickhouse_db": "skipped_optional"})).into_response()
 }
 
 fn token_answer(demo: &DemoBackend) -> Response {
@@ -332,6 +405,21 @@ enum Envelope {
     Batch,
 }
 
+/// What one connection asked for in its query string.
+#[derive(Debug, Clone)]
+struct Session {
+    envelope: Envelope,
+    fault: Option<Fault>,
+    /// `handshake=1`: handshake_response -> handshake_acknowledged -> handshake_complete first.
+    handshake: bool,
+    /// `heartbeat=1`: a heartbeat and a ping before every event.
+    heartbeat: bool,
+    /// `subagent=1`: a sub-agent thinks and completes before the top-level agent does.
+    subagent: bool,
+    /// `crosstalk=1`: an event of another run arrives in the middle.
+    crosstalk: bool,
+}
+
 async fn upgrade(
     State(demo): State<DemoBackend>,
     Query(q): Query<HashMap<String, String>>,
@@ -371,7 +459,16 @@ async fn upgrade(
             let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: "Authentication failed".into() }))).await;
             return;
         }
-        let _ = converse(socket, demo, envelope, fault).await;
+        let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
+        let session = Session {
+            envelope,
+            fault,
+            handshake: flag("handshake"),
+            heartbeat: flag("heartbeat"),
+            subagent: flag("subagent"),
+            crosstalk: flag("crosstalk"),
+        };
+        let _ = converse(socket, demo, session).await;
     })
 }
 
@@ -457,13 +554,47 @@ const MESSAGE_TYPES: [&str; 5] = [
     "message",
 ];
 
+async fn send_json(ws: &mut WebSocket, v: Value) -> Result<(), axum::Error> {
+    ws.send(Message::Text(v.to_string().into())).await
+}
+
+/// Waits for the handshake acknowledgement; false when the client did something else.
+async fn handshake(ws: &mut WebSocket, thread: &str) -> Result<bool, axum::Error> {
+    send_json(ws, json!({"type": "handshake_response", "thread_id": thread, "run_id": "run-1", "timestamp": epoch_now()})).await?;
+    let Some(Ok(Message::Text(text))) = ws.recv().await else {
+        return Ok(false);
+    };
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let acked = v.get("type").and_then(Value::as_str) == Some("handshake_acknowledged")
+        && v.get("thread_id").and_then(Value::as_str) == Some(thread);
+    if acked {
+        send_json(
+            ws,
+            json!({"type": "handshake_complete", "thread_id": thread}),
+        )
+        .await?;
+    } else {
+        send_json(ws, json!({"type": "error_message", "error_code": "HANDSHAKE_REQUIRED", "message": "send handshake_acknowledged with the thread_id first"})).await?;
+        ws.send(Message::Close(Some(CloseFrame {
+            code: 1002,
+            reason: "Handshake required".into(),
+        })))
+        .await?;
+    }
+    Ok(acked)
+}
+
 async fn converse(
     mut ws: WebSocket,
     demo: DemoBackend,
-    env: Envelope,
-    fault: Option<Fault>,
+    session: Session,
 ) -> Result<(), axum::Error> {
-    if fault == Some(Fault::Close1011) {
+    let Session {
+        envelope: env,
+        fault,
+        ..
+    } = session.clone();
+    if fault == Some(Fault::Close1011) || demo.cold() {
         return ws
             .send(Message::Close(Some(CloseFrame {
                 code: 1011,
@@ -475,6 +606,9 @@ async fn converse(
     ws.send(Message::Text(established.to_string().into()))
         .await?;
     let run = "run-1".to_string();
+    if session.handshake && !handshake(&mut ws, "thread-hs-1").await? {
+        return Ok(());
+    }
     // Wait for the user's message; answer anything else as the service does.
     loop {
         let Some(Ok(msg)) = ws.recv().await else {
@@ -517,6 +651,32 @@ async fn converse(
             // Keep the connection open and silent, as a stuck agent does.
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return Ok(());
+        }
+        if session.heartbeat {
+            send_json(
+                &mut ws,
+                json!({"type": "heartbeat", "timestamp": epoch_now()}),
+            )
+            .await?;
+            send_json(&mut ws, json!({"type": "ping"})).await?;
+        }
+        if session.crosstalk && *name == "agent_thinking" {
+            // Another user's run finishing on this socket must not end this run.
+            let mut other = envelope(env, "agent_completed", "run-other");
+            if let Some(m) = other.as_object_mut() {
+                m.insert("thread_id".into(), json!("thread-other"));
+            }
+            send_json(&mut ws, other).await?;
+        }
+        if session.subagent && *name == "agent_completed" {
+            // A sub-agent reports and completes before the top-level agent.
+            for sub in ["agent_thinking", "agent_completed"] {
+                let mut e = envelope(Envelope::Flat, sub, &run);
+                if let Some(m) = e.as_object_mut() {
+                    m.insert("agent_name".into(), json!("researcher"));
+                }
+                send_json(&mut ws, e).await?;
+            }
         }
         let event = envelope(env, name, &run);
         if env == Envelope::Batch && (1..=3).contains(&i) {
@@ -562,5 +722,10 @@ async fn converse(
         code: 1000,
         reason: "run complete".into(),
     })))
-    .await
+    .await?;
+    // Finish the close handshake: closing with unread replies (heartbeat_ack, pong) in the
+    // socket makes the kernel send RST, which can discard the last event in flight.
+    let drain = async { while let Some(Ok(_)) = ws.recv().await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    Ok(())
 }

@@ -147,7 +147,36 @@ where
         let frame = tl.step(Phase::FirstFrame, next_events(&mut ws)).await?;
         pending = frame;
     }
-    let message = Message::Text(spec.message.to_string().into());
+    let mut message = spec.message.clone();
+    if spec.handshake {
+        let thread = loop {
+            if let Some(f) = pending.iter().find_map(auth_error) {
+                return Err(f);
+            }
+            if let Some(ev) = pending.iter().find(|e| e.name == "handshake_response") {
+                break ev.text("thread_id");
+            }
+            pending = tl.step(Phase::FirstFrame, next_events(&mut ws)).await?;
+        };
+        pending.clear();
+        let ack = serde_json::json!({"type": "handshake_acknowledged", "thread_id": thread});
+        tl.step(Phase::FirstFrame, async {
+            ws.send(Message::Text(ack.to_string().into()))
+                .await
+                .map_err(|e| closed_failure(&e, "acknowledging the handshake"))
+        })
+        .await?;
+        // Later messages use the handshake's thread.
+        if let (Some(t), Some(payload)) = (
+            thread,
+            message.get_mut("payload").and_then(|p| p.as_object_mut()),
+        ) {
+            payload
+                .entry("thread_id")
+                .or_insert(serde_json::Value::String(t));
+        }
+    }
+    let message = Message::Text(message.to_string().into());
     tl.step(Phase::Complete, async {
         ws.send(message)
             .await
