@@ -426,3 +426,61 @@ async fn slow_hanging_and_degraded_health() {
         f.message
     );
 }
+
+// ------------------------------------------------------------------ wss
+
+async fn spawn_demo_tls(pki: &Pki) -> SocketAddr {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
+        .unwrap();
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let listener = pathwatch::demo::TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server)),
+    };
+    tokio::spawn(async move { axum::serve(listener, DemoBackend::default().router()).await });
+    addr
+}
+
+#[tokio::test]
+async fn wss_checks_the_certificate_before_the_upgrade() {
+    let pki = Pki::builder(&["*.example.test", "localhost"]).build();
+    let addr = spawn_demo_tls(&pki).await;
+    let ca = pki.ca_file();
+    let yaml = |name: &str| {
+        format!(
+            "checks:\n  - name: gp\n    type: agent_pipeline\n    target: wss://localhost:{}/ws\n    timeout: 3s\n    tls:\n      ca_file: {}\n      server_name: {name}\n",
+            addr.port(),
+            ca.path().display()
+        )
+    };
+    let r = run_env(&yaml("api-staging.example.test"), None).await;
+    assert!(r.success(), "{:?}", r.failure);
+    assert!(r.phase(Phase::Tls).is_some());
+    assert_eq!(
+        r.tls.as_ref().unwrap().chain[0].sans,
+        vec!["*.example.test", "localhost"]
+    );
+    assert_eq!(r.events.len(), 5);
+
+    // The incident: the socket's name is two labels under the wildcard.
+    let r = run_env(&yaml("api.staging.example.test"), None).await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::TlsHostname);
+    assert!(
+        f.message
+            .ends_with("(did you mean api-staging.example.test?)"),
+        "{}",
+        f.message
+    );
+    assert!(
+        r.events.is_empty(),
+        "nothing is sent over an unverified connection"
+    );
+}
