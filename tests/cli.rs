@@ -267,3 +267,33 @@ async fn check_starts_the_demo_backend_and_reports_a_dropped_event() {
         assert!(c["phases"][phase].is_number(), "{c}");
     }
 }
+
+#[tokio::test]
+async fn agent_credentials_appear_in_no_output() {
+    let port = closed_port().await.port();
+    let cfg = format!(
+        "demo:\n  listen: 127.0.0.1:{port}\nchecks:\n  - name: ok\n    type: agent_pipeline\n    target: ws://127.0.0.1:{port}/ws?auth=required\n    login:\n      url: http://127.0.0.1:{port}/auth/e2e/test-auth\n      headers: {{X-E2E-Bypass-Key: \"${{BYPASS}}\"}}\n      body: {{email: e2e@pathwatch.local}}\n    token: {{transport: query}}\n  - name: refused\n    type: agent_pipeline\n    target: ws://127.0.0.1:{port}/ws?auth=required&fault=reject401\n    login:\n      url: http://127.0.0.1:{port}/auth/login\n      body: {{email: demo@pathwatch.local, password: \"${{PW}}\"}}\n    token: {{transport: subprotocol}}\n  - name: bad-login\n    type: agent_pipeline\n    target: ws://127.0.0.1:{port}/ws\n    login:\n      url: http://127.0.0.1:{port}/auth/login\n      body: {{email: demo@pathwatch.local, password: \"${{BADPW}}\"}}\n"
+    );
+    let env = [
+        ("BYPASS", "demo-bypass-key"),
+        ("PW", "demo-password"),
+        ("BADPW", "not-the-password-42"),
+    ];
+    for format in ["text", "json", "junit"] {
+        let out = pathwatch(&["check", "--format", format], &cfg, &env).await;
+        assert_eq!(out.status.code(), Some(1));
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            all.contains("bad-login") && all.contains("refused"),
+            "{all}"
+        );
+        for secret in [
+            "demo-bypass-key",
+            "demo-password",
+            "not-the-password-42",
+            "demo-token-",
+        ] {
+            assert!(!all.contains(secret), "{format}: {secret} leaked:\n{all}");
+        }
+    }
+}
