@@ -204,15 +204,20 @@ fn unhealthy(message: &str) -> Response {
         .into_response()
 }
 
+/// What both health endpoints answer before their own body: injected faults, cold start.
+async fn health_gate(demo: &DemoBackend, q: &HashMap<String, String>) -> Option<Response> {
+    if let Some(r) = health_fault(q).await {
+        return Some(r);
+    }
+    demo.cold().then(|| unhealthy("Startup in progress"))
+}
+
 async fn health(
     State(demo): State<DemoBackend>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = health_fault(&q).await {
+    if let Some(r) = health_gate(&demo, &q).await {
         return r;
-    }
-    if demo.cold() {
-        return unhealthy("Startup in progress");
     }
     axum::Json(json!({"status": "healthy"})).into_response()
 }
@@ -221,11 +226,8 @@ async fn ready(
     State(demo): State<DemoBackend>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = health_fault(&q).await {
+    if let Some(r) = health_gate(&demo, &q).await {
         return r;
-    }
-    if demo.cold() {
-        return unhealthy("Startup in progress");
     }
     let redis = if q.get("fault").is_some_and(|f| f == "degraded") {
         "vpc_connectivity_degraded"
