@@ -76,7 +76,6 @@ async fn json_report_of_a_wrong_hostname_certificate() {
     );
     let out = pathwatch(&["check", "--format", "json"], &cfg, &[]).await;
     assert_eq!(out.status.code(), Some(1));
-    println!("{}", text(&out.stdout));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["passed"], false);
     let c = &doc["checks"][0];
@@ -234,7 +233,6 @@ async fn check_starts_the_demo_backend_and_reports_a_dropped_event() {
         &[],
     )
     .await;
-    println!("{}", text(&out.stdout));
     assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let c = &doc["checks"][0];
