@@ -20,11 +20,7 @@ async fn run(addr: SocketAddr, query: &str, extra: &str) -> ProbeResult {
         "checks:\n  - name: golden-path\n    type: agent_pipeline\n    target: ws://{addr}/ws?{query}\n    timeout: 3s\n{extra}"
     );
     let cfg = config(&yaml);
-    let c = &cfg.checks[0];
-    Prober::new(&cfg.resolver, cfg.secrets.clone())
-        .unwrap()
-        .run(&c.target, &c.spec, c.timeout)
-        .await
+    probe_once(&cfg).await
 }
 
 const FIVE: [&str; 5] = [
@@ -180,12 +176,7 @@ async fn run_env(yaml: &str, prober: Option<&Prober>) -> ProbeResult {
     let c = &cfg.checks[0];
     match prober {
         Some(p) => p.run(&c.target, &c.spec, c.timeout).await,
-        None => {
-            Prober::new(&cfg.resolver, cfg.secrets.clone())
-                .unwrap()
-                .run(&c.target, &c.spec, c.timeout)
-                .await
-        }
+        None => probe_once(&cfg).await,
     }
 }
 
@@ -398,26 +389,14 @@ async fn slow_hanging_and_degraded_health() {
         ("/health?fault=down", Reason::HttpStatus),
     ] {
         let cfg = check(path, "");
-        let c = &cfg.checks[0];
-        let f = Prober::new(&cfg.resolver, cfg.secrets.clone())
-            .unwrap()
-            .run(&c.target, &c.spec, c.timeout)
-            .await
-            .failure
-            .unwrap();
+        let f = probe_once(&cfg).await.failure.unwrap();
         assert_eq!(f.reason, reason, "{path}: {}", f.message);
     }
     let cfg = check(
         "/health/ready?fault=degraded",
         "    expect:\n      json:\n        - {path: redis_db, equals: connected}\n",
     );
-    let c = &cfg.checks[0];
-    let f = Prober::new(&cfg.resolver, cfg.secrets.clone())
-        .unwrap()
-        .run(&c.target, &c.spec, c.timeout)
-        .await
-        .failure
-        .unwrap();
+    let f = probe_once(&cfg).await.failure.unwrap();
     assert_eq!(f.reason, Reason::BodyMismatch);
     assert!(
         f.message

@@ -5,16 +5,12 @@ mod support;
 
 use std::net::IpAddr;
 
-use pathwatch::probe::{Phase, ProbeResult, Prober, Reason};
+use pathwatch::probe::{Phase, ProbeResult, Reason};
 use support::*;
 
 async fn run(yaml: &str) -> ProbeResult {
     let cfg = config(yaml);
-    let c = &cfg.checks[0];
-    Prober::new(&cfg.resolver, cfg.secrets.clone())
-        .unwrap()
-        .run(&c.target, &c.spec, c.timeout)
-        .await
+    probe_once(&cfg).await
 }
 
 fn ip(s: &str) -> IpAddr {

@@ -9,16 +9,14 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Redirect;
 use axum::routing::get;
-use pathwatch::probe::{Phase, ProbeResult, Prober, Reason};
+use pathwatch::probe::{Phase, ProbeResult, Reason};
 use support::*;
 use tokio::io::AsyncWriteExt;
 
 /// Runs the single check of `yaml` once.
 async fn run(yaml: &str) -> ProbeResult {
     let cfg = config(yaml);
-    let check = &cfg.checks[0];
-    let prober = Prober::new(&cfg.resolver, cfg.secrets.clone()).unwrap();
-    prober.run(&check.target, &check.spec, check.timeout).await
+    probe_once(&cfg).await
 }
 
 fn http_check(url: &str, extra: &str) -> String {
@@ -372,8 +370,7 @@ async fn interpolated_secrets_never_reach_the_message() {
     })
     .unwrap();
     let check = &cfg.checks[0];
-    let prober = Prober::new(&cfg.resolver, cfg.secrets.clone()).unwrap();
-    let r = prober.run(&check.target, &check.spec, check.timeout).await;
+    let r = probe_once(&cfg).await;
     let f = r.failure.unwrap();
     assert_eq!(f.reason, Reason::HttpStatus);
     assert!(

@@ -4,7 +4,7 @@
 mod support;
 
 use pathwatch::assess::{Status, assess};
-use pathwatch::probe::{ProbeResult, Prober, Reason};
+use pathwatch::probe::{ProbeResult, Reason};
 use support::*;
 
 /// A `tls` check of `name` (resolved to the test server via a loopback DNS server).
@@ -25,9 +25,7 @@ async fn probe_tls(
         addr.port()
     );
     let cfg = config(&yaml);
-    let check = &cfg.checks[0];
-    let prober = Prober::new(&cfg.resolver, cfg.secrets.clone()).unwrap();
-    let r = prober.run(&check.target, &check.spec, check.timeout).await;
+    let r = probe_once(&cfg).await;
     (r, cfg)
 }
 
@@ -165,11 +163,7 @@ async fn a_plain_http_port_is_a_handshake_failure() {
     let cfg = config(&format!(
         "checks:\n  - name: c\n    type: tls\n    target: {addr}\n    timeout: 2s\n"
     ));
-    let c = &cfg.checks[0];
-    let r = Prober::new(&cfg.resolver, cfg.secrets.clone())
-        .unwrap()
-        .run(&c.target, &c.spec, c.timeout)
-        .await;
+    let r = probe_once(&cfg).await;
     let f = r.failure.unwrap();
     assert_eq!(f.reason, Reason::TlsHandshake);
     assert!(f.message.contains("TLS handshake with"), "{}", f.message);
@@ -186,11 +180,7 @@ async fn https_checks_report_the_served_certificate() {
         ca.path().display()
     );
     let cfg = config(&yaml);
-    let c = &cfg.checks[0];
-    let r = Prober::new(&cfg.resolver, cfg.secrets.clone())
-        .unwrap()
-        .run(&c.target, &c.spec, c.timeout)
-        .await;
+    let r = probe_once(&cfg).await;
     assert!(r.success(), "{:?}", r.failure);
     assert!(r.http.as_ref().unwrap().tls);
     assert!(r.phase(pathwatch::probe::Phase::Tls).is_some());
@@ -202,11 +192,7 @@ async fn https_checks_report_the_served_certificate() {
         addr.port()
     );
     let cfg = config(&yaml);
-    let c = &cfg.checks[0];
-    let r = Prober::new(&cfg.resolver, cfg.secrets.clone())
-        .unwrap()
-        .run(&c.target, &c.spec, c.timeout)
-        .await;
+    let r = probe_once(&cfg).await;
     assert_eq!(r.failure.unwrap().reason, Reason::TlsUntrusted);
     assert!(r.http.is_none());
     assert!(r.tls.is_some());

@@ -265,3 +265,12 @@ pub async fn timed<T>(f: impl Future<Output = T>) -> (T, Duration) {
     let out = f.await;
     (out, start.elapsed())
 }
+
+/// Runs the first check of `cfg` once with a fresh prober.
+pub async fn probe_once(cfg: &Config) -> pathwatch::probe::ProbeResult {
+    let c = &cfg.checks[0];
+    pathwatch::probe::Prober::new(&cfg.resolver, cfg.secrets.clone())
+        .unwrap()
+        .run(&c.target, &c.spec, c.timeout)
+        .await
+}
