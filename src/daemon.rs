@@ -75,11 +75,9 @@ pub async fn run(
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     if let Some(demo) = &config.demo {
-        crate::demo::start(demo.listen, token.clone().cancelled_owned())
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("cannot start the demo backend on {}: {e}", demo.listen)
-            })?;
+        crate::demo::start(demo, token.clone()).await.map_err(|e| {
+            anyhow::anyhow!("cannot start the demo backend on {}: {e}", demo.listen)
+        })?;
     }
     let addr = listener.local_addr()?;
     let server = tokio::spawn(server::serve(

@@ -43,6 +43,12 @@ enum Command {
     DemoBackend {
         #[arg(long, default_value = "127.0.0.1:9116")]
         listen: std::net::SocketAddr,
+        /// Also serve over TLS here, with a certificate for localhost made at start.
+        #[arg(long)]
+        tls_listen: Option<std::net::SocketAddr>,
+        /// Write the CA of that certificate here (PEM), for `ca_file:` of other processes.
+        #[arg(long, requires = "tls_listen")]
+        ca_out: Option<std::path::PathBuf>,
     },
 }
 
@@ -62,8 +68,14 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    if let Some(Command::DemoBackend { listen }) = cli.command {
-        return demo_backend(listen);
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::DemoBackend {
+        listen,
+        tls_listen,
+        ca_out,
+    } = command
+    {
+        return demo_backend(listen, tls_listen, ca_out);
     }
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
@@ -80,7 +92,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::Validate => {
             println!(
                 "{}: OK ({} checks, {} modules)",
@@ -106,8 +118,8 @@ fn main() -> ExitCode {
             print!("{out}");
             ExitCode::from(report::exit_code(&reports) as u8)
         }),
-        Command::DemoBackend { listen } => demo_backend(listen),
-        Command::Run => runtime.block_on(async {
+        // (demo-backend returned above, before any config was read.)
+        Command::DemoBackend { .. } | Command::Run => runtime.block_on(async {
             let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -126,7 +138,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn demo_backend(listen: std::net::SocketAddr) -> ExitCode {
+fn demo_backend(
+    listen: std::net::SocketAddr,
+    tls_listen: Option<std::net::SocketAddr>,
+    ca_out: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let pki = match tls_listen.map(|_| pathwatch::demo::DemoPki::generate()) {
+        None => None,
+        Some(Ok(pki)) => Some(std::sync::Arc::new(pki)),
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let (Some(file), Some(pki)) = (&ca_out, &pki)
+        && let Err(e) = std::fs::write(file, &pki.ca_pem)
+    {
+        eprintln!("cannot write the demo CA to {}: {e}", file.display());
+        return ExitCode::from(1);
+    }
+    let config = pathwatch::config::DemoConfig {
+        listen,
+        tls_listen,
+        pki,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -136,8 +171,8 @@ fn demo_backend(listen: std::net::SocketAddr) -> ExitCode {
     };
     runtime.block_on(async {
         let stop = tokio_util::sync::CancellationToken::new();
-        if let Err(e) = pathwatch::demo::start(listen, stop.clone().cancelled_owned()).await {
-            eprintln!("cannot listen on {listen}: {e}");
+        if let Err(e) = pathwatch::demo::start(&config, stop.clone()).await {
+            eprintln!("cannot start the demo backend: {e}");
             return ExitCode::from(1);
         }
         daemon::shutdown_signal().await;

@@ -45,7 +45,7 @@ pub async fn run_once(config: &Config, names: &[String]) -> Result<Vec<CheckRepo
     let demo_stop = tokio_util::sync::CancellationToken::new();
     let _stop_on_return = demo_stop.clone().drop_guard();
     if let Some(demo) = &config.demo {
-        crate::demo::start(demo.listen, demo_stop.cancelled_owned())
+        crate::demo::start(demo, demo_stop.clone())
             .await
             .map_err(|e| format!("cannot start the demo backend on {}: {e}", demo.listen))?;
     }

@@ -417,14 +417,7 @@ async fn spawn_demo_tls(pki: &Pki) -> SocketAddr {
         .with_single_cert(pki.chain.clone(), pki.key.clone_key())
         .unwrap();
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let listener = pathwatch::demo::TlsListener {
-        tcp,
-        acceptor: tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server)),
-    };
-    tokio::spawn(async move { axum::serve(listener, DemoBackend::default().router()).await });
-    addr
+    spawn_tls_app(std::sync::Arc::new(server), DemoBackend::default().router()).await
 }
 
 #[tokio::test]

@@ -28,6 +28,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn check_passes_with_exit_0_and_fails_with_exit_1() {
     let app = Router::new().route("/health", get(|| async { r#"{"status":"ok"}"# }));
@@ -220,13 +230,7 @@ async fn check_starts_the_demo_backend_and_reports_a_dropped_event() {
         &[],
     )
     .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let out = pathwatch(
         &["check", "--check", "golden-path-broken", "--format", "json"],
         &cfg,
@@ -294,4 +298,61 @@ async fn agent_credentials_appear_in_no_output() {
             assert!(!all.contains(secret), "{format}: {secret} leaked:\n{all}");
         }
     }
+}
+
+/// The shipped config.yaml, on free ports: every check green offline, over ws://, wss://
+/// (the demo's generated certificate) and plain TLS.
+#[tokio::test]
+async fn the_shipped_config_passes_offline() {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml")).unwrap();
+    let mut cfg = shipped.clone();
+    for fixed in ["9115", "9116", "9117"] {
+        assert!(shipped.contains(fixed));
+        let free = closed_port().await.port().to_string();
+        cfg = cfg.replace(&format!(":{fixed}"), &format!(":{free}"));
+    }
+    let out = pathwatch(&["check", "--format", "json"], &cfg, &[]).await;
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}{}", text(&out.stdout), text(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let checks = doc["checks"].as_array().unwrap();
+    let types: std::collections::BTreeSet<&str> =
+        checks.iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types.into_iter().collect::<Vec<_>>(),
+        ["agent_pipeline", "dns", "http", "tls", "websocket"]
+    );
+    let cert = checks.iter().find(|c| c["type"] == "tls").unwrap();
+    assert_eq!(cert["status"], "ok", "{cert}");
+}
+
+/// `pathwatch demo-backend --tls-listen --ca-out` serves wss:// with a certificate another
+/// pathwatch process can trust through the written CA file.
+#[tokio::test]
+async fn the_standalone_demo_serves_tls_with_its_ca_written_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("demo-ca.pem");
+    let (plain, tls) = (closed_port().await, closed_port().await);
+    let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
+        .args(["demo-backend", "--listen", &plain.to_string()])
+        .args(["--tls-listen", &tls.to_string(), "--ca-out"])
+        .arg(&ca)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if ca.exists() && tokio::net::TcpStream::connect(tls).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let cfg = format!(
+        "checks:\n  - name: cert\n    type: tls\n    target: localhost:{port}\n    ca_file: {ca}\n  - name: gp\n    type: agent_pipeline\n    target: wss://127.0.0.1:{port}/ws\n    tls: {{ca_file: {ca}}}\n",
+        port = tls.port(),
+        ca = ca.display()
+    );
+    let out = pathwatch(&["check"], &cfg, &[]).await;
+    demo.kill().await.unwrap();
+    assert_exit(&out, 0);
 }

@@ -50,7 +50,7 @@ checks:
         "bad.yaml:14:15: checks[1].interval: `soon` is not a duration",
         "bad.yaml:17:13: checks[2].target: `api.example.test` is not host:port",
         "bad.yaml:18:5: checks[2].expect_days: unknown key `expect_days`",
-        "bad.yaml:20:11: checks[3].type: unknown check type `carrier-pigeon` (expected one of http, tls, dns, agent_pipeline)",
+        "bad.yaml:20:11: checks[3].type: unknown check type `carrier-pigeon` (expected one of http, tls, dns, agent_pipeline, websocket)",
         "bad.yaml:26:22: checks[4].expect.body_matches[0]: invalid regex `(unclosed`: unclosed group",
     ];
     for want in expected {
@@ -130,4 +130,61 @@ fn the_shipped_config_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.yaml");
     let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(!cfg.checks.is_empty());
+}
+
+#[test]
+fn ca_file_demo_trusts_the_demo_certificate_and_needs_its_tls_port() {
+    let yaml = r#"demo:
+  listen: 127.0.0.1:19116
+  tls_listen: 127.0.0.1:19117
+checks:
+  - name: demo-cert
+    type: tls
+    target: localhost:19117
+    ca_file: demo
+  - name: demo-wss
+    type: websocket
+    target: wss://localhost:19117/ws
+    tls: {ca_file: demo}
+"#;
+    let cfg = Config::from_str(yaml, "ok.yaml", &|_| None).unwrap();
+    let pki = cfg.demo.as_ref().unwrap().pki.as_ref().unwrap();
+    for check in &cfg.checks {
+        let roots = match &check.spec {
+            pathwatch::config::Spec::Tls(t) => t.roots.clone(),
+            pathwatch::config::Spec::WebSocket(w) => w.tls.roots.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(std::sync::Arc::ptr_eq(&roots.unwrap(), &pki.roots));
+    }
+
+    let errs = errors(
+        "checks:\n  - name: c\n    type: websocket\n    target: wss://localhost:1/ws\n    tls:\n      ca_file: demo\n",
+    );
+    assert_eq!(
+        errs,
+        [
+            "bad.yaml:6:16: checks[0].tls.ca_file: `ca_file: demo` trusts the demo backend's certificate; it needs `demo.tls_listen`"
+        ]
+    );
+}
+
+#[test]
+fn websocket_checks_are_validated_like_http() {
+    let errs = errors(
+        "checks:\n  - name: c\n    type: websocket\n    target: http://localhost/ws\n    headers: {\"bad header\": x}\n    expect:\n      json:\n        - {path: type}\n",
+    );
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        errs[0].contains("WebSocket URL scheme must be ws or wss, not `http`"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`bad header` is not a valid header name"))
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("checks[0].expect.json[0]: a JSON rule needs exactly one of"))
+    );
 }

@@ -47,6 +47,12 @@ pub struct Config {
 pub struct DemoConfig {
     /// Address of the demo backend (health, readiness, `/ws`).
     pub listen: SocketAddr,
+    /// A second address serving the same backend over TLS (https://, wss://), with a
+    /// certificate for localhost made at start; checks trust it with `ca_file: demo`.
+    #[serde(default)]
+    pub tls_listen: Option<SocketAddr>,
+    #[serde(skip)]
+    pub pki: Option<Arc<crate::demo::DemoPki>>,
 }
 
 /// `server:`
@@ -325,6 +331,7 @@ impl Config {
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_default(),
+            demo_roots: None,
         };
         let config = v.config(secrets.clone());
         let mut errors = v.errors;
@@ -345,6 +352,8 @@ struct Validator<'d> {
     errors: Vec<Located>,
     /// Relative `ca_file` paths are taken from the config file's folder.
     base_dir: PathBuf,
+    /// The demo's CA when `demo.tls_listen` is set (`ca_file: demo`).
+    demo_roots: Option<Arc<RootCertStore>>,
 }
 
 impl Validator<'_> {
@@ -438,10 +447,19 @@ impl Validator<'_> {
             self.section(or_empty(get("scheduler")), "scheduler");
         let resolver: Option<ResolverConfig> = self.section(or_empty(get("resolver")), "resolver");
         let probe: Option<ProbeEndpointConfig> = self.section(or_empty(get("probe")), "probe");
-        let demo: Option<Option<DemoConfig>> = match get("demo") {
+        let mut demo: Option<Option<DemoConfig>> = match get("demo") {
             Value::Null => Some(None),
             v => self.section(v, "demo").map(Some),
         };
+        if let Some(Some(d)) = &mut demo
+            && d.tls_listen.is_some()
+        {
+            match crate::demo::DemoPki::generate() {
+                Ok(pki) => d.pki = Some(Arc::new(pki)),
+                Err(e) => self.error("demo.tls_listen", false, e),
+            }
+            self.demo_roots = d.pki.as_ref().map(|p| p.roots.clone());
+        }
         let defaults: Option<Defaults> = self.section(or_empty(get("defaults")), "defaults");
         let location: Option<String> = match get("location") {
             Value::Null => Some("local".into()),
@@ -577,6 +595,7 @@ impl Validator<'_> {
             "tls" => Spec::Tls(self.section(own, path)?),
             "dns" => Spec::Dns(self.section(own, path)?),
             "agent_pipeline" => Spec::Agent(self.section(own, path)?),
+            "websocket" => Spec::WebSocket(self.section(own, path)?),
             other => {
                 self.error(
                     &yaml::child(path, "type"),
@@ -756,12 +775,11 @@ impl Validator<'_> {
                     "transport `ticket` needs `token.ticket_url`",
                 );
             }
-            for name in a.headers.keys() {
-                if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    let hp = yaml::child(&yaml::child(path, "headers"), name);
-                    self.error(&hp, true, format!("`{name}` is not a valid header name"));
-                }
-            }
+            self.check_headers(path, &a.headers);
+        }
+        if let Spec::WebSocket(w) = spec {
+            self.check_headers(path, &w.headers);
+            self.check_json_rules(&yaml::child(path, "expect.json"), &w.expect.json);
         }
         if let Spec::Http(h) = spec {
             if hyper::Method::from_bytes(h.method.as_bytes()).is_err() {
@@ -771,42 +789,21 @@ impl Validator<'_> {
                     format!("`{}` is not an HTTP method", h.method),
                 );
             }
-            for (name, value) in &h.headers {
-                let hp = yaml::child(&yaml::child(path, "headers"), name);
-                if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    self.error(&hp, true, format!("`{name}` is not a valid header name"));
-                }
-                if hyper::header::HeaderValue::from_str(value).is_err() {
-                    self.error(
-                        &hp,
-                        false,
-                        "header value has characters HTTP does not allow",
-                    );
-                }
-            }
+            self.check_headers(path, &h.headers);
             for name in h.expect.headers.keys() {
                 if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                     let hp = yaml::child(&yaml::child(path, "expect.headers"), name);
                     self.error(&hp, true, format!("`{name}` is not a valid header name"));
                 }
             }
-            for (i, rule) in h.expect.json.iter().enumerate() {
-                if rule.condition_count() != 1 {
-                    let rp = yaml::index(&yaml::child(path, "expect.json"), i);
-                    self.error(
-                        &rp,
-                        false,
-                        "a JSON rule needs exactly one of equals, one_of, matches, exists",
-                    );
-                }
-            }
+            self.check_json_rules(&yaml::child(path, "expect.json"), &h.expect.json);
             if h.max_redirects > 100 {
                 self.error(&yaml::child(path, "max_redirects"), false, "at most 100");
             }
         }
         let tls_path = match spec {
-            Spec::Http(_) => yaml::child(path, "tls"),
-            _ => path.to_string(),
+            Spec::Tls(_) => path.to_string(),
+            _ => yaml::child(path, "tls"),
         };
         if let Some(tls) = spec.tls_client_mut() {
             if let Some(name) = &tls.server_name
@@ -818,12 +815,52 @@ impl Validator<'_> {
                     format!("`{name}` is not a valid server name"),
                 );
             }
-            if let Some(file) = &tls.ca_file {
+            if tls.ca_file.as_deref() == Some(Path::new("demo")) {
+                match &self.demo_roots {
+                    Some(roots) => tls.roots = Some(roots.clone()),
+                    None => self.error(
+                        &yaml::child(&tls_path, "ca_file"),
+                        false,
+                        "`ca_file: demo` trusts the demo backend's certificate; it needs `demo.tls_listen`",
+                    ),
+                }
+            } else if let Some(file) = &tls.ca_file {
                 let file = self.base_dir.join(file);
                 match load_roots(&file) {
                     Ok(roots) => tls.roots = Some(Arc::new(roots)),
                     Err(e) => self.error(&yaml::child(&tls_path, "ca_file"), false, e),
                 }
+            }
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// Request headers at `path.headers`: names and values HTTP allows.
+    fn check_headers(&mut self, path: &str, headers: &BTreeMap<String, String>) {
+        for (name, value) in headers {
+            let hp = yaml::child(&yaml::child(path, "headers"), name);
+            if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.error(&hp, true, format!("`{name}` is not a valid header name"));
+            }
+            if hyper::header::HeaderValue::from_str(value).is_err() {
+                self.error(
+                    &hp,
+                    false,
+                    "header value has characters HTTP does not allow",
+                );
+            }
+        }
+    }
+
+    fn check_json_rules(&mut self, path: &str, rules: &[spec::JsonRule]) {
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.condition_count() != 1 {
+                self.error(
+                    &yaml::index(path, i),
+                    false,
+                    "a JSON rule needs exactly one of equals, one_of, matches, exists",
+                );
             }
         }
     }

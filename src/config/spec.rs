@@ -22,10 +22,11 @@ pub enum Spec {
     Tls(TlsClient),
     Dns(DnsSpec),
     Agent(AgentSpec),
+    WebSocket(WebSocketSpec),
 }
 
 impl Spec {
-    pub const KINDS: [&'static str; 4] = ["http", "tls", "dns", "agent_pipeline"];
+    pub const KINDS: [&'static str; 5] = ["http", "tls", "dns", "agent_pipeline", "websocket"];
 
     pub fn kind(&self) -> &'static str {
         match self {
@@ -33,6 +34,7 @@ impl Spec {
             Spec::Tls(_) => "tls",
             Spec::Dns(_) => "dns",
             Spec::Agent(_) => "agent_pipeline",
+            Spec::WebSocket(_) => "websocket",
         }
     }
 
@@ -42,7 +44,7 @@ impl Spec {
             Spec::Http(_) => parse_http_target(text).map(Target::Url),
             Spec::Tls(_) => HostPort::parse(text).map(Target::HostPort),
             Spec::Dns(_) => parse_dns_name(text).map(Target::Name),
-            Spec::Agent(_) => parse_ws_target(text).map(Target::Url),
+            Spec::Agent(_) | Spec::WebSocket(_) => parse_ws_target(text).map(Target::Url),
         }
     }
 
@@ -51,6 +53,7 @@ impl Spec {
             Spec::Http(h) => Some(&mut h.tls),
             Spec::Tls(t) => Some(t),
             Spec::Agent(a) => Some(&mut a.tls),
+            Spec::WebSocket(w) => Some(&mut w.tls),
             Spec::Dns(_) => None,
         }
     }
@@ -182,6 +185,48 @@ pub struct HttpSpec {
     /// Certificate verification for https targets.
     #[serde(default)]
     pub tls: TlsClient,
+}
+
+/// `type: websocket`: the upgrade succeeds and, when asked, a frame answers as expected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSpec {
+    /// Headers on the upgrade request. Values may use `${ENV}` / `${file:...}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Subprotocols offered (`Sec-WebSocket-Protocol`); the server must pick one of them.
+    #[serde(default)]
+    pub subprotocols: Vec<String>,
+    /// A text message sent after the upgrade; then a reply is awaited.
+    #[serde(default)]
+    pub send: Option<String>,
+    /// A frame that must arrive (frames before it that do not match are skipped).
+    #[serde(default)]
+    pub expect: FrameExpect,
+    /// Largest frame accepted, in bytes (default 1 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_frame_bytes: usize,
+    /// Certificate verification for wss targets.
+    #[serde(default)]
+    pub tls: TlsClient,
+}
+
+/// `expect:` of a websocket check: rules one frame must meet.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameExpect {
+    #[serde(default)]
+    pub body_matches: Vec<Pattern>,
+    #[serde(default)]
+    pub body_not_matches: Vec<Pattern>,
+    #[serde(default)]
+    pub json: Vec<JsonRule>,
+}
+
+impl FrameExpect {
+    pub fn is_set(&self) -> bool {
+        !(self.body_matches.is_empty() && self.body_not_matches.is_empty() && self.json.is_empty())
+    }
 }
 
 fn default_method() -> String {

@@ -3,7 +3,9 @@
 //! `pathwatch demo-backend`, by the default config, by tests and by benchmarks.
 //!
 //! Per connection, `/ws?envelope=flat|data|bridge|wrapped|batch&fault=...` selects the
-//! shape and the fault, so one running demo can show a failing run beside a good one.
+//! shape and the fault, so one running demo can show a failing run beside a good one;
+//! `&fault_every=10m&fault_for=2m` turns the fault on only in the last 2 minutes of every
+//! 10 (a drill: degradation, then recovery). The same works on the health endpoints.
 //! Faults: `drop:EVENT`, `delay:EVENT:MS`, `duplicate:EVENT`, `reorder`, `error`,
 //! `close1011`, `never`, `malformed`, `binary`, `oversize`, `reject401`, `reject403`,
 //! `authfail` (accept, then AUTH_FAILED and close 1008). `auth=required` refuses a
@@ -28,6 +30,9 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use crate::probe::agent::run::GOLDEN;
+
+mod tls;
+pub use tls::{DEMO_TLS_NAMES, DemoPki};
 
 pub const DEMO_EMAIL: &str = "demo@pathwatch.local";
 pub const DEMO_PASSWORD: &str = "demo-password";
@@ -143,6 +148,32 @@ impl DemoBackend {
         self.started.elapsed() < self.cold_start
     }
 
+    /// The `fault` asked for, if it is on now: always, or with `fault_every=10m` and
+    /// `fault_for=2m`, only in the last 2 minutes of every 10 since the demo started (a
+    /// drill that shows degradation and recovery in a long-running demo).
+    fn fault<'q>(&self, q: &'q HashMap<String, String>) -> Result<Option<&'q str>, String> {
+        let Some(fault) = q.get("fault") else {
+            return Ok(None);
+        };
+        let span = |key: &str| {
+            q.get(key)
+                .map(|v| {
+                    humantime::parse_duration(v)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| format!("{key} must be a duration like 5m, not `{v}`"))
+                })
+                .transpose()
+        };
+        let Some(every) = span("fault_every")? else {
+            return Ok(Some(fault));
+        };
+        let lasting = span("fault_for")?.unwrap_or(every / 5).min(every);
+        let into_period = self.started.elapsed().as_millis() % every.as_millis().max(1);
+        let on = into_period >= (every - lasting).as_millis();
+        Ok(on.then_some(fault.as_str()))
+    }
+
     pub fn router(self) -> Router {
         Router::new()
             .route("/health", get(health))
@@ -159,29 +190,51 @@ impl DemoBackend {
     }
 }
 
-/// Starts the demo backend on `addr` until `shutdown` resolves.
+/// Starts the demo backend on its plain port and, when configured, its TLS port (one
+/// backend behind both, so a token from one works on the other) until `stop`.
 pub async fn start(
-    addr: std::net::SocketAddr,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<std::net::SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    config: &crate::config::DemoConfig,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    let backend = DemoBackend::default();
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let bound = listener.local_addr()?;
+    let app = backend.clone().router();
+    let until = stop.clone().cancelled_owned();
     tokio::spawn(async move {
-        let app = DemoBackend::default().router();
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
+        if let Err(e) = axum::serve(nodelay(listener), app)
+            .with_graceful_shutdown(until)
             .await
         {
             tracing::warn!(error = %e, "Demo backend stopped.");
         }
     });
     tracing::info!(addr = %bound, "Demo agent backend is running.");
-    Ok(bound)
+    if let (Some(addr), Some(pki)) = (config.tls_listen, &config.pki) {
+        let tcp = tokio::net::TcpListener::bind(addr).await?;
+        let bound = tcp.local_addr()?;
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(pki.server.clone()),
+        };
+        let app = backend.router();
+        let until = stop.cancelled_owned();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(until)
+                .await
+            {
+                tracing::warn!(error = %e, "Demo backend (TLS) stopped.");
+            }
+        });
+        tracing::info!(addr = %bound, "Demo agent backend is serving TLS.");
+    }
+    Ok(())
 }
 
 /// `?fault=slow:MS` answers late, `?fault=hang` never answers, `?fault=down` is a 503.
-async fn health_fault(q: &HashMap<String, String>) -> Option<Response> {
-    match q.get("fault").map(String::as_str) {
+async fn health_fault(fault: Option<&str>) -> Option<Response> {
+    match fault {
         Some("hang") => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             None
@@ -206,7 +259,11 @@ fn unhealthy(message: &str) -> Response {
 
 /// What both health endpoints answer before their own body: injected faults, cold start.
 async fn health_gate(demo: &DemoBackend, q: &HashMap<String, String>) -> Option<Response> {
-    if let Some(r) = health_fault(q).await {
+    let fault = match demo.fault(q) {
+        Ok(f) => f,
+        Err(e) => return Some((StatusCode::BAD_REQUEST, e).into_response()),
+    };
+    if let Some(r) = health_fault(fault).await {
         return Some(r);
     }
     demo.cold().then(|| unhealthy("Startup in progress"))
@@ -229,7 +286,7 @@ async fn ready(
     if let Some(r) = health_gate(&demo, &q).await {
         return r;
     }
-    let redis = if q.get("fault").is_some_and(|f| f == "degraded") {
+    let redis = if demo.fault(&q) == Ok(Some("degraded")) {
         "vpc_connectivity_degraded"
     } else {
         "connected"
@@ -472,7 +529,7 @@ async fn upgrade(
                 .into_response();
         }
     };
-    let fault = match q.get("fault").map(|f| parse_fault(f)).transpose() {
+    let fault = match demo.fault(&q).and_then(|f| f.map(parse_fault).transpose()) {
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
@@ -760,4 +817,45 @@ async fn converse(
     let drain = async { while let Some(Ok(_)) = ws.recv().await {} };
     let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started_ago(secs: u64) -> DemoBackend {
+        DemoBackend {
+            started: tokio::time::Instant::now() - Duration::from_secs(secs),
+            ..DemoBackend::default()
+        }
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_drill_is_on_only_at_the_end_of_each_period() {
+        let q = query(&[
+            ("fault", "drop:tool_completed"),
+            ("fault_every", "10m"),
+            ("fault_for", "2m"),
+        ]);
+        let at = |secs| started_ago(secs).fault(&q).unwrap();
+        assert_eq!(at(60), None, "green at first");
+        assert_eq!(at(9 * 60), Some("drop:tool_completed"));
+        assert_eq!(at(11 * 60), None, "recovered in the next period");
+        assert_eq!(at(19 * 60 + 30), Some("drop:tool_completed"));
+
+        let always = query(&[("fault", "error")]);
+        assert_eq!(started_ago(5).fault(&always).unwrap(), Some("error"));
+        let bad = query(&[("fault", "error"), ("fault_every", "soon")]);
+        assert_eq!(
+            started_ago(5).fault(&bad).unwrap_err(),
+            "fault_every must be a duration like 5m, not `soon`"
+        );
+    }
 }

@@ -18,7 +18,7 @@ use super::certs::Alpn;
 use super::result::{Failure, HttpInfo, Phase, ProbeResult, Reason};
 use super::timing::Timeline;
 use super::{HopFilter, Prober, net};
-use crate::config::spec::{HttpSpec, JsonRule};
+use crate::config::spec::{HttpSpec, JsonRule, Pattern};
 use crate::secrets::display_url;
 
 const USER_AGENT: &str = concat!("pathwatch/", env!("CARGO_PKG_VERSION"));
@@ -354,37 +354,15 @@ fn check_expectations(
             Some(_) => {}
         }
     }
-    let text = String::from_utf8_lossy(body);
-    let mut regex_failed = false;
-    for pattern in &expect.body_matches {
-        if !pattern.0.is_match(&text) {
-            regex_failed = true;
-            problems.push(format!("body does not match `{}`", pattern.0));
-        }
-    }
-    for pattern in &expect.body_not_matches {
-        if let Some(m) = pattern.0.find(&text) {
-            regex_failed = true;
-            problems.push(format!(
-                "body matches forbidden `{}` at `{}`",
-                pattern.0,
-                one_line(m.as_str(), 60)
-            ));
-        }
-    }
+    let (body_problems, regex_failed) = body_problems(
+        &expect.body_matches,
+        &expect.body_not_matches,
+        &expect.json,
+        body,
+    );
+    problems.extend(body_problems);
     if let Some(info) = result.http.as_mut() {
         info.failed_due_to_regex = regex_failed;
-    }
-    if !expect.json.is_empty() {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(doc) => problems.extend(
-                expect
-                    .json
-                    .iter()
-                    .filter_map(|rule| json_problem(rule, &doc)),
-            ),
-            Err(e) => problems.push(format!("body is not JSON ({e})")),
-        }
     }
     if problems.is_empty() {
         return Ok(());
@@ -394,6 +372,42 @@ fn check_expectations(
         msg.push_str(&format!("; body: {}", excerpt(body)));
     }
     Err(Failure::new(Reason::BodyMismatch, msg))
+}
+
+/// What is wrong with a body (an HTTP body or a WebSocket frame) under regex and JSON
+/// rules, and whether a regex rule failed.
+pub(crate) fn body_problems(
+    matches: &[Pattern],
+    not_matches: &[Pattern],
+    json: &[JsonRule],
+    body: &[u8],
+) -> (Vec<String>, bool) {
+    let mut problems = Vec::new();
+    let text = String::from_utf8_lossy(body);
+    let mut regex_failed = false;
+    for pattern in matches {
+        if !pattern.0.is_match(&text) {
+            regex_failed = true;
+            problems.push(format!("body does not match `{}`", pattern.0));
+        }
+    }
+    for pattern in not_matches {
+        if let Some(m) = pattern.0.find(&text) {
+            regex_failed = true;
+            problems.push(format!(
+                "body matches forbidden `{}` at `{}`",
+                pattern.0,
+                one_line(m.as_str(), 60)
+            ));
+        }
+    }
+    if !json.is_empty() {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(doc) => problems.extend(json.iter().filter_map(|rule| json_problem(rule, &doc))),
+            Err(e) => problems.push(format!("body is not JSON ({e})")),
+        }
+    }
+    (problems, regex_failed)
 }
 
 /// Looks up a dotted path (`a.b.0.c`) in a JSON document.

@@ -10,6 +10,7 @@ pub mod net;
 pub mod result;
 pub mod timing;
 pub mod tls;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -125,6 +126,7 @@ impl Prober {
             (Spec::Tls(s), Target::HostPort(hp)) => tls::probe(self, tl, result, s, hp).await,
             (Spec::Dns(s), Target::Name(n)) => dns::probe(self, tl, result, s, n).await,
             (Spec::Agent(s), Target::Url(u)) => agent::ws::probe(self, tl, result, s, u).await,
+            (Spec::WebSocket(s), Target::Url(u)) => websocket::probe(self, tl, result, s, u).await,
             _ => Err(Failure::new(
                 Reason::Protocol,
                 format!("target does not fit a {} check", spec.kind()),

@@ -103,6 +103,8 @@ pub enum Phase {
     FirstFrame,
     /// Agent pipeline: the message sent to the end of the run.
     Complete,
+    /// `websocket` check: the upgrade (or the message sent) to the expected frame.
+    Reply,
 }
 
 impl Phase {
@@ -126,6 +128,7 @@ impl Phase {
             Phase::Upgrade => "upgrade",
             Phase::FirstFrame => "first_frame",
             Phase::Complete => "complete",
+            Phase::Reply => "reply",
         }
     }
 }

@@ -167,6 +167,18 @@ impl PkiBuilder {
     }
 }
 
+/// `app` over TLS on 127.0.0.1:0 with `server`'s certificate (the demo's TLS listener).
+pub async fn spawn_tls_app(server: Arc<rustls::ServerConfig>, app: axum::Router) -> SocketAddr {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let listener = pathwatch::demo::TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(server),
+    };
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
 /// A TLS server on 127.0.0.1:0 presenting `pki`'s chain; it answers any HTTP request with
 /// `200 {"status":"ok"}`.
 pub async fn spawn_tls(pki: &Pki) -> SocketAddr {

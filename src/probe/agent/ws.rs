@@ -1,27 +1,22 @@
-//! The WebSocket conversation of the agent pipeline check: connect (and TLS for wss), the
-//! upgrade, the server's first frame, sending the message, then reading frames into the
+//! The WebSocket conversation of the agent pipeline check: the token on the upgrade
+//! ([`crate::probe::websocket::open`] connects), the server's first frame, sending the message, then reading frames into the
 //! run rules until the run completes, fails, or a deadline passes. Keepalives are answered.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
 use super::events::{AgentEvent, normalise};
 use super::login;
 use super::run::{RunState, Step};
 use crate::config::spec::{AgentSpec, Transport};
-use crate::probe::certs::Alpn;
+use crate::probe::Prober;
 use crate::probe::result::{Failure, Phase, ProbeResult, Reason};
 use crate::probe::timing::Timeline;
-use crate::probe::{Prober, net};
+use crate::probe::websocket::{Socket, close_failure, closed_failure, open};
 use crate::secrets::REDACTED;
 
 pub async fn probe(
@@ -86,65 +81,28 @@ async fn run(
             Transport::None => {}
         }
     }
-    let host = url.host_str().unwrap_or_default().to_string();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let addrs = net::resolve(p, tl, &host).await?;
-    let (tcp, ip) = net::connect(tl, &addrs, port).await?;
-    result.ip = Some(ip);
-    if url.scheme() == "wss" {
-        let name = spec.tls.server_name.as_deref().unwrap_or(&host);
-        let hs = net::tls(tl, tcp, name, &spec.tls, Alpn::Http1).await?;
-        result.tls = Some(hs.info);
-        hs.verdict?;
-        converse(tl, result, spec, &url, &headers, hs.stream).await
-    } else {
-        converse(tl, result, spec, &url, &headers, tcp).await
-    }
+    let mut ws = open(
+        p,
+        tl,
+        result,
+        &url,
+        &headers,
+        &spec.tls,
+        spec.max_frame_bytes,
+    )
+    .await?;
+    converse(tl, result, spec, &mut ws).await
 }
 
-async fn converse<S>(
+async fn converse(
     tl: &mut Timeline,
     result: &mut ProbeResult,
     spec: &AgentSpec,
-    url: &Url,
-    headers: &[(String, String)],
-    stream: S,
-) -> Result<(), Failure>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    let mut request = url.as_str().into_client_request().map_err(|e| {
-        Failure::new(
-            Reason::Protocol,
-            format!("cannot build the upgrade request: {e}"),
-        )
-    })?;
-    for (name, value) in headers {
-        let (Ok(name), Ok(value)) = (
-            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) else {
-            return Err(Failure::new(
-                Reason::Protocol,
-                format!("invalid header `{name}`"),
-            ));
-        };
-        request.headers_mut().insert(name, value);
-    }
-    let config = WebSocketConfig::default()
-        .max_frame_size(Some(spec.max_frame_bytes))
-        .max_message_size(Some(spec.max_frame_bytes));
-    let (mut ws, _) = tl
-        .step(Phase::Upgrade, async {
-            client_async_with_config(request, stream, Some(config))
-                .await
-                .map_err(upgrade_failure)
-        })
-        .await?;
-
+    ws: &mut Socket,
+) -> Result<(), Failure> {
     let mut pending: Vec<AgentEvent> = Vec::new();
     if spec.server_first {
-        let frame = tl.step(Phase::FirstFrame, next_events(&mut ws)).await?;
+        let frame = tl.step(Phase::FirstFrame, next_events(ws)).await?;
         pending = frame;
     }
     let mut message = spec.message.clone();
@@ -156,7 +114,7 @@ where
             if let Some(ev) = pending.iter().find(|e| e.name == "handshake_response") {
                 break ev.text("thread_id");
             }
-            pending = tl.step(Phase::FirstFrame, next_events(&mut ws)).await?;
+            pending = tl.step(Phase::FirstFrame, next_events(ws)).await?;
         };
         pending.clear();
         let ack = serde_json::json!({"type": "handshake_acknowledged", "thread_id": thread});
@@ -185,7 +143,7 @@ where
     .await?;
     let sent = Instant::now();
     let mut state = RunState::new(&spec.rules);
-    let outcome = read_run(tl, &mut ws, &mut state, sent, pending)
+    let outcome = read_run(tl, ws, &mut state, sent, pending)
         .await
         .map_err(|f| {
             if f.phase.is_none() {
@@ -204,16 +162,13 @@ where
 }
 
 /// Feeds frames into the run rules until the run ends or a deadline passes.
-async fn read_run<S>(
+async fn read_run(
     tl: &Timeline,
-    ws: &mut WebSocketStream<S>,
+    ws: &mut Socket,
     state: &mut RunState<'_>,
     sent: Instant,
     mut pending: Vec<AgentEvent>,
-) -> Result<(), Failure>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+) -> Result<(), Failure> {
     loop {
         for ev in pending.drain(..) {
             answer_keepalive(ws, &ev).await;
@@ -237,10 +192,7 @@ where
 }
 
 /// Reads until a text frame arrives and returns its events; closes and errors are failures.
-async fn next_events<S>(ws: &mut WebSocketStream<S>) -> Result<Vec<AgentEvent>, Failure>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+async fn next_events(ws: &mut Socket) -> Result<Vec<AgentEvent>, Failure> {
     loop {
         match ws.next().await {
             None => return Err(close_failure(None, "")),
@@ -269,10 +221,7 @@ where
     }
 }
 
-async fn answer_keepalive<S>(ws: &mut WebSocketStream<S>, ev: &AgentEvent)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+async fn answer_keepalive(ws: &mut Socket, ev: &AgentEvent) {
     let reply = match ev.name.as_str() {
         "heartbeat" => serde_json::json!({"type": "heartbeat_ack"}),
         "ping" => serde_json::json!({"type": "pong"}),
@@ -304,94 +253,6 @@ fn auth_error(ev: &AgentEvent) -> Option<Failure> {
             .trim_end()
             .to_string(),
     ))
-}
-
-fn upgrade_failure(e: WsError) -> Failure {
-    match e {
-        WsError::Http(resp) => {
-            let status = resp.status();
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned())
-                .filter(|b| !b.is_empty())
-                .map(|b| format!("; body: {b}"))
-                .unwrap_or_default();
-            let reason = if matches!(status.as_u16(), 401 | 403) {
-                Reason::WsAuth
-            } else {
-                Reason::WsUpgrade
-            };
-            Failure::new(
-                reason,
-                format!("server refused the WebSocket upgrade with HTTP {status}{body}"),
-            )
-        }
-        other => Failure::new(
-            Reason::WsUpgrade,
-            format!("WebSocket upgrade failed: {other}"),
-        ),
-    }
-}
-
-fn closed_failure(e: &WsError, doing: &str) -> Failure {
-    match e {
-        WsError::Capacity(c) => Failure::new(
-            Reason::Protocol,
-            format!("frame over the max_frame_bytes limit ({c})"),
-        ),
-        WsError::ConnectionClosed | WsError::AlreadyClosed => close_failure(None, ""),
-        WsError::Protocol(p) => Failure::new(
-            Reason::WsClosed,
-            format!("connection broke while {doing}: {p} (1006: infrastructure)"),
-        ),
-        WsError::Io(io) => Failure::new(
-            Reason::WsClosed,
-            format!("connection broke while {doing}: {io} (1006: infrastructure)"),
-        ),
-        other => Failure::new(
-            Reason::Protocol,
-            format!("WebSocket error while {doing}: {other}"),
-        ),
-    }
-}
-
-/// The class of a close code (AGENT_PROTOCOL.md §7).
-pub fn close_class(code: u16) -> &'static str {
-    match code {
-        1000 | 1001 => "normal",
-        1006 | 1015 => "infrastructure",
-        1008 => "auth/policy",
-        1011..=1014 => "server error",
-        1002 | 1003 | 1007 | 1009 | 1010 => "client/protocol",
-        _ => "other",
-    }
-}
-
-fn close_failure(code: Option<u16>, reason: &str) -> Failure {
-    let Some(code) = code else {
-        return Failure::new(
-            Reason::WsClosed,
-            "connection closed without a close frame (1006: infrastructure)",
-        );
-    };
-    let why = if reason.is_empty() {
-        String::new()
-    } else {
-        format!(" \"{reason}\"")
-    };
-    let kind = if code == 1008 {
-        Reason::WsAuth
-    } else {
-        Reason::WsClosed
-    };
-    Failure::new(
-        kind,
-        format!(
-            "server closed the connection with {code}{why} ({})",
-            close_class(code)
-        ),
-    )
 }
 
 fn with_timeline(mut f: Failure, state: &RunState<'_>) -> Failure {

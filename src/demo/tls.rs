@@ -1,0 +1,72 @@
+//! Certificates for the demo's TLS port, made at start: a CA that exists only in memory
+//! (and in the PEM file `demo-backend --ca-out` writes) and a leaf for `localhost`,
+//! `127.0.0.1` and `::1`, valid 90 days, like a freshly issued ACME certificate.
+
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::RootCertStore;
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::{Duration, OffsetDateTime};
+
+/// Names on the demo's leaf certificate.
+pub const DEMO_TLS_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// The demo's generated PKI: the CA to trust (`ca_file: demo`) and the server settings.
+pub struct DemoPki {
+    pub ca_pem: String,
+    pub roots: Arc<RootCertStore>,
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for DemoPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DemoPki")
+    }
+}
+
+impl DemoPki {
+    pub fn generate() -> Result<DemoPki, String> {
+        let err = |e: rcgen::Error| format!("cannot make the demo certificates: {e}");
+        let now = OffsetDateTime::now_utc();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.distinguished_name
+            .push(DnType::CommonName, "pathwatch demo CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca.not_before = now - Duration::hours(1);
+        ca.not_after = now + Duration::days(365);
+        let ca_key = KeyPair::generate().map_err(err)?;
+        let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
+        let issuer = Issuer::new(ca, ca_key);
+
+        let names: Vec<String> = DEMO_TLS_NAMES.iter().map(|n| n.to_string()).collect();
+        let mut leaf = CertificateParams::new(names).map_err(err)?;
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
+        leaf.not_before = now - Duration::hours(1);
+        leaf.not_after = now + Duration::days(90);
+        let leaf_key = KeyPair::generate().map_err(err)?;
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
+
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(ca_cert.der().clone())
+            .map_err(|e| format!("demo CA: {e}"))?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| {
+                b.with_no_client_auth()
+                    .with_single_cert(vec![leaf_cert.der().clone()], key)
+            })
+            .map_err(|e| format!("demo TLS settings: {e}"))?;
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(DemoPki {
+            ca_pem: ca_cert.pem(),
+            roots: Arc::new(roots),
+            server: Arc::new(server),
+        })
+    }
+}
