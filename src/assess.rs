@@ -1,14 +1,14 @@
 //! Thresholds turn one probe result into OK / WARN / CRIT with a one-line why. Damping over
 //! several results is not here; this is the per-result verdict every consumer shares.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Thresholds;
 use crate::probe::ProbeResult;
 use crate::probe::certs::days_left;
 use crate::probe::timing::fmt_duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,

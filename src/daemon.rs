@@ -1,55 +1,81 @@
 //! `pathwatch run`: builds the prober, metrics, scheduler and server from a config, runs
 //! until the shutdown future resolves, then drains in-flight probes under a grace period.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::assess::{Status, assess};
+use crate::assess::assess;
+use crate::board::Board;
 use crate::config::{Check, Config};
+use crate::history::{History, RunRecord};
 use crate::metrics::Metrics;
 use crate::probe::{ProbeResult, Prober};
 use crate::scheduler::{Scheduler, Sink};
 use crate::server::{self, AppState};
+use crate::state::{State, Transition};
 
-/// Where results go in the daemon: metrics, and a log line when a check changes status.
+/// Where results go in the daemon: metrics, the board (damped state), the history, and a
+/// log line when a check changes state.
 pub struct DaemonSink {
     metrics: Arc<Metrics>,
-    last: Mutex<HashMap<String, Status>>,
+    board: Arc<Board>,
+    history: Arc<History>,
 }
 
 impl Sink for DaemonSink {
     fn record(&self, check: &Check, result: ProbeResult) {
         let verdict = assess(&result, &check.thresholds);
-        self.metrics.record(check, &result, &verdict);
+        self.metrics.record(check, &result);
         tracing::debug!(check = %check.name, success = result.success(), duration_ms = result.duration.as_secs_f64() * 1e3, "Probe finished.");
-        let previous = {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            last.insert(check.name.clone(), verdict.status)
-        };
-        if previous == Some(verdict.status) {
-            return;
+        let run = RunRecord::new(&result, &verdict);
+        let (tracker, transition) = self.board.observe(check, &run);
+        self.metrics.set_state(&check.name, tracker.state);
+        if let Some(t) = &transition {
+            self.metrics.transition(t);
+            log_transition(t);
         }
-        let why = verdict.why.as_deref().unwrap_or("");
-        let reason = result
-            .failure
-            .as_ref()
-            .map(|f| f.reason.as_str())
-            .unwrap_or("");
-        match verdict.status {
-            Status::Ok => tracing::info!(check = %check.name, "Check is OK."),
-            Status::Warn => tracing::warn!(check = %check.name, why, "Check is degraded (WARN)."),
-            Status::Crit => {
-                tracing::warn!(check = %check.name, reason, why, "Check is failing (CRIT).")
-            }
+        self.history.record(&check.name, run, tracker, transition);
+    }
+}
+
+fn log_transition(t: &Transition) {
+    let (check, from, cause) = (&t.check, t.from.as_str(), &t.cause);
+    match t.to {
+        State::Ok => tracing::info!(%check, from, %cause, "Check is OK."),
+        State::Warn => tracing::warn!(%check, from, %cause, "Check is degraded (WARN)."),
+        State::Crit => tracing::warn!(%check, from, %cause, "Check is failing (CRIT)."),
+        State::Unknown => {}
+    }
+}
+
+/// Opens the history and resumes every check's state from it (without announcing states
+/// that were already announced before the restart).
+fn resume(config: &Config, metrics: &Metrics) -> anyhow::Result<(Arc<History>, Arc<Board>)> {
+    let history = History::open(&config.history, &config.base_dir, metrics.history.clone())
+        .map_err(anyhow::Error::msg)?;
+    let saved = history.load().map_err(anyhow::Error::msg)?;
+    let resumed = saved.len();
+    let board = Board::new(&config.checks, saved);
+    for (check, entry) in board.snapshot() {
+        metrics.set_state(&check.name, entry.tracker.state);
+        if let Ok(runs) = history.runs(&check.name, 0, crate::board::SPARK) {
+            board.seed_recent(
+                &check.name,
+                runs.iter()
+                    .rev()
+                    .map(|r| (r.at_ms, r.duration_seconds, r.success)),
+            );
         }
     }
+    if resumed > 0 {
+        tracing::info!(checks = resumed, "Resumed check states from the history.");
+    }
+    Ok((Arc::new(history), Arc::new(board)))
 }
 
 /// Runs the daemon on an already bound listener until `shutdown` resolves.
@@ -65,12 +91,15 @@ pub async fn run(
     let prober = Arc::new(
         Prober::new(&config.resolver, config.secrets.clone()).map_err(anyhow::Error::msg)?,
     );
+    let (history, board) = resume(&config, &metrics)?;
     let config = Arc::new(config);
     let state = AppState {
         config: config.clone(),
         metrics: metrics.clone(),
         prober: prober.clone(),
         ready: Arc::new(AtomicBool::new(false)),
+        board: board.clone(),
+        history: history.clone(),
     };
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -89,7 +118,8 @@ pub async fn run(
         runner: prober,
         sink: Arc::new(DaemonSink {
             metrics,
-            last: Mutex::new(HashMap::new()),
+            board,
+            history: history.clone(),
         }),
         metrics: state.metrics.clone(),
         max_concurrency: config.scheduler.max_concurrency,
@@ -114,6 +144,8 @@ pub async fn run(
         Err(_) => tracing::warn!("HTTP server did not stop within the grace period."),
         _ => {}
     }
+    // Everything recorded before the end is committed before the process exits.
+    history.flush();
     tracing::info!("Stopped.");
     Ok(())
 }

@@ -4,6 +4,9 @@
 //! - [`config`]: the config file, interpolation of secrets, validation with positions.
 //! - [`probe`]: one probe run per check type (http, tls, dns) into one [`probe::ProbeResult`].
 //! - [`assess`]: thresholds turn a result into OK / WARN / CRIT.
+//! - [`state`]: a check's damped state (UNKNOWN / OK / WARN / CRIT) and its transitions.
+//! - [`board`]: the live state, last run and recent latencies of every check.
+//! - [`history`]: runs, transitions and states in SQLite, written off the probe path.
 //! - [`metrics`]: the Prometheus registry, blackbox-compatible and pathwatch's own families.
 //! - [`scheduler`]: one task per check, spread, jitter, no overlap, concurrency limit, drain.
 //! - [`server`]: the HTTP interface (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`).
@@ -14,12 +17,15 @@
 #![forbid(unsafe_code)]
 
 pub mod assess;
+pub mod board;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod history;
 pub mod metrics;
 pub mod probe;
 pub mod report;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;
+pub mod state;

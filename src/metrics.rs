@@ -5,13 +5,13 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::assess::{Assessment, Status};
 use crate::config::Check;
 use crate::probe::{Phase, ProbeResult};
+use crate::state::{State, Transition};
 
 const TLS_VERSIONS: [&str; 4] = ["TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"];
 
@@ -259,6 +259,8 @@ pub struct Metrics {
     pub scheduler_lag: Histogram,
     pub in_flight: IntGauge,
     skipped: IntCounterVec,
+    transitions: IntCounterVec,
+    pub history: crate::history::HistoryCounters,
 }
 
 /// Event names come from the target: only known ones become label values.
@@ -272,7 +274,6 @@ fn event_label(name: &str) -> &str {
     }
 }
 
-const STATES: [&str; 4] = ["unknown", "ok", "warn", "crit"];
 const PROBE_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -400,6 +401,28 @@ impl Metrics {
                 "Planned runs skipped because the previous run of the check was still going.",
                 &cl,
             )?,
+            transitions: counter(
+                "pathwatch_state_transitions_total",
+                "State changes of each check, by the state entered.",
+                &["check", "location", "to"],
+            )?,
+            history: crate::history::HistoryCounters {
+                written: plain_counter(
+                    &reg,
+                    "pathwatch_history_runs_written_total",
+                    "Runs committed to the history database.",
+                )?,
+                dropped: plain_counter(
+                    &reg,
+                    "pathwatch_history_runs_dropped_total",
+                    "Runs not written because the history writer was behind.",
+                )?,
+                errors: plain_counter(
+                    &reg,
+                    "pathwatch_history_write_errors_total",
+                    "Failed history writes (each may hold many runs).",
+                )?,
+            },
             state,
             scheduler_lag,
             in_flight,
@@ -411,7 +434,11 @@ impl Metrics {
     /// Sets up the series of a check before its first result: state unknown, thresholds.
     pub fn register_check(&self, check: &Check) {
         let cl = [check.name.as_str(), self.location.as_str()];
-        self.set_state(&check.name, None);
+        self.set_state(&check.name, State::Unknown);
+        for to in State::ALL {
+            self.transitions
+                .with_label_values(&[cl[0], cl[1], to.as_str()]);
+        }
         for result in ["success", "failure"] {
             self.probes.with_label_values(&[cl[0], cl[1], result]);
         }
@@ -438,7 +465,7 @@ impl Metrics {
         }
     }
 
-    pub fn record(&self, check: &Check, r: &ProbeResult, assessment: &Assessment) {
+    pub fn record(&self, check: &Check, r: &ProbeResult) {
         let cl = [check.name.as_str(), self.location.as_str()];
         self.probe.record(&cl, check.spec.kind(), r);
         self.duration
@@ -471,17 +498,22 @@ impl Metrics {
         self.last_run
             .with_label_values(&cl)
             .set(started.as_secs_f64());
-        self.set_state(&check.name, Some(assessment.status));
     }
 
-    fn set_state(&self, check: &str, status: Option<Status>) {
-        let current = status.map_or("unknown", Status::as_str);
-        for s in STATES {
+    /// `pathwatch_check_state{state}`: 1 for the current state, 0 for the others.
+    pub fn set_state(&self, check: &str, current: State) {
+        for s in State::ALL {
             let v = i64::from(s == current);
             self.state
-                .with_label_values(&[check, &self.location, s])
+                .with_label_values(&[check, &self.location, s.as_str()])
                 .set(v);
         }
+    }
+
+    pub fn transition(&self, t: &Transition) {
+        self.transitions
+            .with_label_values(&[&t.check, &self.location, t.to.as_str()])
+            .inc();
     }
 
     pub fn skipped_runs(&self, check: &str, n: u64) {
@@ -493,6 +525,12 @@ impl Metrics {
     pub fn render(&self) -> String {
         render(&self.registry)
     }
+}
+
+fn plain_counter(reg: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let c = IntCounter::new(name, help)?;
+    reg.register(Box::new(c.clone()))?;
+    Ok(c)
 }
 
 /// Prometheus text format of a registry.

@@ -123,12 +123,13 @@ async fn metrics_after_probes_pass_promtool() {
         ca.path().display()
     );
     let mut d = start(&yaml).await;
-    let body = wait_for(&d.base, r#"probe_success{check="cert",location="eu-1"} 1"#).await;
-    let body = if body.contains(r#"probe_success{check="down""#) {
-        body
-    } else {
-        wait_for(&d.base, r#"probe_success{check="down""#).await
-    };
+    wait_for(&d.base, r#"probe_success{check="cert",location="eu-1"} 1"#).await;
+    // The state is damped: CRIT after 2 failed runs of the last 3 (default).
+    let body = wait_for(
+        &d.base,
+        r#"pathwatch_check_state{check="down",location="eu-1",state="crit"} 1"#,
+    )
+    .await;
     for line in [
         r#"probe_success{check="up",location="eu-1"} 1"#,
         r#"probe_success{check="down",location="eu-1"} 0"#,
@@ -138,6 +139,8 @@ async fn metrics_after_probes_pass_promtool() {
         r#"pathwatch_check_state{check="down",location="eu-1",state="crit"} 1"#,
         r#"pathwatch_check_state{check="cert",location="eu-1",state="warn"} 1"#,
         r#"pathwatch_threshold_cert_expiry_seconds{check="cert",level="warn",location="eu-1"} 1209600"#,
+        r#"pathwatch_state_transitions_total{check="down",location="eu-1",to="crit"} 1"#,
+        r#"pathwatch_state_transitions_total{check="down",location="eu-1",to="ok"} 0"#,
     ] {
         assert!(body.contains(line), "missing {line}");
     }

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::secrets::Secrets;
-pub use spec::{DnsSpec, HostPort, HttpSpec, Spec, Target, Thresholds, TlsClient};
+pub use spec::{Damping, DnsSpec, HostPort, HttpSpec, Spec, Target, Thresholds, TlsClient};
 use yaml::{Doc, Located};
 
 /// A validated config, ready to run.
@@ -38,6 +38,9 @@ pub struct Config {
     /// Start the built-in demo agent backend in-process (what makes the default config
     /// work offline).
     pub demo: Option<DemoConfig>,
+    pub history: HistoryConfig,
+    /// The config file's folder (relative paths in the config are taken from it).
+    pub base_dir: PathBuf,
     pub secrets: Secrets,
 }
 
@@ -53,6 +56,38 @@ pub struct DemoConfig {
     pub tls_listen: Option<SocketAddr>,
     #[serde(skip)]
     pub pki: Option<Arc<crate::demo::DemoPki>>,
+}
+
+/// `history:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// SQLite file (relative to the config file's folder); unset: in memory, gone on exit.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// How long every run is kept (default 7d).
+    #[serde(default = "default_keep_runs", deserialize_with = "duration")]
+    pub keep_runs: Duration,
+    /// How long hourly roll-ups and transitions are kept (default 90d).
+    #[serde(default = "default_keep_rollups", deserialize_with = "duration")]
+    pub keep_rollups: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            path: None,
+            keep_runs: default_keep_runs(),
+            keep_rollups: default_keep_rollups(),
+        }
+    }
+}
+
+fn default_keep_runs() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+fn default_keep_rollups() -> Duration {
+    Duration::from_secs(90 * 86_400)
 }
 
 /// `server:`
@@ -152,6 +187,16 @@ struct RawThresholds {
     /// ... or CRIT (default 7).
     #[serde(default)]
     cert_days_crit: Option<u32>,
+    /// The state turns CRIT (or WARN) after this many failed (or degraded) runs ...
+    #[serde(default)]
+    failures_to_crit: Option<u32>,
+    /// ... among the last `window` runs (default 3; equal to failures_to_crit means
+    /// consecutive).
+    #[serde(default)]
+    window: Option<u32>,
+    /// It comes back after this many consecutive better runs (default 2).
+    #[serde(default)]
+    successes_to_recover: Option<u32>,
 }
 
 impl RawThresholds {
@@ -161,6 +206,9 @@ impl RawThresholds {
             latency_crit: self.latency_crit.or(d.latency_crit),
             cert_days_warn: self.cert_days_warn.or(d.cert_days_warn),
             cert_days_crit: self.cert_days_crit.or(d.cert_days_crit),
+            failures_to_crit: self.failures_to_crit.or(d.failures_to_crit),
+            window: self.window.or(d.window),
+            successes_to_recover: self.successes_to_recover.or(d.successes_to_recover),
         }
     }
 
@@ -170,6 +218,16 @@ impl RawThresholds {
             latency_crit: self.latency_crit,
             cert_days_warn: self.cert_days_warn.unwrap_or(14),
             cert_days_crit: self.cert_days_crit.unwrap_or(7),
+            damping: self.damping(),
+        }
+    }
+
+    fn damping(self) -> Damping {
+        let failures = self.failures_to_crit.unwrap_or(2);
+        Damping {
+            failures,
+            window: self.window.unwrap_or(failures.max(3)),
+            recover: self.successes_to_recover.unwrap_or(2),
         }
     }
 }
@@ -234,8 +292,9 @@ const CHECK_KEYS: [&str; 6] = [
     "thresholds",
 ];
 const MODULE_KEYS: [&str; 2] = ["type", "timeout"];
-const ROOT_KEYS: [&str; 9] = [
+const ROOT_KEYS: [&str; 10] = [
     "demo",
+    "history",
     "server",
     "location",
     "scheduler",
@@ -461,6 +520,7 @@ impl Validator<'_> {
             self.demo_roots = d.pki.as_ref().map(|p| p.roots.clone());
         }
         let defaults: Option<Defaults> = self.section(or_empty(get("defaults")), "defaults");
+        let history: Option<HistoryConfig> = self.section(or_empty(get("history")), "history");
         let location: Option<String> = match get("location") {
             Value::Null => Some("local".into()),
             v => self.section(v, "location"),
@@ -535,6 +595,8 @@ impl Validator<'_> {
             modules,
             probe: probe?,
             demo: demo?,
+            history: history?,
+            base_dir: self.base_dir.clone(),
             secrets,
         })
     }
@@ -736,6 +798,23 @@ impl Validator<'_> {
                 &yaml::child(path, "cert_days_warn"),
                 false,
                 "cert_days_warn must be at least cert_days_crit (warn comes first)",
+            );
+        }
+        let d = t.damping();
+        if d.failures == 0 || d.recover == 0 {
+            self.error(
+                path,
+                false,
+                "failures_to_crit and successes_to_recover must be at least 1",
+            );
+        } else if d.window < d.failures || d.window > 100 {
+            self.error(
+                &yaml::child(path, "window"),
+                false,
+                format!(
+                    "window must be from failures_to_crit ({}) to 100 runs",
+                    d.failures
+                ),
             );
         }
     }

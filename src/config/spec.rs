@@ -67,6 +67,16 @@ pub enum Target {
 }
 
 impl Target {
+    /// The target as shown in pages and APIs: URLs without credentials or query values.
+    pub fn display(&self) -> String {
+        match self {
+            Target::Url(u) => crate::secrets::display_url(u),
+            Target::HostPort(hp) if hp.host.contains(':') => format!("[{}]:{}", hp.host, hp.port),
+            Target::HostPort(hp) => format!("{}:{}", hp.host, hp.port),
+            Target::Name(n) => n.clone(),
+        }
+    }
+
     /// host:port for the `/probe` allowlist (DNS names get port 53).
     pub fn host_port(&self) -> (String, u16) {
         match self {
@@ -449,6 +459,16 @@ pub struct Thresholds {
     pub latency_crit: Option<Duration>,
     pub cert_days_warn: u32,
     pub cert_days_crit: u32,
+    pub damping: Damping,
+}
+
+/// How many runs move a check's state: CRIT (or WARN) after `failures` bad runs among the
+/// last `window`, back after `recover` consecutive better runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Damping {
+    pub failures: u32,
+    pub window: u32,
+    pub recover: u32,
 }
 
 /// `type: agent_pipeline`: the golden path over a WebSocket. `target` is the ws:// or

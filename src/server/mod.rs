@@ -1,6 +1,7 @@
 //! The HTTP interface: `/metrics`, `/probe`, `/-/healthy`, `/-/ready`. Takes a bound
 //! listener and a shutdown future so callers and tests pick the port.
 
+mod api;
 mod probe;
 
 use std::future::Future;
@@ -14,7 +15,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::board::Board;
 use crate::config::Config;
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::probe::Prober;
 
@@ -27,6 +30,8 @@ pub struct AppState {
     pub prober: Arc<Prober>,
     /// Set once the scheduler runs every check.
     pub ready: Arc<AtomicBool>,
+    pub board: Arc<Board>,
+    pub history: Arc<History>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -36,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/probe", get(probe::handler))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
+        .route("/api/v1/checks", get(api::checks))
+        .route("/api/v1/checks/{name}", get(api::check))
+        .route("/api/v1/checks/{name}/history", get(api::history))
+        .route("/api/v1/transitions", get(api::transitions))
         .with_state(state)
 }
 

@@ -1,0 +1,506 @@
+//! History in SQLite: every run, every state transition, the state of each check (so a
+//! restart resumes it), and hourly roll-ups for long uptime bars. One writer thread takes
+//! batches from a bounded queue, so a slow disk never holds up a probe: when the queue is
+//! full the run is dropped, counted and logged, never silently lost. Reads (API, status
+//! page) share the connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use prometheus::IntCounter;
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+
+use crate::assess::{Assessment, Status};
+use crate::config::HistoryConfig;
+use crate::probe::ProbeResult;
+use crate::state::{State, Tracker, Transition};
+
+/// One run as stored and served: what the status page and `/api/v1` show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Unix milliseconds of the start.
+    pub at_ms: i64,
+    pub success: bool,
+    /// This run's own verdict (the check's state is damped over several runs).
+    pub status: Status,
+    pub reason: Option<String>,
+    pub phase: Option<String>,
+    pub message: Option<String>,
+    /// Why the verdict is not OK (failure, or the threshold crossed).
+    pub why: Option<String>,
+    pub duration_seconds: f64,
+    pub phases: BTreeMap<String, f64>,
+    /// Agent events, seconds after the message was sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventAt>,
+    /// Days left on the certificate that expires first, when there was TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_days_left: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventAt {
+    pub name: String,
+    pub at: f64,
+}
+
+impl RunRecord {
+    pub fn new(r: &ProbeResult, verdict: &Assessment) -> RunRecord {
+        let at_ms = r
+            .started_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        RunRecord {
+            at_ms,
+            success: r.success(),
+            status: verdict.status,
+            reason: r.failure.as_ref().map(|f| f.reason.as_str().to_string()),
+            phase: r
+                .failure
+                .as_ref()
+                .and_then(|f| f.phase)
+                .map(|p| p.as_str().to_string()),
+            message: r.failure.as_ref().map(|f| f.message.clone()),
+            why: verdict.why.clone(),
+            duration_seconds: r.duration.as_secs_f64(),
+            phases: r
+                .phases
+                .iter()
+                .map(|(p, d)| (p.as_str().to_string(), d.as_secs_f64()))
+                .collect(),
+            events: r
+                .events
+                .iter()
+                .map(|o| EventAt {
+                    name: o.name.clone(),
+                    at: o.at.as_secs_f64(),
+                })
+                .collect(),
+            cert_days_left: r
+                .tls
+                .as_ref()
+                .and_then(|t| t.earliest_expiry())
+                .map(|t| (t - now_ms() / 1000) as f64 / 86_400.0),
+        }
+    }
+}
+
+/// Runs and failures of one check in one hour.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rollup {
+    pub hour_ms: i64,
+    pub runs: u64,
+    pub failures: u64,
+    pub duration_avg: f64,
+    pub duration_max: f64,
+}
+
+/// What a check was when pathwatch last stopped.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub tracker: Tracker,
+    pub last: Option<RunRecord>,
+}
+
+/// Counters the history reports into (registered with the metrics).
+#[derive(Clone)]
+pub struct HistoryCounters {
+    pub written: IntCounter,
+    pub dropped: IntCounter,
+    pub errors: IntCounter,
+}
+
+enum Write {
+    Run {
+        check: String,
+        run: Box<RunRecord>,
+        tracker: Box<Tracker>,
+        transition: Option<Transition>,
+    },
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// Runs waiting for the writer; beyond this a slow disk costs runs (counted), not probes.
+const QUEUE: usize = 100_000;
+/// Most runs per transaction.
+const BATCH: usize = 5_000;
+
+pub struct History {
+    conn: Arc<Mutex<Connection>>,
+    tx: Option<SyncSender<Write>>,
+    writer: Option<JoinHandle<()>>,
+    counters: HistoryCounters,
+}
+
+impl History {
+    /// Opens (or creates) the store; a corrupt, foreign or unwritable file is an error here,
+    /// at start-up, with what to do about it.
+    pub fn open(
+        config: &HistoryConfig,
+        base_dir: &Path,
+        counters: HistoryCounters,
+    ) -> Result<History, String> {
+        let (conn, shown) = match &config.path {
+            Some(p) => {
+                let path = base_dir.join(p);
+                let shown = path.display().to_string();
+                let conn = Connection::open(&path)
+                    .map_err(|e| format!("cannot open history database {shown}: {e}"))?;
+                (conn, shown)
+            }
+            None => (
+                Connection::open_in_memory().map_err(|e| e.to_string())?,
+                ":memory:".to_string(),
+            ),
+        };
+        prepare(&conn).map_err(|e| {
+            format!(
+                "history database {shown} is not usable: {e} (a corrupt or foreign file: move it away to start a new history; read-only: fix its permissions)"
+            )
+        })?;
+        let conn = Arc::new(Mutex::new(conn));
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let writer = {
+            let conn = conn.clone();
+            let counters = counters.clone();
+            let keep = (config.keep_runs, config.keep_rollups);
+            std::thread::Builder::new()
+                .name("history-writer".into())
+                .spawn(move || write_loop(&conn, &rx, &counters, keep))
+                .map_err(|e| format!("cannot start the history writer: {e}"))?
+        };
+        Ok(History {
+            conn,
+            tx: Some(tx),
+            writer: Some(writer),
+            counters,
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a run, its check's state after it, and the transition it caused. Never
+    /// blocks; a full queue drops the run and counts it.
+    pub fn record(
+        &self,
+        check: &str,
+        run: RunRecord,
+        tracker: Tracker,
+        transition: Option<Transition>,
+    ) {
+        let Some(tx) = &self.tx else { return };
+        let write = Write::Run {
+            check: check.to_string(),
+            run: Box::new(run),
+            tracker: Box::new(tracker),
+            transition,
+        };
+        if let Err(e) = tx.try_send(write) {
+            self.counters.dropped.inc();
+            let why = match e {
+                TrySendError::Full(_) => "the writer is behind (slow disk?)",
+                TrySendError::Disconnected(_) => "the writer stopped",
+            };
+            tracing::warn!(check, why, "A run was not written to the history.");
+        }
+    }
+
+    /// Waits until everything queued so far is committed.
+    pub fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if let Some(tx) = &self.tx
+            && tx.send(Write::Flush(done)).is_ok()
+        {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Commits what is queued and stops the writer.
+    pub fn close(mut self) {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+
+    /// The saved state and last run of every check.
+    pub fn load(&self) -> Result<HashMap<String, Saved>, String> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT check_name, tracker, last FROM states")
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(|e| e.to_string())?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (name, tracker, last) = row.map_err(|e| e.to_string())?;
+            let Ok(tracker) = serde_json::from_str::<Tracker>(&tracker) else {
+                tracing::warn!(check = %name, "Saved state is unreadable; starting it as UNKNOWN.");
+                continue;
+            };
+            let last = last.and_then(|l| serde_json::from_str(&l).ok());
+            out.insert(name, Saved { tracker, last });
+        }
+        Ok(out)
+    }
+
+    /// Runs of `check` at or after `since_ms`, newest first, at most `limit`.
+    pub fn runs(&self, check: &str, since_ms: i64, limit: usize) -> Result<Vec<RunRecord>, String> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT record FROM runs WHERE check_name = ?1 AND at_ms >= ?2 ORDER BY at_ms DESC LIMIT ?3",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map(params![check, since_ms, limit as i64], |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(rows
+            .filter_map(Result::ok)
+            .filter_map(|r| serde_json::from_str(&r).ok())
+            .collect())
+    }
+
+    /// Transitions, newest first: of one check or of all.
+    pub fn transitions(
+        &self,
+        check: Option<&str>,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Transition>, String> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT check_name, at_ms, from_state, to_state, cause FROM transitions
+                 WHERE (?1 IS NULL OR check_name = ?1) AND at_ms >= ?2 ORDER BY at_ms DESC, rowid DESC LIMIT ?3",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map(params![check, since_ms, limit as i64], |row| {
+                let state = |i: usize| -> rusqlite::Result<State> {
+                    Ok(State::parse(&row.get::<_, String>(i)?).unwrap_or(State::Unknown))
+                };
+                Ok(Transition {
+                    check: row.get(0)?,
+                    at_ms: row.get(1)?,
+                    from: state(2)?,
+                    to: state(3)?,
+                    cause: row.get(4)?,
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+    }
+
+    /// Hourly roll-ups of `check` from `since_ms`, oldest first.
+    pub fn hourly(&self, check: &str, since_ms: i64) -> Result<Vec<Rollup>, String> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT hour_ms, runs, failures, duration_sum, duration_max FROM rollups
+                 WHERE check_name = ?1 AND hour_ms >= ?2 ORDER BY hour_ms",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map(params![check, since_ms], |row| {
+                let runs: i64 = row.get(1)?;
+                let sum: f64 = row.get(3)?;
+                Ok(Rollup {
+                    hour_ms: row.get(0)?,
+                    runs: runs as u64,
+                    failures: row.get::<_, i64>(2)? as u64,
+                    duration_avg: if runs > 0 { sum / runs as f64 } else { 0.0 },
+                    duration_max: row.get(4)?,
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Checks the file and creates the schema (version 1).
+fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(format!("integrity check: {check}")),
+        ));
+    }
+    // WAL: readers do not wait for the writer; NORMAL: a commit survives a killed process.
+    let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL;
+         BEGIN IMMEDIATE;
+         CREATE TABLE IF NOT EXISTS runs (
+             check_name TEXT NOT NULL, at_ms INTEGER NOT NULL, record TEXT NOT NULL);
+         CREATE INDEX IF NOT EXISTS runs_by_check ON runs (check_name, at_ms);
+         CREATE TABLE IF NOT EXISTS transitions (
+             check_name TEXT NOT NULL, at_ms INTEGER NOT NULL,
+             from_state TEXT NOT NULL, to_state TEXT NOT NULL, cause TEXT NOT NULL);
+         CREATE INDEX IF NOT EXISTS transitions_by_time ON transitions (at_ms);
+         CREATE TABLE IF NOT EXISTS states (
+             check_name TEXT PRIMARY KEY, tracker TEXT NOT NULL, last TEXT);
+         CREATE TABLE IF NOT EXISTS rollups (
+             check_name TEXT NOT NULL, hour_ms INTEGER NOT NULL, runs INTEGER NOT NULL,
+             failures INTEGER NOT NULL, duration_sum REAL NOT NULL, duration_max REAL NOT NULL,
+             PRIMARY KEY (check_name, hour_ms));
+         PRAGMA user_version = 1;
+         COMMIT;",
+    )
+}
+
+fn write_loop(
+    conn: &Mutex<Connection>,
+    rx: &Receiver<Write>,
+    counters: &HistoryCounters,
+    keep: (Duration, Duration),
+) {
+    let mut last_prune: Option<Instant> = None;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        // Gather what arrives in the next moment: one transaction for many runs.
+        let until = Instant::now() + Duration::from_millis(100);
+        while batch.len() < BATCH {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(w) => batch.push(w),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let mut waiting = Vec::new();
+        let runs: Vec<_> = batch
+            .into_iter()
+            .filter_map(|w| match w {
+                Write::Flush(done) => {
+                    waiting.push(done);
+                    None
+                }
+                Write::Run {
+                    check,
+                    run,
+                    tracker,
+                    transition,
+                } => Some((check, run, tracker, transition)),
+            })
+            .collect();
+        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        match write_batch(&mut conn, &runs) {
+            Ok(()) => counters.written.inc_by(runs.len() as u64),
+            Err(e) => {
+                counters.errors.inc();
+                tracing::error!(error = %e, runs = runs.len(), "Cannot write runs to the history.");
+            }
+        }
+        if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+            last_prune = Some(Instant::now());
+            if let Err(e) = prune(&conn, keep) {
+                tracing::warn!(error = %e, "Cannot prune the history.");
+            }
+        }
+        drop(conn);
+        for done in waiting {
+            let _ = done.send(());
+        }
+    }
+}
+
+type RunWrite = (String, Box<RunRecord>, Box<Tracker>, Option<Transition>);
+
+fn write_batch(conn: &mut Connection, runs: &[RunWrite]) -> rusqlite::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut run_stmt =
+            tx.prepare_cached("INSERT INTO runs (check_name, at_ms, record) VALUES (?1, ?2, ?3)")?;
+        let mut state_stmt = tx.prepare_cached(
+            "INSERT INTO states (check_name, tracker, last) VALUES (?1, ?2, ?3)
+             ON CONFLICT (check_name) DO UPDATE SET tracker = excluded.tracker, last = excluded.last",
+        )?;
+        let mut rollup_stmt = tx.prepare_cached(
+            "INSERT INTO rollups (check_name, hour_ms, runs, failures, duration_sum, duration_max)
+             VALUES (?1, ?2, 1, ?3, ?4, ?4)
+             ON CONFLICT (check_name, hour_ms) DO UPDATE SET runs = runs + 1,
+                 failures = failures + excluded.failures,
+                 duration_sum = duration_sum + excluded.duration_sum,
+                 duration_max = max(duration_max, excluded.duration_max)",
+        )?;
+        let mut transition_stmt = tx.prepare_cached(
+            "INSERT INTO transitions (check_name, at_ms, from_state, to_state, cause)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (check, run, tracker, transition) in runs {
+            let record = serde_json::to_string(run).unwrap_or_default();
+            run_stmt.execute(params![check, run.at_ms, record])?;
+            let tracker = serde_json::to_string(tracker).unwrap_or_default();
+            state_stmt.execute(params![check, tracker, record])?;
+            rollup_stmt.execute(params![
+                check,
+                run.at_ms - run.at_ms.rem_euclid(HOUR_MS),
+                i64::from(!run.success),
+                run.duration_seconds
+            ])?;
+            if let Some(t) = transition {
+                transition_stmt.execute(params![
+                    check,
+                    t.at_ms,
+                    t.from.as_str(),
+                    t.to.as_str(),
+                    t.cause
+                ])?;
+            }
+        }
+    }
+    tx.commit()
+}
+
+fn prune(conn: &Connection, (runs, rollups): (Duration, Duration)) -> rusqlite::Result<()> {
+    let cut = |keep: Duration| now_ms() - keep.as_millis() as i64;
+    conn.execute("DELETE FROM runs WHERE at_ms < ?1", params![cut(runs)])?;
+    conn.execute(
+        "DELETE FROM transitions WHERE at_ms < ?1",
+        params![cut(rollups)],
+    )?;
+    conn.execute(
+        "DELETE FROM rollups WHERE hour_ms < ?1",
+        params![cut(rollups)],
+    )?;
+    Ok(())
+}
