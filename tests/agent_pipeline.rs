@@ -456,3 +456,32 @@ async fn wss_checks_the_certificate_before_the_upgrade() {
         "nothing is sent over an unverified connection"
     );
 }
+
+#[tokio::test]
+async fn a_fault_set_at_run_time_applies_until_cleared() {
+    let addr = demo().await;
+    let client = |method: &str, query: &str| {
+        let req = format!(
+            "{method} /demo/fault{query} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+    };
+    let answer = client("PUT", "?ws=drop:tool_completed").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let r = run(addr, "", "").await;
+    assert_eq!(r.failure.unwrap().reason, Reason::EventMissing);
+    // A connection that names its own fault still gets that one.
+    let r = run(addr, "fault=error", "").await;
+    assert_eq!(r.failure.unwrap().reason, Reason::AgentError);
+
+    assert!(client("PUT", "?ws=bogus").await.starts_with("HTTP/1.1 400"));
+    client("DELETE", "").await;
+    assert!(run(addr, "", "").await.success());
+}

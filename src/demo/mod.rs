@@ -112,6 +112,21 @@ pub struct DemoBackend {
     /// with 1011 "Service not ready" (a cold start).
     pub cold_start: Duration,
     started: tokio::time::Instant,
+    /// Faults set at run time (`PUT /demo/fault`) for requests that name none.
+    forced: Arc<Mutex<Forced>>,
+}
+
+/// Which endpoints a fault applies to.
+#[derive(Debug, Clone, Copy)]
+enum On {
+    Ws,
+    Health,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct Forced {
+    ws: Option<String>,
+    health: Option<String>,
 }
 
 impl Default for DemoBackend {
@@ -123,6 +138,7 @@ impl Default for DemoBackend {
             sent: Arc::default(),
             cold_start: Duration::ZERO,
             started: tokio::time::Instant::now(),
+            forced: Arc::default(),
         }
     }
 }
@@ -151,9 +167,13 @@ impl DemoBackend {
     /// The `fault` asked for, if it is on now: always, or with `fault_every=10m` and
     /// `fault_for=2m`, only in the last 2 minutes of every 10 since the demo started (a
     /// drill that shows degradation and recovery in a long-running demo).
-    fn fault<'q>(&self, q: &'q HashMap<String, String>) -> Result<Option<&'q str>, String> {
+    fn fault(&self, q: &HashMap<String, String>, on: On) -> Result<Option<String>, String> {
         let Some(fault) = q.get("fault") else {
-            return Ok(None);
+            let forced = self.forced.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(match on {
+                On::Ws => forced.ws.clone(),
+                On::Health => forced.health.clone(),
+            });
         };
         let span = |key: &str| {
             q.get(key)
@@ -166,12 +186,12 @@ impl DemoBackend {
                 .transpose()
         };
         let Some(every) = span("fault_every")? else {
-            return Ok(Some(fault));
+            return Ok(Some(fault.clone()));
         };
         let lasting = span("fault_for")?.unwrap_or(every / 5).min(every);
         let into_period = self.started.elapsed().as_millis() % every.as_millis().max(1);
-        let on = into_period >= (every - lasting).as_millis();
-        Ok(on.then_some(fault.as_str()))
+        let now_on = into_period >= (every - lasting).as_millis();
+        Ok(now_on.then(|| fault.clone()))
     }
 
     pub fn router(self) -> Router {
@@ -186,6 +206,10 @@ impl DemoBackend {
             .route("/auth/e2e/test-auth", post(bypass))
             .route("/api/websocket/ticket", post(ticket))
             .route("/ws", get(upgrade))
+            .route(
+                "/demo/fault",
+                get(show_fault).put(set_fault).delete(clear_fault),
+            )
             .with_state(self)
     }
 }
@@ -232,6 +256,40 @@ pub async fn start(
     Ok(())
 }
 
+/// `PUT /demo/fault?ws=drop:tool_completed&health=slow:800`: every later request that
+/// names no fault gets these (a fault injected into a running demo, e.g. by a test).
+async fn set_fault(
+    State(demo): State<DemoBackend>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(Err(e)) = q.get("ws").map(|f| parse_fault(f)) {
+        return (StatusCode::BAD_REQUEST, e).into_response();
+    }
+    let mut forced = demo.forced.lock().unwrap_or_else(|p| p.into_inner());
+    *forced = Forced {
+        ws: q.get("ws").cloned(),
+        health: q.get("health").cloned(),
+    };
+    tracing::info!(ws = ?forced.ws, health = ?forced.health, "Demo faults set.");
+    axum::Json(forced.clone()).into_response()
+}
+
+async fn clear_fault(State(demo): State<DemoBackend>) -> Response {
+    *demo.forced.lock().unwrap_or_else(|p| p.into_inner()) = Forced::default();
+    tracing::info!("Demo faults cleared.");
+    axum::Json(Forced::default()).into_response()
+}
+
+async fn show_fault(State(demo): State<DemoBackend>) -> Response {
+    axum::Json(
+        demo.forced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+    )
+    .into_response()
+}
+
 /// `?fault=slow:MS` answers late, `?fault=hang` never answers, `?fault=down` is a 503.
 async fn health_fault(fault: Option<&str>) -> Option<Response> {
     match fault {
@@ -259,11 +317,11 @@ fn unhealthy(message: &str) -> Response {
 
 /// What both health endpoints answer before their own body: injected faults, cold start.
 async fn health_gate(demo: &DemoBackend, q: &HashMap<String, String>) -> Option<Response> {
-    let fault = match demo.fault(q) {
+    let fault = match demo.fault(q, On::Health) {
         Ok(f) => f,
         Err(e) => return Some((StatusCode::BAD_REQUEST, e).into_response()),
     };
-    if let Some(r) = health_fault(fault).await {
+    if let Some(r) = health_fault(fault.as_deref()).await {
         return Some(r);
     }
     demo.cold().then(|| unhealthy("Startup in progress"))
@@ -286,7 +344,7 @@ async fn ready(
     if let Some(r) = health_gate(&demo, &q).await {
         return r;
     }
-    let redis = if demo.fault(&q) == Ok(Some("degraded")) {
+    let redis = if demo.fault(&q, On::Health).ok().flatten().as_deref() == Some("degraded") {
         "vpc_connectivity_degraded"
     } else {
         "connected"
@@ -529,7 +587,10 @@ async fn upgrade(
                 .into_response();
         }
     };
-    let fault = match demo.fault(&q).and_then(|f| f.map(parse_fault).transpose()) {
+    let fault = match demo
+        .fault(&q, On::Ws)
+        .and_then(|f| f.as_deref().map(parse_fault).transpose())
+    {
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
@@ -844,17 +905,21 @@ mod tests {
             ("fault_every", "10m"),
             ("fault_for", "2m"),
         ]);
-        let at = |secs| started_ago(secs).fault(&q).unwrap();
+        let at = |secs| started_ago(secs).fault(&q, On::Ws).unwrap();
+        let drop = Some("drop:tool_completed".to_string());
         assert_eq!(at(60), None, "green at first");
-        assert_eq!(at(9 * 60), Some("drop:tool_completed"));
+        assert_eq!(at(9 * 60), drop);
         assert_eq!(at(11 * 60), None, "recovered in the next period");
-        assert_eq!(at(19 * 60 + 30), Some("drop:tool_completed"));
+        assert_eq!(at(19 * 60 + 30), drop);
 
         let always = query(&[("fault", "error")]);
-        assert_eq!(started_ago(5).fault(&always).unwrap(), Some("error"));
+        assert_eq!(
+            started_ago(5).fault(&always, On::Ws).unwrap().as_deref(),
+            Some("error")
+        );
         let bad = query(&[("fault", "error"), ("fault_every", "soon")]);
         assert_eq!(
-            started_ago(5).fault(&bad).unwrap_err(),
+            started_ago(5).fault(&bad, On::Ws).unwrap_err(),
             "fault_every must be a duration like 5m, not `soon`"
         );
     }

@@ -1,7 +1,9 @@
-//! The HTTP interface: `/metrics`, `/probe`, `/-/healthy`, `/-/ready`. Takes a bound
+//! The HTTP interface: the status page (`/`, `/checks/{name}`, `/badge/{name}.svg`), the
+//! JSON API (`/api/v1/...`), `/metrics`, `/probe`, `/-/healthy`, `/-/ready`. Takes a bound
 //! listener and a shutdown future so callers and tests pick the port.
 
 mod api;
+mod page;
 mod probe;
 
 use std::future::Future;
@@ -36,7 +38,9 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(page::overview))
+        .route("/checks/{name}", get(page::check))
+        .route("/badge/{file}", get(page::badge_svg))
         .route("/metrics", get(metrics))
         .route("/probe", get(probe::handler))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
@@ -70,16 +74,4 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Starting.\n")
     }
-}
-
-async fn index(State(s): State<AppState>) -> impl IntoResponse {
-    let mut body = format!(
-        "pathwatch {}: {} checks, {} modules, location {}\n\n",
-        env!("CARGO_PKG_VERSION"),
-        s.config.checks.len(),
-        s.config.modules.len(),
-        s.config.location
-    );
-    body.push_str("/metrics    Prometheus metrics\n/probe      ?target=&module= (blackbox_exporter style)\n/-/healthy  liveness\n/-/ready    readiness\n");
-    body
 }

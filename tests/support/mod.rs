@@ -286,3 +286,54 @@ pub async fn probe_once(cfg: &Config) -> pathwatch::probe::ProbeResult {
         .run(&c.target, &c.spec, c.timeout)
         .await
 }
+
+// ---------------------------------------------------------------- daemon
+
+/// A daemon running in-process on 127.0.0.1:0.
+pub struct Daemon {
+    pub base: String,
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn start(yaml: &str) -> Daemon {
+    let cfg = config(yaml);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(pathwatch::daemon::run(cfg, listener, async {
+        let _ = rx.await;
+    }));
+    Daemon {
+        base,
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// A minimal HTTP GET over a fresh connection (the probe code is what is under test, so
+/// the test does not reuse it).
+pub async fn get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n{extra}\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}

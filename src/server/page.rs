@@ -1,0 +1,509 @@
+//! The status page: server-rendered HTML with its CSS and a few lines of JS inline (works
+//! air-gapped). `/` is the overview, `/checks/{name}` the detail with the waterfall of the
+//! last agent run, `/badge/{name}.svg` a badge. Every text from a target is escaped.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::AppState;
+use super::api::{CheckView, Detail, detail, rfc3339_ms};
+use crate::history::{Rollup, RunRecord, now_ms};
+use crate::state::State as CheckState;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// HTML-escapes text (for element content and quoted attributes).
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Path segment for a check name (names are letters, digits, `-_.`).
+fn href(name: &str) -> String {
+    format!("/checks/{}", esc(name))
+}
+
+fn badge(state: &str) -> String {
+    let symbol = match state {
+        "ok" => "✓",
+        "warn" => "!",
+        "crit" => "✕",
+        _ => "?",
+    };
+    format!(
+        r#"<span class="badge {state}"><span aria-hidden="true">{symbol}</span> {}</span>"#,
+        state.to_uppercase()
+    )
+}
+
+fn ago(ms: i64, now: i64) -> String {
+    if ms <= 0 {
+        return "—".into();
+    }
+    let s = ((now - ms).max(0) / 1000) as u64;
+    let text = match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86_400 => format!("{}h {}m ago", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h ago", s / 86_400, s % 86_400 / 3600),
+    };
+    format!(
+        r#"<time datetime="{0}" title="{0}">{text}</time>"#,
+        rfc3339_ms(ms)
+    )
+}
+
+fn secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+const STYLE: &str = r#"
+:root{--bg:#fff;--fg:#1b1f24;--muted:#57606a;--line:#d0d7de;--card:#f6f8fa;--ok:#1a7f37;--warn:#9a6700;--crit:#cf222e;--unknown:#57606a;--bar:#0969da}
+@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--line:#30363d;--card:#161b22;--ok:#3fb950;--warn:#d29922;--crit:#f85149;--unknown:#9198a1;--bar:#4493f8}.badge{color:#0d1117}}
+*{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:var(--bg);color:var(--fg)}
+header,main{max-width:1200px;margin:0 auto;padding:12px 16px}header{display:flex;flex-wrap:wrap;gap:8px 24px;align-items:baseline;border-bottom:1px solid var(--line)}
+h1{font-size:20px;margin:0}h2{font-size:17px;margin:24px 0 8px}a{color:var(--bar)}.muted{color:var(--muted)}
+.summary span{margin-right:12px}.scroll{overflow-x:auto}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:8px;border-bottom:1px solid var(--line);vertical-align:top}th{font-size:13px;color:var(--muted);font-weight:600}
+.badge{display:inline-block;min-width:64px;padding:2px 8px;border-radius:12px;font-weight:700;font-size:13px;color:#fff;text-align:center;white-space:nowrap}
+.badge.ok{background:var(--ok)}.badge.warn{background:var(--warn)}.badge.crit{background:var(--crit)}.badge.unknown{background:var(--unknown)}
+.why{max-width:460px;overflow-wrap:anywhere}.why .reason{font-family:ui-monospace,monospace;font-size:13px}
+svg text{fill:var(--fg);font-size:11px}.spark polyline{fill:none;stroke:var(--bar);stroke-width:1.5}.spark .fail{fill:var(--crit)}
+.bars rect.up{fill:var(--ok)}.bars rect.down{fill:var(--crit)}.bars rect.part{fill:var(--warn)}.bars rect.none{fill:var(--line)}
+.wf .bar{fill:var(--bar)}.wf .late{fill:var(--warn)}.wf .deadline{stroke:var(--crit);stroke-dasharray:3 2}.wf .missing{fill:var(--crit);font-weight:700}.wf .grid{stroke:var(--line)}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
+.nowrap{white-space:nowrap}.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 16px;margin:12px 0}
+@media (max-width:720px){.hide-narrow{display:none}td,th{padding:6px 4px}
+table.checks thead{display:none}table.checks tr{display:grid;grid-template-columns:max-content 1fr max-content;border-bottom:1px solid var(--line)}
+table.checks td{border:0}table.checks td.why{order:1;grid-column:1/-1;max-width:none;padding-top:0}}
+"#;
+
+/// Refreshes `main` from the same URL every 5 s without reloading the page.
+const REFRESH: &str = r#"
+<script>
+setInterval(async () => {
+  try {
+    const r = await fetch(location.href, {headers: {"X-Refresh": "1"}});
+    if (!r.ok) return;
+    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+    document.querySelector("main").replaceWith(doc.querySelector("main"));
+    document.title = doc.title;
+  } catch (e) {}
+}, 5000);
+</script>"#;
+
+fn page(title: &str, header: &str, main: &str) -> Html<String> {
+    Html(format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"><title>{}</title><style>{STYLE}</style></head><body><header>{header}</header><main>{main}</main>{REFRESH}</body></html>"#,
+        esc(title)
+    ))
+}
+
+/// A latency line over the recent runs; failed runs are red dots on the floor.
+fn sparkline(recent: &[(i64, f64, bool)]) -> String {
+    let (w, h) = (120.0, 28.0);
+    if recent.is_empty() {
+        return String::from(r#"<span class="muted">no runs yet</span>"#);
+    }
+    let max = recent.iter().map(|r| r.1).fold(0.0f64, f64::max).max(1e-6);
+    let step = if recent.len() > 1 {
+        w / (recent.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let mut points = String::new();
+    let mut fails = String::new();
+    for (i, (_, d, ok)) in recent.iter().enumerate() {
+        let x = i as f64 * step;
+        let y = h - 2.0 - d / max * (h - 4.0);
+        let _ = write!(points, "{x:.1},{y:.1} ");
+        if !ok {
+            let _ = write!(
+                fails,
+                r#"<circle class="fail" cx="{x:.1}" cy="{:.1}" r="2.5"/>"#,
+                h - 2.5
+            );
+        }
+    }
+    let last = recent.last().map(|r| r.1).unwrap_or(0.0);
+    let failed = recent.iter().filter(|r| !r.2).count();
+    format!(
+        r#"<svg class="spark" width="{w}" height="{h}" role="img" aria-label="latency of the last {n} runs, latest {latest}, max {maxs}, {failed} failed"><title>last {n} runs: latest {latest}, max {maxs}, {failed} failed</title><polyline points="{points}"/>{fails}</svg>"#,
+        n = recent.len(),
+        latest = secs(last),
+        maxs = secs(max),
+    )
+}
+
+/// Uptime bars: one per bucket (hour or day), oldest left; the share of successful runs.
+fn uptime_bars(rollups: &[Rollup], now: i64, bucket_ms: i64, buckets: i64, label: &str) -> String {
+    let first = now - now.rem_euclid(bucket_ms) - (buckets - 1) * bucket_ms;
+    let mut runs = vec![(0u64, 0u64); buckets as usize];
+    for r in rollups {
+        let i = (r.hour_ms - first).div_euclid(bucket_ms);
+        if (0..buckets).contains(&i) {
+            runs[i as usize].0 += r.runs;
+            runs[i as usize].1 += r.failures;
+        }
+    }
+    let total: u64 = runs.iter().map(|r| r.0).sum();
+    let failed: u64 = runs.iter().map(|r| r.1).sum();
+    let bw = if buckets > 30 { 2.0 } else { 5.0 };
+    let mut rects = String::new();
+    for (i, (n, f)) in runs.iter().enumerate() {
+        let class = match (n, f) {
+            (0, _) => "none",
+            (_, 0) => "up",
+            (n, f) if f == n => "down",
+            _ => "part",
+        };
+        let _ = write!(
+            rects,
+            r#"<rect class="{class}" x="{:.1}" y="0" width="{:.1}" height="16"/>"#,
+            i as f64 * (bw + 1.0),
+            bw
+        );
+    }
+    let pct = if total > 0 {
+        format!("{:.2}%", 100.0 * (total - failed) as f64 / total as f64)
+    } else {
+        "no data".into()
+    };
+    let width = buckets as f64 * (bw + 1.0);
+    format!(
+        r#"<svg class="bars" width="{width}" height="16" role="img" aria-label="{label}: {pct} of {total} runs succeeded"><title>{label}: {pct} of {total} runs succeeded</title>{rects}</svg> <span class="muted">{pct}</span>"#
+    )
+}
+
+fn why(v: &CheckView) -> String {
+    let mut out = String::new();
+    if v.state != "ok"
+        && let Some(last) = &v.last
+        && last.status != crate::assess::Status::Ok
+    {
+        if let Some(reason) = &last.reason {
+            let _ = write!(out, r#"<span class="reason">{}</span> "#, esc(reason));
+        }
+        let text = last
+            .message
+            .as_deref()
+            .or(last.why.as_deref())
+            .unwrap_or("");
+        let _ = write!(out, "{}<br>", esc(text));
+        // The cause ends with the same latest message: show only how the state came about.
+        let how = v.cause.split("; latest: ").next().unwrap_or_default();
+        let _ = write!(out, r#"<span class="muted">{}</span>"#, esc(how));
+        return out;
+    }
+    let _ = write!(out, r#"<span class="muted">{}</span>"#, esc(&v.cause));
+    out
+}
+
+fn cert_days(last: Option<&RunRecord>) -> String {
+    match last.and_then(|r| r.cert_days_left) {
+        Some(d) => format!("{:.0} d", d.floor()),
+        None => "—".into(),
+    }
+}
+
+pub async fn overview(State(s): State<AppState>) -> Response {
+    let now = now_ms();
+    let snapshot = s.board.snapshot();
+    let names: Vec<String> = snapshot.iter().map(|(c, _)| c.name.clone()).collect();
+    let history = s.history.clone();
+    let since = now - 90 * DAY_MS;
+    let rollups = tokio::task::spawn_blocking(move || {
+        names
+            .iter()
+            .map(|n| history.hourly(n, since).unwrap_or_default())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+
+    let mut counts = [0usize; 4];
+    let mut rows = String::new();
+    for (i, (check, entry)) in snapshot.iter().enumerate() {
+        let v = CheckView::new(&s, check, entry);
+        counts[entry.tracker.state as usize] += 1;
+        let recent: Vec<_> = entry.recent.iter().copied().collect();
+        let empty = Vec::new();
+        let r = rollups.get(i).unwrap_or(&empty);
+        let _ = write!(
+            rows,
+            r#"<tr id="check-{name}" data-state="{state}"><td>{badge}</td><td><a href="{href}">{name}</a><br><span class="muted">{kind}</span></td><td class="why">{why}</td><td>{since}</td><td class="hide-narrow">{spark}</td><td class="hide-narrow">{day}<br>{quarter}</td><td class="nowrap hide-narrow">{cert}</td></tr>"#,
+            name = esc(&v.name),
+            state = v.state,
+            badge = badge(v.state),
+            href = href(&v.name),
+            kind = v.kind,
+            why = why(&v),
+            since = ago(v.since_ms, now),
+            spark = sparkline(&recent),
+            day = uptime_bars(r, now, HOUR_MS, 24, "last 24 hours"),
+            quarter = uptime_bars(r, now, DAY_MS, 90, "last 90 days"),
+            cert = cert_days(v.last.as_ref()),
+        );
+    }
+    let worst = [CheckState::Crit, CheckState::Warn, CheckState::Ok]
+        .into_iter()
+        .find(|st| counts[*st as usize] > 0)
+        .unwrap_or(CheckState::Unknown);
+    let title = format!("{} · pathwatch", worst.as_str().to_uppercase());
+    let header = format!(
+        r#"<h1>pathwatch</h1><span class="muted">location {}</span><span class="summary" aria-live="polite"><span>{} OK</span><span>{} WARN</span><span>{} CRIT</span><span>{} UNKNOWN</span></span><span class="muted"><a href="/api/v1/checks">JSON</a> · <a href="/metrics">metrics</a></span>"#,
+        esc(&s.config.location),
+        counts[CheckState::Ok as usize],
+        counts[CheckState::Warn as usize],
+        counts[CheckState::Crit as usize],
+        counts[CheckState::Unknown as usize],
+    );
+    let main = format!(
+        r#"<div class="scroll"><table class="checks"><caption class="muted" style="text-align:left">{n} checks, updated {updated}</caption><thead><tr><th scope="col">State</th><th scope="col">Check</th><th scope="col">Why</th><th scope="col">Since</th><th scope="col" class="hide-narrow">Latency</th><th scope="col" class="hide-narrow">Uptime 24 h / 90 d</th><th scope="col" class="hide-narrow">Cert</th></tr></thead><tbody>{rows}</tbody></table></div>"#,
+        n = snapshot.len(),
+        updated = rfc3339_ms(now),
+    );
+    page(&title, &header, &main).into_response()
+}
+
+/// The last agent run against its expectations: a bar per event from the message sent to
+/// its arrival, the deadline as a dashed line, and the events that never came in red.
+fn waterfall(d: &Detail, run: &RunRecord) -> String {
+    let mut rows: Vec<(String, Option<f64>, Option<f64>)> = Vec::new();
+    for e in &d.expected_events {
+        let at = run.events.iter().find(|o| &o.name == e).map(|o| o.at);
+        let deadline = d.deadlines.iter().find(|(n, _)| n == e).map(|x| x.1);
+        rows.push((e.clone(), at, deadline));
+    }
+    for o in &run.events {
+        if !rows.iter().any(|r| r.0 == o.name) {
+            rows.push((o.name.clone(), Some(o.at), None));
+        }
+    }
+    let end = rows
+        .iter()
+        .flat_map(|r| [r.1, r.2])
+        .flatten()
+        .chain([run.duration_seconds])
+        .fold(0.001f64, f64::max)
+        * 1.1;
+    let (label_w, plot_w, row_h) = (150.0, 520.0, 24.0);
+    let x = |t: f64| label_w + t / end * plot_w;
+    let height = rows.len() as f64 * row_h + 24.0;
+    let mut svg = String::new();
+    for i in 0..=4 {
+        let t = end * i as f64 / 4.0;
+        let _ = write!(
+            svg,
+            r#"<line class="grid" x1="{0:.1}" x2="{0:.1}" y1="0" y2="{1:.1}"/><text x="{0:.1}" y="{2:.1}" text-anchor="middle">{3}</text>"#,
+            x(t),
+            height - 20.0,
+            height - 6.0,
+            secs(t)
+        );
+    }
+    let mut table = String::new();
+    for (i, (name, at, deadline)) in rows.iter().enumerate() {
+        let y = i as f64 * row_h;
+        let _ = write!(
+            svg,
+            r#"<text x="0" y="{:.1}">{}</text>"#,
+            y + 16.0,
+            esc(name)
+        );
+        let late = matches!((at, deadline), (Some(a), Some(d)) if a > d);
+        match at {
+            Some(a) => {
+                let _ = write!(
+                    svg,
+                    r#"<rect class="{}" x="{:.1}" y="{:.1}" width="{:.1}" height="14"><title>{} at {}</title></rect>"#,
+                    if late { "late" } else { "bar" },
+                    label_w,
+                    y + 5.0,
+                    (x(*a) - label_w).max(2.0),
+                    esc(name),
+                    secs(*a)
+                );
+            }
+            None => {
+                let _ = write!(
+                    svg,
+                    r#"<text class="missing" x="{:.1}" y="{:.1}">✕ never arrived</text>"#,
+                    label_w + 4.0,
+                    y + 16.0
+                );
+            }
+        }
+        if let Some(dl) = deadline {
+            let _ = write!(
+                svg,
+                r#"<line class="deadline" x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}"><title>deadline {3}</title></line>"#,
+                x(*dl),
+                y + 2.0,
+                y + row_h - 2.0,
+                secs(*dl)
+            );
+        }
+        let status = match (at, late) {
+            (None, _) => r#"<strong class="missing-text">missing</strong>"#.to_string(),
+            (Some(a), true) => format!("{} (late)", secs(*a)),
+            (Some(a), false) => secs(*a),
+        };
+        let _ = write!(
+            table,
+            "<tr data-event=\"{}\"><td>{}</td><td>{status}</td><td>{}</td></tr>",
+            esc(name),
+            esc(name),
+            deadline.map(secs).unwrap_or_else(|| "—".into())
+        );
+    }
+    format!(
+        r#"<div class="scroll"><svg class="wf" width="{w:.0}" height="{height:.0}" role="img" aria-label="event waterfall of the last run"><title>Events of the last run, from the message sent</title>{svg}</svg></div><div class="scroll"><table class="events"><thead><tr><th scope="col">Event</th><th scope="col">Arrived</th><th scope="col">Deadline</th></tr></thead><tbody>{table}</tbody></table></div>"#,
+        w = label_w + plot_w + 20.0
+    )
+}
+
+fn phases(run: &RunRecord) -> String {
+    let mut out = String::from(
+        r#"<table><thead><tr><th scope="col">Phase</th><th scope="col">Time</th></tr></thead><tbody>"#,
+    );
+    for (p, d) in &run.phases {
+        let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(p), secs(*d));
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+pub async fn check(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    let d = match detail(&s, &name, 20).await {
+        Ok(d) => d,
+        Err(_) => {
+            return (
+                StatusCode::NOT_FOUND,
+                page(
+                    "not found · pathwatch",
+                    r#"<h1><a href="/">pathwatch</a></h1>"#,
+                    &format!("<p>No check named <code>{}</code>.</p>", esc(&name)),
+                ),
+            )
+                .into_response();
+        }
+    };
+    let now = now_ms();
+    let v = &d.view;
+    let mut main = format!(
+        r#"<h2>{badge} {name}</h2><div class="card"><dl><dt>State</dt><dd>{state} since {since}</dd><dt>Why</dt><dd class="why">{why}</dd><dt>Type</dt><dd>{kind}</dd><dt>Target</dt><dd><code>{target}</code></dd><dt>Every</dt><dd>{every}</dd><dt>Latency</dt><dd>{spark}</dd></dl></div>"#,
+        badge = badge(v.state),
+        name = esc(&v.name),
+        state = v.state.to_uppercase(),
+        since = ago(v.since_ms, now),
+        why = why(v),
+        kind = v.kind,
+        target = esc(&v.target),
+        every = secs(v.interval_seconds),
+        spark = sparkline(&d.recent),
+    );
+    if let Some(last) = &v.last {
+        let _ = write!(
+            main,
+            r#"<h2>Last run</h2><p>{} · {} · {}</p>"#,
+            ago(last.at_ms, now),
+            badge(last.status.as_str()),
+            secs(last.duration_seconds)
+        );
+        if let Some(m) = &last.message {
+            let _ = write!(
+                main,
+                r#"<p class="why"><span class="reason">{}</span> {}</p>"#,
+                esc(last.reason.as_deref().unwrap_or("")),
+                esc(m)
+            );
+        }
+        if !d.expected_events.is_empty() {
+            main.push_str(r#"<h2>Agent events</h2>"#);
+            main.push_str(&waterfall(&d, last));
+        }
+        main.push_str("<h2>Phases</h2>");
+        main.push_str(&phases(last));
+    }
+    main.push_str(r#"<h2>Recent runs</h2><div class="scroll"><table><thead><tr><th scope="col">When</th><th scope="col">Verdict</th><th scope="col">Time</th><th scope="col">Why</th></tr></thead><tbody>"#);
+    for r in &d.runs {
+        let _ = write!(
+            main,
+            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="why">{}</td></tr>"#,
+            ago(r.at_ms, now),
+            badge(r.status.as_str()),
+            secs(r.duration_seconds),
+            esc(r.why.as_deref().unwrap_or(""))
+        );
+    }
+    main.push_str("</tbody></table></div><h2>State changes</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">When</th><th scope=\"col\">From</th><th scope=\"col\">To</th><th scope=\"col\">Cause</th></tr></thead><tbody>");
+    for t in &d.transitions {
+        let _ = write!(
+            main,
+            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="why">{}</td></tr>"#,
+            ago(t.at_ms, now),
+            badge(t.from.as_str()),
+            badge(t.to.as_str()),
+            esc(&t.cause)
+        );
+    }
+    main.push_str("</tbody></table></div>");
+    let header = format!(
+        r#"<h1><a href="/">pathwatch</a></h1><span class="muted">location {}</span><span class="muted"><a href="/api/v1/checks/{}">JSON</a></span>"#,
+        esc(&s.config.location),
+        esc(&v.name)
+    );
+    let title = format!("{} {} · pathwatch", v.state.to_uppercase(), v.name);
+    page(&title, &header, &main).into_response()
+}
+
+/// `/badge/{name}.svg`: "name | STATE", for READMEs and wikis.
+pub async fn badge_svg(State(s): State<AppState>, Path(file): Path<String>) -> Response {
+    let name = file.strip_suffix(".svg").unwrap_or(&file);
+    let Some((check, entry)) = s.board.get(name) else {
+        return (StatusCode::NOT_FOUND, "no such check\n").into_response();
+    };
+    let state = entry.tracker.state.as_str();
+    let color = match state {
+        "ok" => "#1a7f37",
+        "warn" => "#9a6700",
+        "crit" => "#cf222e",
+        _ => "#57606a",
+    };
+    let label = esc(&check.name);
+    let value = state.to_uppercase();
+    let lw = 12 + 7 * check.name.chars().count();
+    let vw = 14 + 8 * value.len();
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="20" role="img" aria-label="{label}: {value}"><title>{label}: {value}</title><rect width="{lw}" height="20" fill="#555"/><rect x="{lw}" width="{vw}" height="20" fill="{color}"/><g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11"><text x="6" y="14">{label}</text><text x="{vx}" y="14" font-weight="bold">{value}</text></g></svg>"##,
+        w = lw + vw,
+        vx = lw + 7,
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-cache, max-age=0"),
+        ],
+        svg,
+    )
+        .into_response()
+}
