@@ -1,6 +1,7 @@
 //! Scheduler lag with N http checks against a local target, in-process.
-//! `cargo bench --bench scheduler_lag -- [checks] [seconds]` (defaults 1000 checks, 12 s;
-//! under `cargo test` a 2 s smoke run of 50 checks).
+//! `cargo bench --bench scheduler_lag -- [checks] [seconds] [history]` (defaults 1000
+//! checks, 12 s, history in memory; `history` writes it to a SQLite file in a temp folder;
+//! under `cargo test` a 2 s smoke run of 50 checks with the file).
 //! Prints the p50/p99 upper bucket bounds of `pathwatch_scheduler_lag_seconds` and the
 //! number of probes run.
 
@@ -34,7 +35,15 @@ async fn main() {
         .await
     });
 
-    let mut yaml = String::from("checks:\n");
+    let on_disk = args.get(3).is_some_and(|a| a == "history") || !full;
+    let dir = std::env::temp_dir().join(format!("pathwatch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut yaml = if on_disk {
+        format!("history: {{path: {}}}\n", dir.join("history.db").display())
+    } else {
+        String::new()
+    };
+    yaml.push_str("checks:\n");
     for i in 0..checks {
         yaml.push_str(&format!("  - name: c{i}\n    type: http\n    target: http://{addr}/health\n    interval: 5s\n    timeout: 2s\n"));
     }
@@ -50,6 +59,14 @@ async fn main() {
     let metrics = scrape(base).await;
     let _ = tx.send(());
     let _ = daemon.await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let counter = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or("?")
+            .to_string()
+    };
 
     let mut buckets: Vec<(f64, f64)> = Vec::new();
     let mut count = 0.0;
@@ -69,9 +86,12 @@ async fn main() {
             .unwrap_or(f64::NAN)
     };
     println!(
-        "scheduler_lag checks={checks} interval=5s run={secs}s probes={count} p50<={}ms p99<={}ms",
+        "scheduler_lag checks={checks} interval=5s run={secs}s history={} probes={count} p50<={}ms p99<={}ms written={} dropped={}",
+        if on_disk { "file" } else { "memory" },
         quantile(0.5) * 1e3,
-        quantile(0.99) * 1e3
+        quantile(0.99) * 1e3,
+        counter("pathwatch_history_runs_written_total"),
+        counter("pathwatch_history_runs_dropped_total"),
     );
 }
 

@@ -277,8 +277,10 @@ fn event_label(name: &str) -> &str {
 const PROBE_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
-const LAG_BUCKETS: [f64; 12] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+// Fine around 1-2.5 ms, where tokio's 1 ms timer resolution puts most starts.
+const LAG_BUCKETS: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.00125, 0.0015, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.5, 1.0,
 ];
 
 impl Metrics {
