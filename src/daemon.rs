@@ -27,6 +27,16 @@ pub struct DaemonSink {
     history: Arc<History>,
 }
 
+impl DaemonSink {
+    pub fn new(metrics: Arc<Metrics>, board: Arc<Board>, history: Arc<History>) -> DaemonSink {
+        DaemonSink {
+            metrics,
+            board,
+            history,
+        }
+    }
+}
+
 impl Sink for DaemonSink {
     fn record(&self, check: &Check, result: ProbeResult) {
         let verdict = assess(&result, &check.thresholds);
@@ -116,11 +126,7 @@ pub async fn run(
     ));
     let scheduler = Scheduler {
         runner: prober,
-        sink: Arc::new(DaemonSink {
-            metrics,
-            board,
-            history: history.clone(),
-        }),
+        sink: Arc::new(DaemonSink::new(metrics, board, history.clone())),
         metrics: state.metrics.clone(),
         max_concurrency: config.scheduler.max_concurrency,
     };

@@ -184,3 +184,112 @@ async fn shutdown_lets_the_running_probe_finish_and_starts_no_more() {
     );
     assert_eq!(log[0].2 - log[0].1, Duration::from_secs(3));
 }
+
+/// A runner whose runs fail or succeed by a script, one letter per run (`f` fails).
+struct ScriptedRunner {
+    script: Vec<bool>,
+    runs: Mutex<usize>,
+}
+
+impl Runner for ScriptedRunner {
+    async fn run(&self, _: &Check) -> ProbeResult {
+        let n = {
+            let mut r = self.runs.lock().unwrap();
+            *r += 1;
+            *r - 1
+        };
+        let mut result = ProbeResult::empty(SystemTime::now());
+        if !self.script.get(n).copied().unwrap_or(true) {
+            result.failure = Some(pathwatch::probe::Failure::new(
+                pathwatch::probe::Reason::HttpStatus,
+                "got HTTP 503",
+            ));
+        }
+        result
+    }
+}
+
+/// The daemon's sink on the scheduler, in paused time: when the damped state moves.
+#[tokio::test(start_paused = true)]
+async fn damping_moves_the_state_at_the_expected_runs() {
+    use pathwatch::board::Board;
+    use pathwatch::history::History;
+    use pathwatch::state::State;
+
+    let list = support::config(
+        "checks:\n  - {name: api, type: dns, target: example.test, interval: 10s, timeout: 1s}\n",
+    )
+    .checks;
+    // ok, fail, ok, fail (2 of 3: CRIT), fail, ok (1 of 2), ok (recovered), ok.
+    let script: Vec<bool> = "ofoffooo".chars().map(|c| c == 'o').collect();
+    let metrics = Arc::new(Metrics::new("test").unwrap());
+    let history = Arc::new(
+        History::open(
+            &Default::default(),
+            std::path::Path::new("."),
+            metrics.history.clone(),
+        )
+        .unwrap(),
+    );
+    let board = Arc::new(Board::new(&list, Default::default()));
+    let s = Scheduler {
+        runner: Arc::new(ScriptedRunner {
+            script,
+            runs: Mutex::new(0),
+        }),
+        sink: Arc::new(pathwatch::daemon::DaemonSink::new(
+            metrics.clone(),
+            board.clone(),
+            history.clone(),
+        )),
+        metrics: metrics.clone(),
+        max_concurrency: 10,
+    };
+    let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
+    s.spawn(&list, &token, &tracker);
+    let state = || board.get("api").unwrap().1.tracker.state;
+    assert_eq!(state(), State::Unknown, "before the first run");
+    // Run k happens within [10k, 10k + 10) s of start (spread + jitter < one interval).
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        seen.push(state());
+    }
+    token.cancel();
+    tracker.close();
+    tracker.wait().await;
+    history.flush();
+    // Each sample is taken after run k or run k-1 (the spread offset is unknown), so the
+    // sequence of distinct states is what is asserted, then the transitions themselves.
+    let mut distinct = seen.clone();
+    distinct.dedup();
+    let distinct: Vec<State> = distinct
+        .into_iter()
+        .filter(|s| *s != State::Unknown)
+        .collect();
+    assert_eq!(distinct, [State::Ok, State::Crit, State::Ok], "{seen:?}");
+    let t = history.transitions(Some("api"), 0, 10).unwrap();
+    let moves: Vec<(State, State)> = t.iter().rev().map(|t| (t.from, t.to)).collect();
+    assert_eq!(
+        moves,
+        [
+            (State::Unknown, State::Ok),
+            (State::Ok, State::Crit),
+            (State::Crit, State::Ok)
+        ]
+    );
+    assert_eq!(
+        t[1].cause,
+        "2 of the last 3 runs failed; latest: http_status: got HTTP 503"
+    );
+    assert_eq!(t[0].cause, "2 consecutive runs OK");
+    let rendered = metrics.render();
+    assert!(
+        rendered.contains(r#"pathwatch_check_state{check="api",location="test",state="ok"} 1"#)
+    );
+    assert!(
+        rendered.contains(
+            r#"pathwatch_state_transitions_total{check="api",location="test",to="crit"} 1"#
+        )
+    );
+}
