@@ -356,3 +356,27 @@ async fn the_standalone_demo_serves_tls_with_its_ca_written_out() {
     demo.kill().await.unwrap();
     assert_exit(&out, 0);
 }
+
+#[tokio::test]
+async fn a_corrupt_history_stops_the_daemon_at_start_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("history.db"), vec![0x5au8; 4096]).unwrap();
+    let cfg = format!(
+        "server: {{listen: \"{}\"}}\nhistory: {{path: {}}}\nchecks: []\n",
+        closed_port().await,
+        dir.path().join("history.db").display()
+    );
+    let out = pathwatch(&["run"], &cfg, &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("history.db is not usable: file is not a database")
+            && err.contains("move it away to start a new history"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("history.db")).unwrap(),
+        vec![0x5au8; 4096],
+        "the file is left as it was"
+    );
+}
