@@ -12,6 +12,7 @@
 //! - [`server`]: the HTTP interface (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`).
 //! - [`daemon`]: wires the above together for `pathwatch run`.
 //! - [`demo`]: the built-in demo agent backend (health, `/ws` in every envelope, faults).
+//! - [`rules`]: Prometheus alerting rules generated from the config (`pathwatch rules`).
 //! - [`report`]: the one-shot `pathwatch check` run and its text / JSON / JUnit reports.
 //! - [`secrets`]: redaction of interpolated values and URL credentials.
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod history;
 pub mod metrics;
 pub mod probe;
 pub mod report;
+pub mod rules;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;

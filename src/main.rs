@@ -39,6 +39,12 @@ enum Command {
     },
     /// Report every config error at once; exit 0 valid, 2 invalid.
     Validate,
+    /// Print Prometheus alerting rules for this config (deploy/prometheus/rules.yml).
+    Rules {
+        /// Availability objective of golden-path checks for the burn-rate alerts.
+        #[arg(long, default_value_t = pathwatch::rules::DEFAULT_SLO)]
+        slo: f64,
+    },
     /// Run only the built-in demo agent backend (health, readiness, /ws with faults).
     DemoBackend {
         #[arg(long, default_value = "127.0.0.1:9116")]
@@ -100,6 +106,14 @@ fn main() -> ExitCode {
                 config.checks.len(),
                 config.modules.len()
             );
+            ExitCode::SUCCESS
+        }
+        Command::Rules { slo } => {
+            if !(0.0..1.0).contains(&slo) || slo <= 0.0 {
+                eprintln!("--slo must be between 0 and 1 (e.g. 0.995), not {slo}");
+                return ExitCode::from(2);
+            }
+            print!("{}", pathwatch::rules::generate(&config, slo));
             ExitCode::SUCCESS
         }
         Command::Check { checks, format } => runtime.block_on(async {

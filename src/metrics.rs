@@ -254,6 +254,7 @@ pub struct Metrics {
     timeout: GaugeVec,
     latency_threshold: GaugeVec,
     cert_threshold: GaugeVec,
+    deadline_threshold: GaugeVec,
     event_latency: HistogramVec,
     events: IntCounterVec,
     pub scheduler_lag: Histogram,
@@ -381,6 +382,12 @@ impl Metrics {
                 "Latency thresholds by level (warn, crit).",
                 &["check", "location", "level"],
             )?,
+            deadline_threshold: gauge(
+                &reg,
+                "pathwatch_threshold_event_deadline_seconds",
+                "Agent event deadlines, from the message being sent.",
+                &["check", "location", "event"],
+            )?,
             cert_threshold: gauge(
                 &reg,
                 "pathwatch_threshold_cert_expiry_seconds",
@@ -464,6 +471,13 @@ impl Metrics {
             self.cert_threshold
                 .with_label_values(&[cl[0], cl[1], level])
                 .set(f64::from(days) * 86_400.0);
+        }
+        if let crate::config::Spec::Agent(a) = &check.spec {
+            for (event, d) in &a.rules.deadlines {
+                self.deadline_threshold
+                    .with_label_values(&[cl[0], cl[1], event_label(event)])
+                    .set(d.as_secs_f64());
+            }
         }
     }
 

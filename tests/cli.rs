@@ -380,3 +380,32 @@ async fn a_corrupt_history_stops_the_daemon_at_start_with_what_to_do() {
         "the file is left as it was"
     );
 }
+
+/// deploy/prometheus/rules.yml is exactly what `pathwatch rules` makes of the shipped config.
+#[tokio::test]
+async fn the_shipped_rules_are_what_the_generator_makes() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
+        .args(["rules", "--config", &format!("{root}/config.yaml")])
+        .output()
+        .await
+        .unwrap();
+    assert_exit(&out, 0);
+    let shipped = std::fs::read_to_string(format!("{root}/deploy/prometheus/rules.yml")).unwrap();
+    assert!(
+        text(&out.stdout) == shipped,
+        "deploy/prometheus/rules.yml drifted from the generator: run\n  cargo run -q -- rules > deploy/prometheus/rules.yml"
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
+        .args([
+            "rules",
+            "--slo",
+            "1.5",
+            "--config",
+            &format!("{root}/config.yaml"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_exit(&out, 2);
+}

@@ -337,3 +337,30 @@ pub async fn get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// An HTTP/1.1 request with hyper over a fresh connection: (status, body). For talking to
+/// real programs (Prometheus, Alertmanager) whose answers may be chunked.
+pub async fn http(method: &str, url: &str, body: Option<String>) -> (u16, String) {
+    use http_body_util::{BodyExt, Full};
+    let uri: hyper::Uri = url.parse().unwrap();
+    let host = uri.authority().unwrap().to_string();
+    let tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header("host", host);
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(body.unwrap_or_default())))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
