@@ -24,7 +24,7 @@ const BURN: [(&str, &str, f64, &str, &str); 3] = [
 
 fn secs(d: Duration) -> String {
     let s = d.as_secs().max(1);
-    if s % 60 == 0 {
+    if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
