@@ -44,6 +44,9 @@ enum Command {
         /// Availability objective of golden-path checks for the burn-rate alerts.
         #[arg(long, default_value_t = pathwatch::rules::DEFAULT_SLO)]
         slo: f64,
+        /// Wrap them in a Prometheus Operator PrometheusRule resource.
+        #[arg(long)]
+        kubernetes: bool,
     },
     /// Run only the built-in demo agent backend (health, readiness, /ws with faults).
     DemoBackend {
@@ -108,12 +111,17 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Rules { slo } => {
+        Command::Rules { slo, kubernetes } => {
             if !(0.0..1.0).contains(&slo) || slo <= 0.0 {
                 eprintln!("--slo must be between 0 and 1 (e.g. 0.995), not {slo}");
                 return ExitCode::from(2);
             }
-            print!("{}", pathwatch::rules::generate(&config, slo));
+            let format = if kubernetes {
+                pathwatch::rules::Format::PrometheusRule
+            } else {
+                pathwatch::rules::Format::RuleFile
+            };
+            print!("{}", pathwatch::rules::generate_as(&config, slo, format));
             ExitCode::SUCCESS
         }
         Command::Check { checks, format } => runtime.block_on(async {

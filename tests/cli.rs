@@ -409,3 +409,37 @@ async fn the_shipped_rules_are_what_the_generator_makes() {
         .unwrap();
     assert_exit(&out, 2);
 }
+
+/// The Kubernetes example: the ConfigMap holds exactly config/pathwatch.yaml, that config is
+/// valid, and the PrometheusRule is what the generator makes of it.
+#[tokio::test]
+async fn the_kubernetes_example_is_consistent() {
+    let root = format!("{}/deploy/kubernetes", env!("CARGO_MANIFEST_DIR"));
+    let config = std::fs::read_to_string(format!("{root}/config/pathwatch.yaml")).unwrap();
+    let configmap = std::fs::read_to_string(format!("{root}/configmap.yaml")).unwrap();
+    let embedded: String = configmap
+        .split_once("  config.yaml: |\n")
+        .unwrap()
+        .1
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert_eq!(
+        embedded, config,
+        "configmap.yaml differs from config/pathwatch.yaml"
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
+        .args(["rules", "--kubernetes", "--config"])
+        .arg(format!("{root}/config/pathwatch.yaml"))
+        .env("SYNTHETIC_PASSWORD", "not-a-real-password")
+        .output()
+        .await
+        .unwrap();
+    assert_exit(&out, 0);
+    let shipped = std::fs::read_to_string(format!("{root}/prometheusrule.yaml")).unwrap();
+    assert!(
+        text(&out.stdout) == shipped,
+        "deploy/kubernetes/prometheusrule.yaml drifted: run\n  SYNTHETIC_PASSWORD=x cargo run -q -- rules --kubernetes --config deploy/kubernetes/config/pathwatch.yaml > deploy/kubernetes/prometheusrule.yaml"
+    );
+    assert!(!text(&out.stdout).contains("not-a-real-password"));
+}
