@@ -96,7 +96,8 @@ table.checks thead{display:none}table.checks tr{display:grid;grid-template-colum
 table.checks td{border:0}table.checks td.why{order:1;grid-column:1/-1;max-width:none;padding-top:0}}
 "#;
 
-/// Refreshes `main` from the same URL every 5 s without reloading the page.
+/// Refreshes the header (the counts) and `main` from the same URL every 5 s without
+/// reloading the page.
 const REFRESH: &str = r#"
 <script>
 setInterval(async () => {
@@ -104,7 +105,9 @@ setInterval(async () => {
     const r = await fetch(location.href, {headers: {"X-Refresh": "1"}});
     if (!r.ok) return;
     const doc = new DOMParser().parseFromString(await r.text(), "text/html");
-    document.querySelector("main").replaceWith(doc.querySelector("main"));
+    for (const part of ["header", "main"]) {
+      document.querySelector(part).replaceWith(doc.querySelector(part));
+    }
     document.title = doc.title;
   } catch (e) {}
 }, 5000);

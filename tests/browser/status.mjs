@@ -70,6 +70,8 @@ try {
   const why = await page.textContent("#check-golden-path .why");
   check(why.includes("tool_completed never arrived"), `the row says: ${why}`);
   check((await page.title()).startsWith("CRIT"), `title: ${await page.title()}`);
+  const counts = await page.textContent("header .summary");
+  check(counts.includes("1 CRIT"), `the header counts were not refreshed: ${counts}`);
   await page.screenshot({ path: `${out}/overview-crit.png`, fullPage: true });
 
   // 3. The detail page: the waterfall names the missing event.
