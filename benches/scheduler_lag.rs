@@ -1,9 +1,10 @@
 //! Scheduler lag with N http checks against a local target, in-process.
-//! `cargo bench --bench scheduler_lag -- [checks] [seconds] [history]` (defaults 1000
-//! checks, 12 s, history in memory; `history` writes it to a SQLite file in a temp folder;
-//! under `cargo test` a 2 s smoke run of 50 checks with the file).
-//! Prints the p50/p99 upper bucket bounds of `pathwatch_scheduler_lag_seconds` and the
-//! number of probes run.
+//! `cargo bench --bench scheduler_lag -- [checks] [seconds] [history|memory] [interval]`
+//! (defaults 1000 checks, 12 s, history in memory, 5s; `history` writes it to a SQLite file
+//! in a temp folder; under `cargo test` a 2 s smoke run of 50 checks with the file).
+//! Prints the p50/p99/max upper bucket bounds of `pathwatch_scheduler_lag_seconds`, the
+//! probes run, CPU use and peak RSS of the process (target server included), and the time
+//! and size of a `/metrics` render.
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ async fn main() {
     });
 
     let on_disk = args.get(3).is_some_and(|a| a == "history") || !full;
+    let interval = args.get(4).cloned().unwrap_or_else(|| "5s".into());
     let dir = std::env::temp_dir().join(format!("pathwatch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut yaml = if on_disk {
@@ -45,7 +47,7 @@ async fn main() {
     };
     yaml.push_str("checks:\n");
     for i in 0..checks {
-        yaml.push_str(&format!("  - name: c{i}\n    type: http\n    target: http://{addr}/health\n    interval: 5s\n    timeout: 2s\n"));
+        yaml.push_str(&format!("  - name: c{i}\n    type: http\n    target: http://{addr}/health\n    interval: {interval}\n    timeout: 2s\n"));
     }
     let config = pathwatch::config::Config::from_str(&yaml, "bench.yaml", &|_| None).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -54,9 +56,20 @@ async fn main() {
     let daemon = tokio::spawn(pathwatch::daemon::run(config, listener, async {
         let _ = rx.await;
     }));
+    let cpu_before = cpu_seconds();
+    let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
+    let cpu = (cpu_seconds() - cpu_before) / started.elapsed().as_secs_f64();
 
-    let metrics = scrape(base).await;
+    let rss_before_scrape = peak_rss_mb();
+    let mut renders = Vec::new();
+    let mut metrics = String::new();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        metrics = scrape(base).await;
+        renders.push(t.elapsed());
+    }
+    renders.sort();
     let _ = tx.send(());
     let _ = daemon.await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -85,14 +98,46 @@ async fn main() {
             .map(|(le, _)| *le)
             .unwrap_or(f64::NAN)
     };
+    let max = buckets
+        .iter()
+        .find(|(_, c)| *c >= count)
+        .map(|(le, _)| *le)
+        .unwrap_or(f64::NAN);
     println!(
-        "scheduler_lag checks={checks} interval=5s run={secs}s history={} probes={count} p50<={}ms p99<={}ms written={} dropped={}",
+        "scheduler_lag checks={checks} interval={interval} run={secs}s history={} probes={count} p50<={}ms p99<={}ms max<={}ms written={} dropped={} cpu={:.0}% peak_rss_before_scrapes={}MB peak_rss={}MB metrics_render={:.1}ms metrics_size={:.1}MB",
         if on_disk { "file" } else { "memory" },
         quantile(0.5) * 1e3,
         quantile(0.99) * 1e3,
+        max * 1e3,
         counter("pathwatch_history_runs_written_total"),
         counter("pathwatch_history_runs_dropped_total"),
+        cpu * 100.0,
+        rss_before_scrape,
+        peak_rss_mb(),
+        renders[1].as_secs_f64() * 1e3,
+        metrics.len() as f64 / 1e6,
     );
+}
+
+/// User + system CPU seconds of this process.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        / 1024
 }
 
 async fn scrape(addr: std::net::SocketAddr) -> String {

@@ -101,7 +101,7 @@ async fn metrics_after_probes_pass_promtool() {
         r#"probe_ssl_last_chain_expiry_timestamp_seconds{check="cert",location="eu-1"}"#,
         r#"pathwatch_probe_failures_total{check="down",location="eu-1",reason="http_status"}"#,
         r#"pathwatch_probes_total{check="up",location="eu-1",result="success"}"#,
-        r#"pathwatch_phase_duration_seconds_bucket{check="up",location="eu-1",phase="connect""#,
+        r#"pathwatch_phase_duration_seconds{check="up",location="eu-1",phase="connect"}"#,
         r#"pathwatch_probe_duration_seconds_count{check="up",location="eu-1"}"#,
         "pathwatch_scheduler_lag_seconds_bucket",
         "pathwatch_probes_in_flight",

@@ -64,8 +64,14 @@ pub async fn serve(
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Rendering thousands of checks takes long enough (tens of ms and more) to delay probes
+/// when done on an async worker, so it runs on the blocking pool.
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, TEXT_FORMAT)], s.metrics.render())
+    let metrics = s.metrics.clone();
+    let body = tokio::task::spawn_blocking(move || metrics.render())
+        .await
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, TEXT_FORMAT)], body)
 }
 
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {

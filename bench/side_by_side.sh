@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# pathwatch vs blackbox_exporter, side by side on this machine, against the same nginx
+# target (HTTP and HTTPS on loopback), driven by the same load generator (wrk) at the same
+# concurrency, runs alternating. Each /probe request is one full probe: new connection, TLS
+# handshake (https), request, metrics rendered.
+#
+#   bench/side_by_side.sh [seconds per run] [connections] [rounds]     (defaults 10 16 2)
+#   SMOKE=1 bench/side_by_side.sh       # 2 s, 4 connections, 1 round (CI: it ran, printed)
+#
+# Needs nginx, prometheus-blackbox-exporter, wrk (Debian) and openssl; builds pathwatch
+# --release. Prints one line per run and a summary table: probes/s, p50/p99 latency, CPU
+# seconds of the exporter per 1,000 probes, and the pathwatch/blackbox ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+secs=${1:-10}
+conns=${2:-16}
+rounds=${3:-2}
+if [ "${SMOKE:-}" = 1 ]; then secs=2; conns=4; rounds=1; fi
+
+for tool in nginx wrk prometheus-blackbox-exporter openssl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx wrk prometheus-blackbox-exporter)" >&2; exit 1; }
+done
+cargo build --release -q --bin pathwatch
+pw_bin=target/release/pathwatch
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# A CA and a certificate for localhost, for nginx's HTTPS; both exporters trust the CA.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj "/CN=bench CA" -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+  -keyout "$work/leaf.key" -out "$work/leaf.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$work/ext"
+openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+  -CAcreateserial -days 2 -extfile "$work/ext" -out "$work/leaf.pem" 2>/dev/null
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+http_port=$(free_port); https_port=$(free_port); bb_port=$(free_port); pw_port=$(free_port)
+
+cat > "$work/nginx.conf" <<EOF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work;
+  uwsgi_temp_path $work; scgi_temp_path $work;
+  server {
+    listen 127.0.0.1:$http_port;
+    listen 127.0.0.1:$https_port ssl;
+    ssl_certificate $work/leaf.pem;
+    ssl_certificate_key $work/leaf.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location /health { default_type application/json; return 200 '{"status":"ok"}'; }
+  }
+}
+EOF
+nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
+
+cat > "$work/blackbox.yml" <<EOF
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config:
+        ca_file: $work/ca.pem
+EOF
+prometheus-blackbox-exporter --config.file="$work/blackbox.yml" \
+  --web.listen-address="127.0.0.1:$bb_port" --log.level=error & pids+=($!)
+bb_pid=$!
+
+cat > "$work/pathwatch.yml" <<EOF
+server: {listen: "127.0.0.1:$pw_port"}
+modules:
+  http_2xx:
+    type: http
+    timeout: 5s
+    tls: {ca_file: $work/ca.pem}
+probe:
+  allow_targets: ["127.0.0.1:*", "localhost:*"]
+EOF
+RUST_LOG=error "$pw_bin" --config "$work/pathwatch.yml" & pids+=($!)
+pw_pid=$!
+
+wait_up() { for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return; sleep 0.1; done; echo "$1 never answered" >&2; exit 1; }
+wait_up "http://127.0.0.1:$http_port/health"
+wait_up "http://127.0.0.1:$bb_port/metrics"
+wait_up "http://127.0.0.1:$pw_port/metrics"
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+
+results="$work/results"
+: > "$results"
+run() { # name pid port scheme
+  local name=$1 pid=$2 port=$3 scheme=$4 target_port
+  target_port=$http_port; [ "$scheme" = https ] && target_port=$https_port
+  local url="http://127.0.0.1:$port/probe?module=http_2xx&target=$scheme://localhost:$target_port/health"
+  # Every probe must succeed, or the comparison is meaningless.
+  curl -fsS "$url" | grep -q '^probe_success 1' || curl -fsS "$url" | grep -q 'probe_success{[^}]*} 1' \
+    || { echo "$name $scheme: probe_success is not 1:"; curl -sS "$url" | grep probe_success; exit 1; }
+  local before after out rps p50 p99 reqs cpu
+  before=$(cpu_ticks "$pid")
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency "$url")
+  after=$(cpu_ticks "$pid")
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  p50=$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
+  local errors; errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
+  cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.3f", t / hz / n * 1000 }')
+  printf '%-17s %-5s %9.0f probes/s  p50 %7s ms  p99 %7s ms  %6s CPU s/1000 probes %s\n' \
+    "$name" "$scheme" "$rps" "$p50" "$p99" "$cpu" "$errors"
+  echo "$name $scheme $rps $p50 $p99 $cpu" >> "$results"
+}
+
+echo "machine: $(nproc) cores; $secs s per run, $conns connections, wrk -t2; $rounds round(s), alternating"
+for round in $(seq "$rounds"); do
+  for scheme in http https; do
+    run blackbox_exporter "$bb_pid" "$bb_port" "$scheme"
+    run pathwatch "$pw_pid" "$pw_port" "$scheme"
+  done
+done
+
+echo
+echo "best run of each (probes/s; latency and CPU of that run):"
+printf '| %-6s | %-26s | %-26s | %-9s |\n' scheme "pathwatch (p/s, p50/p99 ms, CPU s/1k)" "blackbox_exporter" "ratio p/s"
+for scheme in http https; do
+  pw=$(awk -v s="$scheme" '$1=="pathwatch" && $2==s' "$results" | sort -k3 -n -r | head -1)
+  bb=$(awk -v s="$scheme" '$1=="blackbox_exporter" && $2==s' "$results" | sort -k3 -n -r | head -1)
+  read -r _ _ prps pp50 pp99 pcpu <<<"$pw"
+  read -r _ _ brps bp50 bp99 bcpu <<<"$bb"
+  printf '| %-6s | %6.0f, %s/%s, %s | %6.0f, %s/%s, %s | %5.2fx |\n' "$scheme" \
+    "$prps" "$pp50" "$pp99" "$pcpu" "$brps" "$bp50" "$bp99" "$bcpu" \
+    "$(awk -v a="$prps" -v b="$brps" 'BEGIN { print a / b }')"
+done
