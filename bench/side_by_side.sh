@@ -7,6 +7,10 @@
 #   bench/side_by_side.sh [seconds per run] [connections] [rounds]     (defaults 10 16 2)
 #   SMOKE=1 bench/side_by_side.sh       # 2 s, 4 connections, 1 round (CI: it ran, printed)
 #
+# Then measurement accuracy: a target that answers after sleeping exactly 50 ms; each
+# exporter probes it N times in a row (default 200, smoke 20) and the error of its
+# `probe_http_duration_seconds{phase="processing"}` against the 50 ms is summarised.
+#
 # Needs nginx, prometheus-blackbox-exporter, wrk (Debian) and openssl; builds pathwatch
 # --release. Prints one line per run and a summary table: probes/s, p50/p99 latency, CPU
 # seconds of the exporter per 1,000 probes, and the pathwatch/blackbox ratios.
@@ -16,9 +20,10 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-16}
 rounds=${3:-2}
-if [ "${SMOKE:-}" = 1 ]; then secs=2; conns=4; rounds=1; fi
+accuracy_runs=${ACCURACY_RUNS:-200}
+if [ "${SMOKE:-}" = 1 ]; then secs=2; conns=4; rounds=1; accuracy_runs=20; fi
 
-for tool in nginx wrk prometheus-blackbox-exporter openssl; do
+for tool in nginx wrk prometheus-blackbox-exporter openssl curl python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx wrk prometheus-blackbox-exporter)" >&2; exit 1; }
 done
 cargo build --release -q --bin pathwatch
@@ -141,4 +146,59 @@ for scheme in http https; do
   printf '| %-6s | %6.0f, %s/%s, %s | %6.0f, %s/%s, %s | %5.2fx |\n' "$scheme" \
     "$prps" "$pp50" "$pp99" "$pcpu" "$brps" "$bp50" "$bp99" "$bcpu" \
     "$(awk -v a="$prps" -v b="$brps" 'BEGIN { print a / b }')"
+done
+
+# Measurement accuracy: a target that sleeps 50 ms and logs, per request, its own time from
+# the parsed request to the first byte of the answer (the truth the probe should report).
+slow_port=$(free_port)
+truth="$work/truth"
+python3 - "$slow_port" "$truth" <<'PY' & pids+=($!)
+# Raw sockets, one connection at a time: as little as possible between the request's
+# arrival and the clock, and between the clock and the answer's first byte.
+import socket, sys, time
+log = open(sys.argv[2], "a", buffering=1)
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(64)
+body = b'{"status":"ok"}'
+answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+while True:
+    conn, _ = srv.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    data = conn.recv(65536)
+    t0 = time.perf_counter()
+    while b"\r\n\r\n" not in data:
+        more = conn.recv(65536)
+        if not more:
+            break
+        data += more
+    slow = data.startswith(b"GET /slow")
+    if slow:
+        time.sleep(0.050)
+    t1 = time.perf_counter()
+    conn.sendall(answer)
+    conn.close()
+    if slow:
+        log.write(f"{t1 - t0:.9f}\n")
+PY
+wait_up "http://127.0.0.1:$slow_port/"
+echo
+echo "accuracy: $accuracy_runs sequential probes of a target that sleeps 50 ms; error = the"
+echo "exporter's processing phase minus the target's own time from request to first byte"
+for exporter in "blackbox_exporter $bb_port" "pathwatch $pw_port"; do
+  read -r name port <<<"$exporter"
+  : > "$truth"
+  for _ in $(seq "$accuracy_runs"); do
+    curl -fsS "http://127.0.0.1:$port/probe?module=http_2xx&target=http://127.0.0.1:$slow_port/slow" \
+      | awk '/^probe_http_duration_seconds\{.*phase="processing"/ {print $2}'
+  done > "$work/measured"
+  paste "$work/measured" "$truth" | python3 -c '
+import sys
+name = sys.argv[1]
+errs = sorted((float(m) - float(t)) * 1e6 for m, t in (l.split() for l in sys.stdin if l.strip()))
+n = len(errs)
+pick = lambda q: errs[min(n - 1, int(q * n))]
+print(f"{name:<17} n={n} error median {pick(0.5):.0f} us, p99 {pick(0.99):.0f} us, max {errs[-1]:.0f} us")
+' "$name"
 done
