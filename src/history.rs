@@ -130,6 +130,8 @@ enum Write {
 const QUEUE: usize = 100_000;
 /// Most runs per transaction.
 const BATCH: usize = 5_000;
+/// How often runs and roll-ups past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 pub struct History {
     conn: Arc<Mutex<Connection>>,
@@ -169,7 +171,7 @@ impl History {
         let writer = {
             let conn = conn.clone();
             let counters = counters.clone();
-            let keep = (config.keep_runs, config.keep_rollups);
+            let keep = config.retention();
             std::thread::Builder::new()
                 .name("history-writer".into())
                 .spawn(move || write_loop(&conn, &rx, &counters, keep))
@@ -371,6 +373,7 @@ fn prepare(conn: &Connection) -> rusqlite::Result<()> {
          CREATE TABLE IF NOT EXISTS runs (
              check_name TEXT NOT NULL, at_ms INTEGER NOT NULL, record TEXT NOT NULL);
          CREATE INDEX IF NOT EXISTS runs_by_check ON runs (check_name, at_ms);
+         CREATE INDEX IF NOT EXISTS runs_by_time ON runs (at_ms);
          CREATE TABLE IF NOT EXISTS transitions (
              check_name TEXT NOT NULL, at_ms INTEGER NOT NULL,
              from_state TEXT NOT NULL, to_state TEXT NOT NULL, cause TEXT NOT NULL);
@@ -427,7 +430,7 @@ fn write_loop(
                 tracing::error!(error = %e, runs = runs.len(), "Cannot write runs to the history.");
             }
         }
-        if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+        if last_prune.is_none_or(|t| t.elapsed() > PRUNE_EVERY) {
             last_prune = Some(Instant::now());
             if let Err(e) = prune(&conn, keep) {
                 tracing::warn!(error = %e, "Cannot prune the history.");

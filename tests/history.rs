@@ -2,7 +2,6 @@
 //! a corrupt or unusable file is a clear error at open, never silent loss.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use pathwatch::assess::Status;
 use pathwatch::config::{Damping, HistoryConfig};
@@ -22,8 +21,8 @@ fn counters() -> HistoryCounters {
 fn config(dir: &std::path::Path) -> HistoryConfig {
     HistoryConfig {
         path: Some(dir.join("history.db")),
-        keep_runs: Duration::from_secs(7 * 86_400),
-        keep_rollups: Duration::from_secs(90 * 86_400),
+        keep_runs: None,
+        keep_rollups: None,
     }
 }
 

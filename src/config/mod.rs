@@ -59,35 +59,35 @@ pub struct DemoConfig {
 }
 
 /// `history:`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryConfig {
     /// SQLite file (relative to the config file's folder); unset: in memory, gone on exit.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// How long every run is kept (default 7d).
-    #[serde(default = "default_keep_runs", deserialize_with = "duration")]
-    pub keep_runs: Duration,
-    /// How long hourly roll-ups and transitions are kept (default 90d).
-    #[serde(default = "default_keep_rollups", deserialize_with = "duration")]
-    pub keep_rollups: Duration,
+    /// How long every run is kept (default 7d in a file, 1h in memory).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub keep_runs: Option<Duration>,
+    /// How long hourly roll-ups and transitions are kept (default 90d in a file, 2d in
+    /// memory).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub keep_rollups: Option<Duration>,
 }
 
-impl Default for HistoryConfig {
-    fn default() -> Self {
-        HistoryConfig {
-            path: None,
-            keep_runs: default_keep_runs(),
-            keep_rollups: default_keep_rollups(),
-        }
+impl HistoryConfig {
+    /// (runs, roll-ups): a history in memory keeps little, as it lives in RAM.
+    pub fn retention(&self) -> (Duration, Duration) {
+        let day = 86_400;
+        let (runs, rollups) = if self.path.is_some() {
+            (7 * day, 90 * day)
+        } else {
+            (3_600, 2 * day)
+        };
+        (
+            self.keep_runs.unwrap_or(Duration::from_secs(runs)),
+            self.keep_rollups.unwrap_or(Duration::from_secs(rollups)),
+        )
     }
-}
-
-fn default_keep_runs() -> Duration {
-    Duration::from_secs(7 * 86_400)
-}
-fn default_keep_rollups() -> Duration {
-    Duration::from_secs(90 * 86_400)
 }
 
 /// `server:`
