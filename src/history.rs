@@ -207,11 +207,20 @@ impl History {
         };
         if let Err(e) = tx.try_send(write) {
             self.counters.dropped.inc();
+            // The first drop and every 1,000th: a writer that is behind must not flood the log.
+            if self.counters.dropped.get() % 1000 != 1 {
+                return;
+            }
             let why = match e {
                 TrySendError::Full(_) => "the writer is behind (slow disk?)",
                 TrySendError::Disconnected(_) => "the writer stopped",
             };
-            tracing::warn!(check, why, "A run was not written to the history.");
+            tracing::warn!(
+                check,
+                why,
+                dropped = self.counters.dropped.get(),
+                "Runs are not being written to the history."
+            );
         }
     }
 
@@ -311,29 +320,42 @@ impl History {
         rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
     }
 
-    /// Hourly roll-ups of `check` from `since_ms`, oldest first.
-    pub fn hourly(&self, check: &str, since_ms: i64) -> Result<Vec<Rollup>, String> {
+    /// Hourly roll-ups from `since_ms` of `check`, or of every check (one query for the
+    /// whole status page), oldest first.
+    pub fn hourly(
+        &self,
+        check: Option<&str>,
+        since_ms: i64,
+    ) -> Result<HashMap<String, Vec<Rollup>>, String> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT hour_ms, runs, failures, duration_sum, duration_max FROM rollups
-                 WHERE check_name = ?1 AND hour_ms >= ?2 ORDER BY hour_ms",
+                "SELECT check_name, hour_ms, runs, failures, duration_sum, duration_max FROM rollups
+                 WHERE (?1 IS NULL OR check_name = ?1) AND hour_ms >= ?2 ORDER BY hour_ms",
             )
             .map_err(|e| e.to_string())?;
         let rows = stmt
             .query_map(params![check, since_ms], |row| {
-                let runs: i64 = row.get(1)?;
-                let sum: f64 = row.get(3)?;
-                Ok(Rollup {
-                    hour_ms: row.get(0)?,
-                    runs: runs as u64,
-                    failures: row.get::<_, i64>(2)? as u64,
-                    duration_avg: if runs > 0 { sum / runs as f64 } else { 0.0 },
-                    duration_max: row.get(4)?,
-                })
+                let runs: i64 = row.get(2)?;
+                let sum: f64 = row.get(4)?;
+                Ok((
+                    row.get::<_, String>(0)?,
+                    Rollup {
+                        hour_ms: row.get(1)?,
+                        runs: runs as u64,
+                        failures: row.get::<_, i64>(3)? as u64,
+                        duration_avg: if runs > 0 { sum / runs as f64 } else { 0.0 },
+                        duration_max: row.get(5)?,
+                    },
+                ))
             })
             .map_err(|e| e.to_string())?;
-        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+        let mut out: HashMap<String, Vec<Rollup>> = HashMap::new();
+        for row in rows {
+            let (name, rollup) = row.map_err(|e| e.to_string())?;
+            out.entry(name).or_default().push(rollup);
+        }
+        Ok(out)
     }
 }
 

@@ -93,9 +93,11 @@ fn runs_states_and_transitions_survive_a_reopen() {
         [(State::Ok, State::Crit), (State::Unknown, State::Ok)]
     );
     assert_eq!(t[0].cause, "2 of the last 3 runs failed; latest: why");
-    let hours = h.hourly("api", 0).unwrap();
+    let hours = &h.hourly(Some("api"), 0).unwrap()["api"];
     assert_eq!(hours.iter().map(|r| r.runs).sum::<u64>(), 3);
     assert_eq!(hours.iter().map(|r| r.failures).sum::<u64>(), 2);
+    assert_eq!(h.hourly(None, 0).unwrap().len(), 1);
+    assert!(h.hourly(Some("other"), 0).unwrap().is_empty());
 }
 
 #[test]
@@ -119,7 +121,7 @@ fn retention_prunes_old_runs_but_keeps_rollups_longer() {
     h.flush();
     let runs = h.runs("api", 0, 10).unwrap();
     assert_eq!(runs.len(), 2, "runs older than 7 days are gone");
-    let hours = h.hourly("api", 0).unwrap();
+    let hours = &h.hourly(Some("api"), 0).unwrap()["api"];
     assert_eq!(
         hours.len(),
         3,

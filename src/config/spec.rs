@@ -41,7 +41,7 @@ impl Spec {
     /// Parses a `target` for this type: a URL for http, host:port for tls, a name for dns.
     pub fn parse_target(&self, text: &str) -> Result<Target, String> {
         match self {
-            Spec::Http(_) => parse_http_target(text).map(Target::Url),
+            Spec::Http(_) => parse_http_url(text).map(Target::Url),
             Spec::Tls(_) => HostPort::parse(text).map(Target::HostPort),
             Spec::Dns(_) => parse_dns_name(text).map(Target::Name),
             Spec::Agent(_) | Spec::WebSocket(_) => parse_ws_target(text).map(Target::Url),
@@ -122,25 +122,23 @@ impl HostPort {
     }
 }
 
-fn parse_http_target(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "URL scheme must be http or https, not `{}`",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("URL `{text}` has no host"));
-    }
-    Ok(url)
+/// An http(s) URL with a host (check targets, login and ticket URLs).
+pub fn parse_http_url(text: &str) -> Result<Url, String> {
+    parse_url(text, ["http", "https"], "URL")
 }
 
 fn parse_ws_target(text: &str) -> Result<Url, String> {
+    parse_url(text, ["ws", "wss"], "WebSocket URL")
+}
+
+/// A URL with a host and one of two schemes (plain, TLS).
+fn parse_url(text: &str, schemes: [&str; 2], what: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "ws" | "wss") {
+    if !schemes.contains(&url.scheme()) {
         return Err(format!(
-            "WebSocket URL scheme must be ws or wss, not `{}`",
+            "{what} scheme must be {} or {}, not `{}`",
+            schemes[0],
+            schemes[1],
             url.scheme()
         ));
     }
@@ -653,10 +651,6 @@ impl AgentSpec {
 }
 
 /// Parses an http(s) URL of a login or ticket endpoint.
-pub fn parse_http_url(text: &str) -> Result<Url, String> {
-    parse_http_target(text)
-}
-
 fn default_agent_message() -> Value {
     serde_json::json!({"type": "user_message", "payload": {"content": "pathwatch synthetic check: say hello"}})
 }

@@ -230,26 +230,22 @@ fn cert_days(last: Option<&RunRecord>) -> String {
 pub async fn overview(State(s): State<AppState>) -> Response {
     let now = now_ms();
     let snapshot = s.board.snapshot();
-    let names: Vec<String> = snapshot.iter().map(|(c, _)| c.name.clone()).collect();
     let history = s.history.clone();
     let since = now - 90 * DAY_MS;
-    let rollups = tokio::task::spawn_blocking(move || {
-        names
-            .iter()
-            .map(|n| history.hourly(n, since).unwrap_or_default())
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
+    let rollups = tokio::task::spawn_blocking(move || history.hourly(None, since))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
 
     let mut counts = [0usize; 4];
     let mut rows = String::new();
-    for (i, (check, entry)) in snapshot.iter().enumerate() {
+    for (check, entry) in &snapshot {
         let v = CheckView::new(&s, check, entry);
         counts[entry.tracker.state as usize] += 1;
         let recent: Vec<_> = entry.recent.iter().copied().collect();
         let empty = Vec::new();
-        let r = rollups.get(i).unwrap_or(&empty);
+        let r = rollups.get(&check.name).unwrap_or(&empty);
         let _ = write!(
             rows,
             r#"<tr id="check-{name}" data-state="{state}"><td>{badge}</td><td><a href="{href}">{name}</a><br><span class="muted">{kind}</span></td><td class="why">{why}</td><td>{since}</td><td class="hide-narrow">{spark}</td><td class="hide-narrow">{day}<br>{quarter}</td><td class="nowrap hide-narrow">{cert}</td></tr>"#,
