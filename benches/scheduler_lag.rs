@@ -1,6 +1,7 @@
 //! Scheduler lag with N http checks against a local target, in-process.
-//! `cargo bench --bench scheduler_lag -- [checks] [seconds] [history|memory] [interval]`
-//! (defaults 1000 checks, 12 s, history in memory, 5s; `history` writes it to a SQLite file
+//! `cargo bench --bench scheduler_lag -- [checks] [seconds] [history|memory] [interval] [http|agent]`
+//! (defaults 1000 checks, 12 s, history in memory, 5s, http; `agent` runs agent_pipeline
+//! checks against the in-process demo backend and reports every failed run by reason; `history` writes it to a SQLite file
 //! in a temp folder; under `cargo test` a 2 s smoke run of 50 checks with the file).
 //! Prints the p50/p99/max upper bucket bounds of `pathwatch_scheduler_lag_seconds`, the
 //! probes run, CPU use and peak RSS of the process (target server included), and the time
@@ -26,14 +27,16 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(if full { 12 } else { 2 });
 
+    let agent = args.get(5).is_some_and(|a| a == "agent");
     let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = target.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(
-            target,
-            Router::new().route("/health", get(|| async { "ok" })),
-        )
-        .await
+        let app = if agent {
+            pathwatch::demo::DemoBackend::default().router()
+        } else {
+            Router::new().route("/health", get(|| async { "ok" }))
+        };
+        axum::serve(pathwatch::demo::nodelay(target), app).await
     });
 
     let on_disk = args.get(3).is_some_and(|a| a == "history") || !full;
@@ -47,7 +50,15 @@ async fn main() {
     };
     yaml.push_str("checks:\n");
     for i in 0..checks {
-        yaml.push_str(&format!("  - name: c{i}\n    type: http\n    target: http://{addr}/health\n    interval: {interval}\n    timeout: 2s\n"));
+        if agent {
+            // BENCH_QUERY (e.g. fault=delay:agent_completed:2000) stretches each run, so
+            // many overlap; BENCH_TIMEOUT sets the check timeout (default 5s).
+            let query = std::env::var("BENCH_QUERY").unwrap_or_default();
+            let timeout = std::env::var("BENCH_TIMEOUT").unwrap_or_else(|_| "5s".into());
+            yaml.push_str(&format!("  - name: c{i}\n    type: agent_pipeline\n    target: ws://{addr}/ws?{query}\n    interval: {interval}\n    timeout: {timeout}\n"));
+        } else {
+            yaml.push_str(&format!("  - name: c{i}\n    type: http\n    target: http://{addr}/health\n    interval: {interval}\n    timeout: 2s\n"));
+        }
     }
     let config = pathwatch::config::Config::from_str(&yaml, "bench.yaml", &|_| None).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -57,6 +68,24 @@ async fn main() {
         let _ = rx.await;
     }));
     let cpu_before = cpu_seconds();
+    let in_flight_peak = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    {
+        // Peak of pathwatch_probes_in_flight, sampled every second.
+        let peak = in_flight_peak.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let m = scrape(base).await;
+                if let Some(v) = m
+                    .lines()
+                    .find_map(|l| l.strip_prefix("pathwatch_probes_in_flight "))
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                {
+                    peak.fetch_max(v, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+    }
     let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let cpu = (cpu_seconds() - cpu_before) / started.elapsed().as_secs_f64();
@@ -98,14 +127,34 @@ async fn main() {
             .map(|(le, _)| *le)
             .unwrap_or(f64::NAN)
     };
+    // Failed runs by reason, summed over checks (an agent run that misses a deadline shows
+    // up here as event_timeout).
+    let mut failures: std::collections::BTreeMap<String, f64> = Default::default();
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("pathwatch_probe_failures_total{")
+            && let Some((labels, v)) = rest.split_once("} ")
+            && let Some(reason) = labels.split("reason=\"").nth(1)
+        {
+            let reason = reason.split('"').next().unwrap_or("?").to_string();
+            *failures.entry(reason).or_default() += v.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    let failures: Vec<String> = failures
+        .iter()
+        .filter(|(_, n)| **n > 0.0)
+        .map(|(r, n)| format!("{r}:{n}"))
+        .collect();
     let max = buckets
         .iter()
         .find(|(_, c)| *c >= count)
         .map(|(le, _)| *le)
         .unwrap_or(f64::NAN);
     println!(
-        "scheduler_lag checks={checks} interval={interval} run={secs}s history={} probes={count} p50<={}ms p99<={}ms max<={}ms written={} dropped={} cpu={:.0}% peak_rss_before_scrapes={}MB peak_rss={}MB metrics_render={:.1}ms metrics_size={:.1}MB",
+        "scheduler_lag checks={checks} kind={} interval={interval} run={secs}s history={} probes={count} peak_in_flight={} failures=[{}] p50<={}ms p99<={}ms max<={}ms written={} dropped={} cpu={:.0}% peak_rss_before_scrapes={}MB peak_rss={}MB metrics_render={:.1}ms metrics_size={:.1}MB",
+        if agent { "agent_pipeline" } else { "http" },
         if on_disk { "file" } else { "memory" },
+        in_flight_peak.load(std::sync::atomic::Ordering::Relaxed),
+        failures.join(" "),
         quantile(0.5) * 1e3,
         quantile(0.99) * 1e3,
         max * 1e3,

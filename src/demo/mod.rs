@@ -602,6 +602,7 @@ async fn upgrade(
         || matches!(token, Some(Err(())))
         || (token.is_none() && q.get("auth").is_some_and(|a| a == "required"));
     // A 101 does not mean auth passed: the service accepts, then says AUTH_FAILED.
+    let ws = ws.read_buffer_size(8 << 10).write_buffer_size(8 << 10);
     ws.protocols(["jwt-auth"]).on_upgrade(move |mut socket| async move {
         if auth_failed {
             let err = json!({"type": "error_message", "error_code": "AUTH_FAILED", "message": "Authentication failed"});

@@ -75,7 +75,12 @@ pub(crate) async fn open(
         };
         request.headers_mut().insert(name, value);
     }
+    // Agent events are small frames: 8 KiB buffers instead of tungstenite's 128 KiB keep a
+    // thousand concurrent runs from costing a quarter of a gigabyte (bigger frames still
+    // arrive: the buffer grows up to max_frame_bytes).
     let config = WebSocketConfig::default()
+        .read_buffer_size(8 << 10)
+        .write_buffer_size(8 << 10)
         .max_frame_size(Some(max_frame_bytes))
         .max_message_size(Some(max_frame_bytes));
     let (ws, _) = tl
