@@ -3,15 +3,8 @@
 //! `cargo bench --bench metrics_memory -- [checks]` (default 10,000; under `cargo test` 200).
 //! RSS is the process's VmRSS after each step (allocator-retained memory included).
 
-fn rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        / 1024
-}
+mod support;
+use support::rss_mb;
 
 #[tokio::main]
 async fn main() {
@@ -35,10 +28,7 @@ async fn main() {
     let start = rss_mb();
     let config = pathwatch::config::Config::from_str(&yaml, "bench.yaml", &|_| None).unwrap();
     let loaded = rss_mb();
-    let metrics = pathwatch::metrics::Metrics::new("bench").unwrap();
-    for c in &config.checks {
-        metrics.register_check(c);
-    }
+    let metrics = pathwatch::metrics::Metrics::new("bench", &config.checks).unwrap();
     let registered = rss_mb();
     let prober = pathwatch::probe::Prober::new(&config.resolver, config.secrets.clone()).unwrap();
     for c in &config.checks {

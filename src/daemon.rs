@@ -94,10 +94,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new(&config.location)?);
-    for check in &config.checks {
-        metrics.register_check(check);
-    }
+    let metrics = Arc::new(Metrics::new(&config.location, &config.checks)?);
     let prober = Arc::new(
         Prober::new(&config.resolver, config.secrets.clone()).map_err(anyhow::Error::msg)?,
     );

@@ -6,7 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -127,15 +128,21 @@ enum Write {
 }
 
 /// Runs waiting for the writer; beyond this a slow disk costs runs (counted), not probes.
+/// Counted by hand on an unbounded channel: a bounded std channel allocates all its slots
+/// up front (11 MB for this many).
 const QUEUE: usize = 100_000;
 /// Most runs per transaction.
 const BATCH: usize = 5_000;
+/// A history in memory keeps at most this many runs (~60 MB), whatever its retention:
+/// 10,000 checks at 10 s would otherwise hold 3.6 million runs (1 GB) for the default hour.
+const MEMORY_MAX_RUNS: i64 = 200_000;
 /// How often runs and roll-ups past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 pub struct History {
     conn: Arc<Mutex<Connection>>,
-    tx: Option<SyncSender<Write>>,
+    tx: Option<Sender<Write>>,
+    queued: Arc<AtomicUsize>,
     writer: Option<JoinHandle<()>>,
     counters: HistoryCounters,
 }
@@ -167,19 +174,23 @@ impl History {
             )
         })?;
         let conn = Arc::new(Mutex::new(conn));
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let writer = {
             let conn = conn.clone();
             let counters = counters.clone();
             let keep = config.retention();
+            let cap = config.path.is_none().then_some(MEMORY_MAX_RUNS);
+            let queued = queued.clone();
             std::thread::Builder::new()
                 .name("history-writer".into())
-                .spawn(move || write_loop(&conn, &rx, &counters, keep))
+                .spawn(move || write_loop(&conn, &rx, &queued, &counters, keep, cap))
                 .map_err(|e| format!("cannot start the history writer: {e}"))?
         };
         Ok(History {
             conn,
             tx: Some(tx),
+            queued,
             writer: Some(writer),
             counters,
         })
@@ -205,16 +216,17 @@ impl History {
             tracker: Box::new(tracker),
             transition,
         };
-        if let Err(e) = tx.try_send(write) {
-            self.counters.dropped.inc();
-            // The first drop and every 1,000th: a writer that is behind must not flood the log.
-            if self.counters.dropped.get() % 1000 != 1 {
-                return;
-            }
-            let why = match e {
-                TrySendError::Full(_) => "the writer is behind (slow disk?)",
-                TrySendError::Disconnected(_) => "the writer stopped",
-            };
+        let why = if self.queued.fetch_add(1, Ordering::Relaxed) >= QUEUE {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            "the writer is behind (slow disk?)"
+        } else if tx.send(write).is_err() {
+            "the writer stopped"
+        } else {
+            return;
+        };
+        self.counters.dropped.inc();
+        // The first drop and every 1,000th: a writer that is behind must not flood the log.
+        if self.counters.dropped.get() % 1000 == 1 {
             tracing::warn!(
                 check,
                 why,
@@ -414,8 +426,10 @@ fn prepare(conn: &Connection) -> rusqlite::Result<()> {
 fn write_loop(
     conn: &Mutex<Connection>,
     rx: &Receiver<Write>,
+    queued: &AtomicUsize,
     counters: &HistoryCounters,
     keep: (Duration, Duration),
+    max_runs: Option<i64>,
 ) {
     let mut last_prune: Option<Instant> = None;
     while let Ok(first) = rx.recv() {
@@ -444,6 +458,7 @@ fn write_loop(
                 } => Some((check, run, tracker, transition)),
             })
             .collect();
+        queued.fetch_sub(runs.len(), Ordering::Relaxed);
         let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
         match write_batch(&mut conn, &runs) {
             Ok(()) => counters.written.inc_by(runs.len() as u64),
@@ -451,6 +466,11 @@ fn write_loop(
                 counters.errors.inc();
                 tracing::error!(error = %e, runs = runs.len(), "Cannot write runs to the history.");
             }
+        }
+        if let Some(max) = max_runs
+            && let Err(e) = keep_newest(&conn, max)
+        {
+            tracing::warn!(error = %e, "Cannot prune the history.");
         }
         if last_prune.is_none_or(|t| t.elapsed() > PRUNE_EVERY) {
             last_prune = Some(Instant::now());
@@ -516,6 +536,14 @@ fn write_batch(conn: &mut Connection, runs: &[RunWrite]) -> rusqlite::Result<()>
     tx.commit()
 }
 
+/// Deletes all but the newest `max` runs (by insertion).
+fn keep_newest(conn: &Connection, max: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM runs WHERE rowid <= (SELECT max(rowid) FROM runs) - ?1",
+        params![max],
+    )
+}
+
 fn prune(conn: &Connection, (runs, rollups): (Duration, Duration)) -> rusqlite::Result<()> {
     let cut = |keep: Duration| now_ms() - keep.as_millis() as i64;
     conn.execute("DELETE FROM runs WHERE at_ms < ?1", params![cut(runs)])?;
@@ -528,4 +556,73 @@ fn prune(conn: &Connection, (runs, rollups): (Duration, Duration)) -> rusqlite::
         params![cut(rollups)],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_that_is_behind_costs_counted_runs_never_a_blocked_probe() {
+        let c = |n: &str| prometheus::IntCounter::new(n, "x").unwrap();
+        let counters = HistoryCounters {
+            written: c("w"),
+            dropped: c("d"),
+            errors: c("e"),
+        };
+        let h = History::open(&HistoryConfig::default(), Path::new("."), counters.clone()).unwrap();
+        let run = RunRecord {
+            at_ms: now_ms(),
+            success: true,
+            status: Status::Ok,
+            reason: None,
+            phase: None,
+            message: None,
+            why: None,
+            duration_seconds: 0.01,
+            phases: BTreeMap::new(),
+            events: Vec::new(),
+            cert_days_left: None,
+        };
+        let total = QUEUE + 20_000;
+        {
+            // The writer cannot commit while this is held: the queue fills.
+            let _stuck = h.conn();
+            for _ in 0..total {
+                h.record("c", run.clone(), Tracker::default(), None);
+            }
+            assert!(counters.dropped.get() >= 20_000 - BATCH as u64);
+        }
+        h.flush();
+        assert_eq!(
+            counters.written.get() + counters.dropped.get(),
+            total as u64
+        );
+        assert_eq!(counters.errors.get(), 0);
+        assert_eq!(
+            h.runs("c", 0, total).unwrap().len() as u64,
+            counters.written.get()
+        );
+    }
+
+    #[test]
+    fn keep_newest_caps_the_runs_and_keeps_the_latest() {
+        let conn = Connection::open_in_memory().unwrap();
+        prepare(&conn).unwrap();
+        for at in 0..50 {
+            conn.execute(
+                "INSERT INTO runs (check_name, at_ms, record) VALUES ('c', ?1, '{}')",
+                params![at],
+            )
+            .unwrap();
+        }
+        assert_eq!(keep_newest(&conn, 10).unwrap(), 40);
+        let (n, oldest): (i64, i64) = conn
+            .query_row("SELECT count(*), min(at_ms) FROM runs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((n, oldest), (10, 40));
+        assert_eq!(keep_newest(&conn, 10).unwrap(), 0);
+    }
 }

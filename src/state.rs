@@ -10,9 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::assess::Status;
 use crate::config::Damping;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    #[default]
     Unknown,
     Ok,
     Warn,

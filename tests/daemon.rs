@@ -89,7 +89,7 @@ async fn metrics_after_probes_pass_promtool() {
         r#"pathwatch_check_state{check="up",location="eu-1",state="ok"} 1"#,
         r#"pathwatch_check_state{check="down",location="eu-1",state="crit"} 1"#,
         r#"pathwatch_check_state{check="cert",location="eu-1",state="warn"} 1"#,
-        r#"pathwatch_threshold_cert_expiry_seconds{check="cert",level="warn",location="eu-1"} 1209600"#,
+        r#"pathwatch_threshold_cert_expiry_seconds{check="cert",location="eu-1",level="warn"} 1209600"#,
         r#"pathwatch_state_transitions_total{check="down",location="eu-1",to="crit"} 1"#,
         r#"pathwatch_state_transitions_total{check="down",location="eu-1",to="ok"} 0"#,
     ] {
@@ -109,6 +109,8 @@ async fn metrics_after_probes_pass_promtool() {
     ] {
         assert!(body.contains(prefix), "missing {prefix}");
     }
+    // Certificate thresholds only where certificates are seen.
+    assert!(!body.contains(r#"pathwatch_threshold_cert_expiry_seconds{check="up""#));
     promtool_check(&body);
 
     let (status, ready) = get_text(&format!("{}/-/ready", d.base), &[]).await;

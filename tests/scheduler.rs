@@ -60,6 +60,7 @@ fn checks(n: usize, interval: &str, timeout: &str) -> Vec<Arc<Check>> {
 }
 
 fn scheduler(
+    list: &[Arc<Check>],
     took: Duration,
     max: usize,
 ) -> (
@@ -73,7 +74,7 @@ fn scheduler(
         running: Mutex::new(0),
         max_running: Mutex::new(0),
     });
-    let metrics = Arc::new(Metrics::new("test").unwrap());
+    let metrics = Arc::new(Metrics::new("test", list).unwrap());
     let s = Scheduler {
         runner: runner.clone(),
         sink: Arc::new(CountSink(Mutex::new(0))),
@@ -86,7 +87,7 @@ fn scheduler(
 #[tokio::test(start_paused = true)]
 async fn first_runs_are_spread_and_periods_are_regular() {
     let list = checks(1000, "10s", "1s");
-    let (s, runner, _) = scheduler(Duration::from_millis(5), 10_000);
+    let (s, runner, _) = scheduler(&list, Duration::from_millis(5), 10_000);
     let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
     let t0 = Instant::now();
     s.spawn(&list, &token, &tracker);
@@ -135,7 +136,7 @@ async fn first_runs_are_spread_and_periods_are_regular() {
 async fn a_check_never_overlaps_itself_and_late_ticks_are_skipped() {
     // A concurrency limit of 1 with two checks forces one of them to wait past its tick.
     let list = checks(2, "1s", "900ms");
-    let (s, runner, metrics) = scheduler(Duration::from_millis(900), 1);
+    let (s, runner, metrics) = scheduler(&list, Duration::from_millis(900), 1);
     let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
     s.spawn(&list, &token, &tracker);
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -168,7 +169,7 @@ async fn a_check_never_overlaps_itself_and_late_ticks_are_skipped() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_lets_the_running_probe_finish_and_starts_no_more() {
     let list = checks(1, "10s", "5s");
-    let (s, runner, _) = scheduler(Duration::from_secs(3), 10);
+    let (s, runner, _) = scheduler(&list, Duration::from_secs(3), 10);
     let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
     s.spawn(&list, &token, &tracker);
     let first = spread(&list[0].name, list[0].interval);
@@ -222,7 +223,7 @@ async fn damping_moves_the_state_at_the_expected_runs() {
     .checks;
     // ok, fail, ok, fail (2 of 3: CRIT), fail, ok (1 of 2), ok (recovered), ok.
     let script: Vec<bool> = "ofoffooo".chars().map(|c| c == 'o').collect();
-    let metrics = Arc::new(Metrics::new("test").unwrap());
+    let metrics = Arc::new(Metrics::new("test", &list).unwrap());
     let history = Arc::new(
         History::open(
             &Default::default(),

@@ -64,14 +64,27 @@ pub async fn serve(
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Rendering thousands of checks takes long enough (tens of ms and more) to delay probes
-/// when done on an async worker, so it runs on the blocking pool.
+/// Rendering thousands of checks takes tens of ms, too long for an async worker, so it runs
+/// on the blocking pool; its 64 KiB pieces are sent as they come (at most a few in memory:
+/// 10,000 checks make ~40 MB of text).
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let metrics = s.metrics.clone();
-    let body = tokio::task::spawn_blocking(move || metrics.render())
-        .await
-        .unwrap_or_default();
-    ([(header::CONTENT_TYPE, TEXT_FORMAT)], body)
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut gone = false;
+        metrics.render_to(|piece| {
+            // A scraper that went away: the rest is rendered and dropped.
+            gone = gone || tx.blocking_send(piece).is_err();
+        });
+    });
+    let pieces = futures_util::stream::unfold(rx, |mut rx| async move {
+        let piece = rx.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(piece), rx))
+    });
+    (
+        [(header::CONTENT_TYPE, TEXT_FORMAT)],
+        axum::body::Body::from_stream(pieces),
+    )
 }
 
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {

@@ -1,6 +1,6 @@
 //! `/probe?target=&module=`: the blackbox_exporter multi-target pattern. Only configured
 //! modules and only targets on `probe.allow_targets` (redirects included), so the endpoint
-//! is not an open proxy into the network. Each request answers a fresh registry.
+//! is not an open proxy into the network. Each request answers the gauges of its own probe.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,10 +8,9 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prometheus::Registry;
 
 use super::AppState;
-use crate::metrics::{ProbeGauges, render};
+use crate::metrics::render_probe;
 
 /// Subtracted from Prometheus' scrape timeout so the answer arrives in time (as blackbox).
 const SCRAPE_OFFSET: Duration = Duration::from_millis(500);
@@ -90,14 +89,7 @@ pub async fn handler(
     if let Some(f) = &result.failure {
         tracing::debug!(module = %module.name, reason = %f.reason, "Probe via /probe failed.");
     }
-    let registry = Registry::new();
-    let body = match ProbeGauges::register(&registry, &[]) {
-        Ok(gauges) => {
-            gauges.record(&[], module.spec.kind(), &result);
-            render(&registry)
-        }
-        Err(e) => return bad(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}")),
-    };
+    let body = render_probe(module.spec.kind(), &result);
     if q.get("debug").is_some_and(|d| d == "true") {
         let log = serde_json::to_string_pretty(&result).unwrap_or_default();
         return (

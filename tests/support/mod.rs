@@ -325,7 +325,8 @@ pub async fn get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
-    let req = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n{extra}\r\n");
+    // HTTP/1.0: the answer is never chunked (the body ends with the connection).
+    let req = format!("GET {path} HTTP/1.0\r\nhost: {host}\r\n{extra}\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();

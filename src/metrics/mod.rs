@@ -1,0 +1,457 @@
+//! The Prometheus side. Per-check series live in our own structures and are written
+//! straight to the text format (`text`): the prometheus crate's registry costs ~10 KB and a
+//! protobuf copy per series at render, which at 10,000 checks meant 0.5 GB and a second per
+//! scrape. The blackbox_exporter-compatible `probe_*` gauges (`blackbox`) are shared with
+//! `/probe`; the daemon's own few self-metrics stay in a prometheus `Registry`.
+//! Labels are bounded: check, location, phase, reason, state, event, level.
+
+mod blackbox;
+mod text;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::UNIX_EPOCH;
+
+use prometheus::{
+    Encoder, Histogram as PromHistogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use blackbox::Facts;
+pub use blackbox::render_one as render_probe;
+use text::{Family, Histogram, Text, label_set, write_families};
+
+use crate::config::{Check, Spec, Target};
+use crate::probe::{Phase, ProbeResult, Reason};
+use crate::state::{State, Transition};
+
+/// All metrics of a running daemon.
+pub struct Metrics {
+    checks: Vec<CheckSeries>,
+    by_name: HashMap<String, usize>,
+    /// Self-metrics (scheduler, process, history writer, build).
+    pub registry: Registry,
+    pub scheduler_lag: PromHistogram,
+    pub in_flight: IntGauge,
+    pub history: crate::history::HistoryCounters,
+}
+
+/// The series of one check: what the config fixes, and what its runs change.
+struct CheckSeries {
+    /// `check="..",location=".."`, escaped.
+    labels: String,
+    interval: f64,
+    timeout: f64,
+    latency: [(&'static str, Option<f64>); 2],
+    /// Only for checks that see certificates.
+    cert: Option<[(&'static str, f64); 2]>,
+    deadlines: Vec<(&'static str, f64)>,
+    live: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    /// The last run's `probe_*` facts; none before the first run.
+    last: Option<Facts>,
+    last_run: f64,
+    duration: Histogram,
+    phases: Vec<(Phase, f64)>,
+    /// success, failure
+    probes: [u64; 2],
+    failures: Vec<(Reason, u64)>,
+    events: Vec<(&'static str, u64)>,
+    event_latency: Vec<(&'static str, Histogram)>,
+    state: State,
+    transitions: [u64; 4],
+    skipped: u64,
+}
+
+impl CheckSeries {
+    fn new(check: &Check, location: &str) -> CheckSeries {
+        let t = &check.thresholds;
+        let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
+        let day = 86_400.0;
+        let mut deadlines: Vec<(&'static str, f64)> = Vec::new();
+        if let Spec::Agent(a) = &check.spec {
+            for (event, d) in &a.rules.deadlines {
+                let event = event_label(event);
+                if event != "other" && !deadlines.iter().any(|(e, _)| *e == event) {
+                    deadlines.push((event, d.as_secs_f64()));
+                }
+            }
+        }
+        CheckSeries {
+            labels: label_set(&[("check", &check.name), ("location", location)]),
+            interval: check.interval.as_secs_f64(),
+            timeout: check.timeout.as_secs_f64(),
+            latency: [
+                ("warn", secs(t.latency_warn)),
+                ("crit", secs(t.latency_crit)),
+            ],
+            cert: sees_certificates(check).then(|| {
+                [
+                    ("warn", f64::from(t.cert_days_warn) * day),
+                    ("crit", f64::from(t.cert_days_crit) * day),
+                ]
+            }),
+            deadlines,
+            live: Mutex::default(),
+        }
+    }
+
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// tls checks, and http/websocket/agent checks over https or wss.
+fn sees_certificates(check: &Check) -> bool {
+    match (&check.spec, &check.target) {
+        (Spec::Tls(_), _) => true,
+        (_, Target::Url(u)) => matches!(u.scheme(), "https" | "wss"),
+        _ => false,
+    }
+}
+
+/// Event names come from the target: only known ones become label values.
+fn event_label(name: &str) -> &'static str {
+    use crate::probe::agent::events::{FATAL, TERMINAL};
+    use crate::probe::agent::run::GOLDEN;
+    GOLDEN
+        .iter()
+        .chain(&FATAL)
+        .chain(&TERMINAL)
+        .find(|known| **known == name)
+        .copied()
+        .unwrap_or("other")
+}
+
+// Fine around 1-2.5 ms, where tokio's 1 ms timer resolution puts most starts.
+const LAG_BUCKETS: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.00125, 0.0015, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.5, 1.0,
+];
+
+/// Adds `n` to the counter of `key`, creating it at 0.
+fn bump<K: PartialEq + Copy>(counters: &mut Vec<(K, u64)>, key: K, n: u64) {
+    match counters.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, c)) => *c += n,
+        None => counters.push((key, n)),
+    }
+}
+
+impl Metrics {
+    pub fn new(location: &str, checks: &[Arc<Check>]) -> prometheus::Result<Metrics> {
+        let reg = Registry::new();
+        let scheduler_lag = PromHistogram::with_opts(
+            HistogramOpts::new(
+                "pathwatch_scheduler_lag_seconds",
+                "Actual start of a probe minus its planned start.",
+            )
+            .buckets(LAG_BUCKETS.to_vec()),
+        )?;
+        reg.register(Box::new(scheduler_lag.clone()))?;
+        let in_flight = IntGauge::new("pathwatch_probes_in_flight", "Probes running now.")?;
+        reg.register(Box::new(in_flight.clone()))?;
+        let build = IntGaugeVec::new(
+            Opts::new("pathwatch_build_info", "pathwatch version."),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        reg.register(Box::new(build))?;
+        #[cfg(target_os = "linux")]
+        reg.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let history = crate::history::HistoryCounters {
+            written: plain_counter(
+                &reg,
+                "pathwatch_history_runs_written_total",
+                "Runs committed to the history database.",
+            )?,
+            dropped: plain_counter(
+                &reg,
+                "pathwatch_history_runs_dropped_total",
+                "Runs not written because the history writer was behind.",
+            )?,
+            errors: plain_counter(
+                &reg,
+                "pathwatch_history_write_errors_total",
+                "Failed history writes (each may hold many runs).",
+            )?,
+        };
+        Ok(Metrics {
+            checks: checks
+                .iter()
+                .map(|c| CheckSeries::new(c, location))
+                .collect(),
+            by_name: checks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
+            registry: reg,
+            scheduler_lag,
+            in_flight,
+            history,
+        })
+    }
+
+    fn live(&self, check: &str) -> Option<MutexGuard<'_, Live>> {
+        let found = self.by_name.get(check).map(|i| self.checks[*i].live());
+        if found.is_none() {
+            tracing::debug!(check, "Metrics of an unknown check ignored.");
+        }
+        found
+    }
+
+    pub fn record(&self, check: &Check, r: &ProbeResult) {
+        let Some(mut live) = self.live(&check.name) else {
+            return;
+        };
+        let live = &mut *live;
+        live.last = Some(Facts::of(check.spec.kind(), r));
+        live.duration.observe(r.duration.as_secs_f64());
+        live.phases.clear();
+        live.phases
+            .extend(r.phases.iter().map(|(p, d)| (*p, d.as_secs_f64())));
+        let mut first_seen: Vec<&str> = Vec::new();
+        for o in &r.events {
+            let event = event_label(&o.name);
+            bump(&mut live.events, event, 1);
+            if event != "other" && !first_seen.contains(&event) {
+                first_seen.push(event);
+                let at = o.at.as_secs_f64();
+                match live.event_latency.iter_mut().find(|(e, _)| *e == event) {
+                    Some((_, h)) => h.observe(at),
+                    None => {
+                        let mut h = Histogram::default();
+                        h.observe(at);
+                        live.event_latency.push((event, h));
+                    }
+                }
+            }
+        }
+        live.probes[usize::from(!r.success())] += 1;
+        if let Some(f) = &r.failure {
+            bump(&mut live.failures, f.reason, 1);
+        }
+        let started = r.started_at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        live.last_run = started.as_secs_f64();
+    }
+
+    /// `pathwatch_check_state{state}`: 1 for the current state, 0 for the others.
+    pub fn set_state(&self, check: &str, current: State) {
+        if let Some(mut live) = self.live(check) {
+            live.state = current;
+        }
+    }
+
+    pub fn transition(&self, t: &Transition) {
+        if let Some(mut live) = self.live(&t.check) {
+            live.transitions[t.to as usize] += 1;
+        }
+    }
+
+    pub fn skipped_runs(&self, check: &str, n: u64) {
+        if let Some(mut live) = self.live(check) {
+            live.skipped += n;
+        }
+    }
+
+    /// The whole `/metrics` text.
+    pub fn render(&self) -> String {
+        let mut all = String::new();
+        self.render_to(|piece| all.push_str(&piece));
+        all
+    }
+
+    /// The `/metrics` text, handed to `sink` in pieces of about 64 KiB: 10,000 checks make
+    /// ~40 MB, which is never held whole.
+    pub fn render_to(&self, sink: impl FnMut(String)) {
+        let mut t = Text::streaming(sink);
+        blackbox::write(&mut t, &|emit| {
+            for c in &self.checks {
+                if let Some(f) = &c.live().last {
+                    emit(&c.labels, f);
+                }
+            }
+        });
+        write_families(&mut t, &CHECK_FAMILIES, &|emit| {
+            for c in &self.checks {
+                emit(&c.labels, c);
+            }
+        });
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "Cannot encode metrics.");
+        }
+        t.out.push_str(&String::from_utf8_lossy(&buf));
+        t.finish();
+    }
+}
+
+/// pathwatch's own per-check families.
+const CHECK_FAMILIES: [Family<CheckSeries>; 15] = [
+    (
+        "pathwatch_probe_duration_seconds",
+        "histogram",
+        "Probe duration.",
+        |t, n, l, c| {
+            let live = c.live();
+            if live.duration.count() > 0 {
+                t.histogram(n, l, None, &live.duration);
+            }
+        },
+    ),
+    // A gauge (the last run's value), not a histogram: 15 series per phase and check
+    // made /metrics of 1,000 checks 10 MB. Percentiles over time come from
+    // quantile_over_time; the probe's total duration keeps its histogram.
+    (
+        "pathwatch_phase_duration_seconds",
+        "gauge",
+        "Duration of each phase of the last probe.",
+        |t, n, l, c| {
+            for (p, v) in &c.live().phases {
+                t.sample(n, l, Some(("phase", p.as_str())), *v);
+            }
+        },
+    ),
+    (
+        "pathwatch_probes_total",
+        "counter",
+        "Probes run, by result (success, failure).",
+        |t, n, l, c| {
+            let probes = c.live().probes;
+            for (result, v) in ["success", "failure"].into_iter().zip(probes) {
+                t.sample(n, l, Some(("result", result)), v);
+            }
+        },
+    ),
+    (
+        "pathwatch_probe_failures_total",
+        "counter",
+        "Failed probes by reason.",
+        |t, n, l, c| {
+            for (reason, v) in &c.live().failures {
+                t.sample(n, l, Some(("reason", reason.as_str())), *v);
+            }
+        },
+    ),
+    (
+        "pathwatch_probe_last_run_timestamp_seconds",
+        "gauge",
+        "When the last probe of a check started, unix seconds.",
+        |t, n, l, c| {
+            let live = c.live();
+            if live.last.is_some() {
+                t.sample(n, l, None, live.last_run);
+            }
+        },
+    ),
+    (
+        "pathwatch_check_state",
+        "gauge",
+        "1 for the current state of each check (unknown, ok, warn, crit).",
+        |t, n, l, c| {
+            let current = c.live().state;
+            for s in State::ALL {
+                t.sample(n, l, Some(("state", s.as_str())), u64::from(s == current));
+            }
+        },
+    ),
+    (
+        "pathwatch_state_transitions_total",
+        "counter",
+        "State changes of each check, by the state entered.",
+        |t, n, l, c| {
+            let counts = c.live().transitions;
+            // A check never returns to unknown: no series for it.
+            for s in [State::Ok, State::Warn, State::Crit] {
+                t.sample(n, l, Some(("to", s.as_str())), counts[s as usize]);
+            }
+        },
+    ),
+    (
+        "pathwatch_scheduler_skipped_runs_total",
+        "counter",
+        "Planned runs skipped because the previous run of the check was still going.",
+        |t, n, l, c| {
+            t.sample(n, l, None, c.live().skipped);
+        },
+    ),
+    (
+        "pathwatch_check_interval_seconds",
+        "gauge",
+        "Configured probe interval.",
+        |t, n, l, c| {
+            t.sample(n, l, None, c.interval);
+        },
+    ),
+    (
+        "pathwatch_check_timeout_seconds",
+        "gauge",
+        "Configured probe timeout.",
+        |t, n, l, c| {
+            t.sample(n, l, None, c.timeout);
+        },
+    ),
+    (
+        "pathwatch_threshold_latency_seconds",
+        "gauge",
+        "Latency thresholds by level (warn, crit).",
+        |t, n, l, c| {
+            for (level, v) in c.latency {
+                if let Some(v) = v {
+                    t.sample(n, l, Some(("level", level)), v);
+                }
+            }
+        },
+    ),
+    (
+        "pathwatch_threshold_cert_expiry_seconds",
+        "gauge",
+        "Certificate time-left thresholds by level (warn, crit); configured in days.",
+        |t, n, l, c| {
+            for (level, v) in c.cert.iter().flatten() {
+                t.sample(n, l, Some(("level", level)), *v);
+            }
+        },
+    ),
+    (
+        "pathwatch_threshold_event_deadline_seconds",
+        "gauge",
+        "Agent event deadlines, from the message being sent.",
+        |t, n, l, c| {
+            for (event, v) in &c.deadlines {
+                t.sample(n, l, Some(("event", event)), *v);
+            }
+        },
+    ),
+    (
+        "pathwatch_agent_event_latency_seconds",
+        "histogram",
+        "Time from the message being sent to each agent event (first arrival per run).",
+        |t, n, l, c| {
+            for (event, h) in &c.live().event_latency {
+                t.histogram(n, l, Some(("event", event)), h);
+            }
+        },
+    ),
+    (
+        "pathwatch_agent_events_total",
+        "counter",
+        "Agent events received, by event.",
+        |t, n, l, c| {
+            for (event, v) in &c.live().events {
+                t.sample(n, l, Some(("event", event)), *v);
+            }
+        },
+    ),
+];
+
+fn plain_counter(reg: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let c = IntCounter::new(name, help)?;
+    reg.register(Box::new(c.clone()))?;
+    Ok(c)
+}
