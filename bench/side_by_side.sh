@@ -6,6 +6,8 @@
 #
 #   bench/side_by_side.sh [seconds per run] [connections] [rounds]     (defaults 10 16 2)
 #   SMOKE=1 bench/side_by_side.sh       # 2 s, 4 connections, 1 round (CI: it ran, printed)
+#   LOAD_CHECKS=10000 bench/side_by_side.sh  # accuracy only, while pathwatch runs 10,000
+#                                           # http checks (10 s interval) against nginx
 #
 # Then measurement accuracy: a target that answers after sleeping exactly 50 ms; each
 # exporter probes it N times in a row (default 200, smoke 20) and the error of its
@@ -91,6 +93,16 @@ modules:
 probe:
   allow_targets: ["127.0.0.1:*", "localhost:*"]
 EOF
+load_checks=${LOAD_CHECKS:-0}
+if [ "$load_checks" -gt 0 ]; then
+  # The load: N checks of nginx at 10 s, running while the accuracy is measured.
+  awk -v n="$load_checks" -v port="$http_port" 'BEGIN {
+    print "checks:"
+    for (i = 0; i < n; i++)
+      printf "  - {name: load-%d, type: http, target: \"http://127.0.0.1:%d/health\", interval: 10s, timeout: 2s}\n", i, port
+  }' >> "$work/pathwatch.yml"
+  rounds=0
+fi
 RUST_LOG=error "$pw_bin" --config "$work/pathwatch.yml" & pids+=($!)
 pw_pid=$!
 
@@ -98,6 +110,10 @@ wait_up() { for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && r
 wait_up "http://127.0.0.1:$http_port/health"
 wait_up "http://127.0.0.1:$bb_port/metrics"
 wait_up "http://127.0.0.1:$pw_port/metrics"
+if [ "$load_checks" -gt 0 ]; then
+  echo "pathwatch is running $load_checks checks; waiting 20 s for every check to have started"
+  sleep 20
+fi
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
@@ -127,7 +143,7 @@ run() { # name pid port scheme
   echo "$name $scheme $rps $p50 $p99 $cpu" >> "$results"
 }
 
-echo "machine: $(nproc) cores; $secs s per run, $conns connections, wrk -t2; $rounds round(s), alternating"
+[ "$rounds" -gt 0 ] && echo "machine: $(nproc) cores; $secs s per run, $conns connections, wrk -t2; $rounds round(s), alternating"
 for round in $(seq "$rounds"); do
   for scheme in http https; do
     run blackbox_exporter "$bb_pid" "$bb_port" "$scheme"
@@ -135,6 +151,7 @@ for round in $(seq "$rounds"); do
   done
 done
 
+if [ "$rounds" -gt 0 ]; then
 echo
 echo "best run of each (probes/s; latency and CPU of that run):"
 printf '| %-6s | %-26s | %-26s | %-9s |\n' scheme "pathwatch (p/s, p50/p99 ms, CPU s/1k)" "blackbox_exporter" "ratio p/s"
@@ -147,6 +164,7 @@ for scheme in http https; do
     "$prps" "$pp50" "$pp99" "$pcpu" "$brps" "$bp50" "$bp99" "$bcpu" \
     "$(awk -v a="$prps" -v b="$brps" 'BEGIN { print a / b }')"
 done
+fi
 
 # Measurement accuracy: a target that sleeps 50 ms and logs, per request, its own time from
 # the parsed request to the first byte of the answer (the truth the probe should report).
@@ -202,3 +220,8 @@ pick = lambda q: errs[min(n - 1, int(q * n))]
 print(f"{name:<17} n={n} error median {pick(0.5):.0f} us, p99 {pick(0.99):.0f} us, max {errs[-1]:.0f} us")
 ' "$name"
 done
+if [ "$load_checks" -gt 0 ]; then
+  curl -fsS "http://127.0.0.1:$pw_port/metrics" | awk -v n="$load_checks" '
+    /^pathwatch_probes_total\{/ { split($0, a, "result=\""); split(a[2], r, "\""); runs[r[1]] += $NF }
+    END { printf "pathwatch under load: %d checks, %d runs so far, %d failed\n", n, runs["success"] + runs["failure"], runs["failure"] }'
+fi

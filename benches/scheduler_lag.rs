@@ -118,6 +118,7 @@ async fn main() {
         renders.push(t.elapsed());
     }
     renders.sort();
+    let peak_after_scrapes = peak_rss_mb();
     let _ = tx.send(());
     let _ = daemon.await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -169,7 +170,7 @@ async fn main() {
         .map(|(le, _)| *le)
         .unwrap_or(f64::NAN);
     println!(
-        "scheduler_lag checks={checks} kind={} interval={interval} run={secs}s history={} probes={count} peak_in_flight={} failures=[{}] p50<={}ms p99<={}ms max<={}ms written={} dropped={} cpu={:.0}% rss_before_scrapes={}MB peak_rss_before_scrapes={}MB peak_rss={}MB metrics_render={:.1}ms metrics_size={:.1}MB",
+        "scheduler_lag checks={checks} kind={} interval={interval} run={secs}s history={} probes={count} peak_in_flight={} failures=[{}] p50<={}ms p99<={}ms max<={}ms written={} dropped={} cpu={:.0}% rss_before_scrapes={}MB peak_rss_before_scrapes={}MB peak_rss={}MB peak_rss_incl_shutdown={}MB metrics_render={:.1}ms metrics_size={:.1}MB",
         if agent { "agent_pipeline" } else { "http" },
         if on_disk { "file" } else { "memory" },
         in_flight_peak.load(std::sync::atomic::Ordering::Relaxed),
@@ -182,6 +183,7 @@ async fn main() {
         cpu * 100.0,
         rss_now,
         rss_before_scrape,
+        peak_after_scrapes,
         peak_rss_mb(),
         renders[1].as_secs_f64() * 1e3,
         size as f64 / 1e6,
@@ -199,13 +201,19 @@ fn cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
-/// GETs /metrics and hands each line of the body to `each`; returns the body's size.
+/// GETs /metrics and hands each line of the body to `each`; returns the body's size (0
+/// once the daemon has stopped listening).
 async fn scrape(addr: std::net::SocketAddr, mut each: impl FnMut(&str)) -> usize {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nhost: x\r\n\r\n")
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return 0;
+    };
+    if s.write_all(b"GET /metrics HTTP/1.0\r\nhost: x\r\n\r\n")
         .await
-        .unwrap();
+        .is_err()
+    {
+        return 0;
+    }
     let mut lines = BufReader::new(s).lines();
     let mut size = 0;
     while let Ok(Some(line)) = lines.next_line().await {
