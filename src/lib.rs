@@ -7,7 +7,8 @@
 //! - [`state`]: a check's damped state (UNKNOWN / OK / WARN / CRIT) and its transitions.
 //! - [`board`]: the live state, last run and recent latencies of every check.
 //! - [`history`]: runs, transitions and states in SQLite, written off the probe path.
-//! - [`metrics`]: the Prometheus registry, blackbox-compatible and pathwatch's own families.
+//! - [`metrics`]: per-check series written straight to the Prometheus text format (`text`),
+//!   the blackbox-compatible `probe_*` gauges shared with `/probe` (`blackbox`), self-metrics.
 //! - [`scheduler`]: one task per check, spread, jitter, no overlap, concurrency limit, drain.
 //! - [`server`]: the HTTP interface (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`).
 //! - [`daemon`]: wires the above together for `pathwatch run`.

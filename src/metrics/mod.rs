@@ -30,7 +30,7 @@ pub struct Metrics {
     checks: Vec<CheckSeries>,
     by_name: HashMap<String, usize>,
     /// Self-metrics (scheduler, process, history writer, build).
-    pub registry: Registry,
+    registry: Registry,
     pub scheduler_lag: PromHistogram,
     pub in_flight: IntGauge,
     pub history: crate::history::HistoryCounters,
