@@ -118,6 +118,9 @@ async fn main() {
         renders.push(t.elapsed());
     }
     renders.sort();
+    let gzip_started = std::time::Instant::now();
+    let gzip_size = scrape_gzipped(base).await;
+    let gzip_took = gzip_started.elapsed();
     let peak_after_scrapes = peak_rss_mb();
     let _ = tx.send(());
     let _ = daemon.await;
@@ -170,7 +173,7 @@ async fn main() {
         .map(|(le, _)| *le)
         .unwrap_or(f64::NAN);
     println!(
-        "scheduler_lag checks={checks} kind={} interval={interval} run={secs}s history={} probes={count} peak_in_flight={} failures=[{}] p50<={}ms p99<={}ms max<={}ms written={} dropped={} cpu={:.0}% rss_before_scrapes={}MB peak_rss_before_scrapes={}MB peak_rss={}MB peak_rss_incl_shutdown={}MB metrics_render={:.1}ms metrics_size={:.1}MB",
+        "scheduler_lag checks={checks} kind={} interval={interval} run={secs}s history={} probes={count} peak_in_flight={} failures=[{}] p50<={}ms p99<={}ms max<={}ms written={} dropped={} cpu={:.0}% rss_before_scrapes={}MB peak_rss_before_scrapes={}MB peak_rss={}MB peak_rss_incl_shutdown={}MB metrics_render={:.1}ms metrics_size={:.1}MB gzipped={:.1}ms,{:.1}MB",
         if agent { "agent_pipeline" } else { "http" },
         if on_disk { "file" } else { "memory" },
         in_flight_peak.load(std::sync::atomic::Ordering::Relaxed),
@@ -187,10 +190,27 @@ async fn main() {
         peak_rss_mb(),
         renders[1].as_secs_f64() * 1e3,
         size as f64 / 1e6,
+        gzip_took.as_secs_f64() * 1e3,
+        gzip_size as f64 / 1e6,
     );
 }
 
 /// User + system CPU seconds of this process.
+/// GETs /metrics as Prometheus does (gzip accepted); returns the bytes received.
+async fn scrape_gzipped(addr: std::net::SocketAddr) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return 0;
+    };
+    let req = b"GET /metrics HTTP/1.0\r\nhost: x\r\naccept-encoding: gzip\r\n\r\n";
+    if s.write_all(req).await.is_err() {
+        return 0;
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw).await;
+    raw.len()
+}
+
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.

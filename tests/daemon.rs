@@ -22,6 +22,27 @@ async fn wait_for(base: &str, needle: &str) -> String {
     panic!("{needle} never appeared in /metrics");
 }
 
+/// GET with `Accept-Encoding: gzip`: the answer must say gzip; returns it unzipped.
+async fn get_gzipped(url: &str) -> String {
+    use std::io::Read;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let req = format!("GET /{path} HTTP/1.0\r\nhost: {host}\r\naccept-encoding: gzip\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&raw[split + 4..])
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
 fn promtool_check(metrics: &str) {
     use std::io::Write;
     let child = std::process::Command::new("promtool")
@@ -112,6 +133,10 @@ async fn metrics_after_probes_pass_promtool() {
     // Certificate thresholds only where certificates are seen.
     assert!(!body.contains(r#"pathwatch_threshold_cert_expiry_seconds{check="up""#));
     promtool_check(&body);
+    // What Prometheus asks for: the same text, gzipped.
+    let gzipped = get_gzipped(&format!("{}/metrics", d.base)).await;
+    assert!(gzipped.contains(r#"probe_success{check="up",location="eu-1"} 1"#));
+    promtool_check(&gzipped);
 
     let (status, ready) = get_text(&format!("{}/-/ready", d.base), &[]).await;
     assert_eq!((status, ready.as_str()), (200, "Ready.\n"));
