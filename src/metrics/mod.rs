@@ -132,12 +132,16 @@ const LAG_BUCKETS: [f64; 15] = [
     0.5, 1.0,
 ];
 
-/// Adds `n` to the counter of `key`, creating it at 0.
-fn bump<K: PartialEq + Copy>(counters: &mut Vec<(K, u64)>, key: K, n: u64) {
-    match counters.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, c)) => *c += n,
-        None => counters.push((key, n)),
-    }
+/// The value of `key` in a small list of labelled values, added at its default if missing.
+fn entry<K: PartialEq + Copy, V: Default>(list: &mut Vec<(K, V)>, key: K) -> &mut V {
+    let i = match list.iter().position(|(k, _)| *k == key) {
+        Some(i) => i,
+        None => {
+            list.push((key, V::default()));
+            list.len() - 1
+        }
+    };
+    &mut list[i].1
 }
 
 impl Metrics {
@@ -218,23 +222,15 @@ impl Metrics {
         let mut first_seen: Vec<&str> = Vec::new();
         for o in &r.events {
             let event = event_label(&o.name);
-            bump(&mut live.events, event, 1);
+            *entry(&mut live.events, event) += 1;
             if event != "other" && !first_seen.contains(&event) {
                 first_seen.push(event);
-                let at = o.at.as_secs_f64();
-                match live.event_latency.iter_mut().find(|(e, _)| *e == event) {
-                    Some((_, h)) => h.observe(at),
-                    None => {
-                        let mut h = Histogram::default();
-                        h.observe(at);
-                        live.event_latency.push((event, h));
-                    }
-                }
+                entry(&mut live.event_latency, event).observe(o.at.as_secs_f64());
             }
         }
         live.probes[usize::from(!r.success())] += 1;
         if let Some(f) = &r.failure {
-            bump(&mut live.failures, f.reason, 1);
+            *entry(&mut live.failures, f.reason) += 1;
         }
         let started = r.started_at.duration_since(UNIX_EPOCH).unwrap_or_default();
         live.last_run = started.as_secs_f64();
@@ -454,4 +450,64 @@ fn plain_counter(reg: &Registry, name: &str, help: &str) -> prometheus::Result<I
     let c = IntCounter::new(name, help)?;
     reg.register(Box::new(c.clone()))?;
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::probe::agent::run::Observed;
+
+    #[test]
+    fn agent_events_count_every_arrival_and_time_the_first() {
+        let yaml = "checks:\n  - name: golden\n    type: agent_pipeline\n    target: ws://127.0.0.1:1/ws\n    expect:\n      deadlines: {agent_started: 2s}\n";
+        let config = crate::config::Config::from_str(yaml, "t.yaml", &|_| None).unwrap();
+        let m = Metrics::new("here", &config.checks).unwrap();
+        let mut r = ProbeResult::empty(SystemTime::now());
+        for (name, ms) in [
+            ("agent_started", 40),
+            ("agent_started", 90),
+            ("x-custom", 100),
+        ] {
+            r.events.push(Observed {
+                name: name.into(),
+                at: Duration::from_millis(ms),
+            });
+        }
+        m.record(&config.checks[0], &r);
+        m.set_state("golden", State::Ok);
+        let text = m.render();
+        let l = r#"check="golden",location="here""#;
+        for line in [
+            format!(r#"pathwatch_agent_events_total{{{l},event="agent_started"}} 2"#),
+            format!(r#"pathwatch_agent_events_total{{{l},event="other"}} 1"#),
+            format!(
+                r#"pathwatch_agent_event_latency_seconds_count{{{l},event="agent_started"}} 1"#
+            ),
+            format!(
+                r#"pathwatch_agent_event_latency_seconds_sum{{{l},event="agent_started"}} 0.04"#
+            ),
+            format!(r#"pathwatch_threshold_event_deadline_seconds{{{l},event="agent_started"}} 2"#),
+            format!(r#"pathwatch_check_state{{{l},state="ok"}} 1"#),
+            format!(r#"pathwatch_check_state{{{l},state="unknown"}} 0"#),
+            format!(r#"pathwatch_probes_total{{{l},result="success"}} 1"#),
+        ] {
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+        }
+        assert!(
+            !text.contains(r#"event="other"} 0.1"#),
+            "other is never timed"
+        );
+        assert!(
+            !text.contains("pathwatch_threshold_cert_expiry_seconds{"),
+            "ws:// sees no certificate"
+        );
+        // One header per family, even for families written across many checks.
+        let helps = text
+            .lines()
+            .filter(|l| l.starts_with("# HELP pathwatch_agent_events_total "))
+            .count();
+        assert_eq!(helps, 1);
+    }
 }
