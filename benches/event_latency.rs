@@ -20,13 +20,13 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(if full { 200 } else { 5 });
     let ms = Duration::from_millis;
-    let demo = DemoBackend::with_delays([ms(5), ms(10), ms(15), ms(20), ms(25)]);
+    let demo = DemoBackend::builder()
+        .delays([ms(5), ms(10), ms(15), ms(20), ms(25)])
+        .build();
     let log = demo.sent.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        async move { axum::serve(pathwatch::demo::nodelay(listener), demo.router()).await },
-    );
+    demo.spawn(listener, None);
 
     let yaml = format!(
         "checks:\n  - name: gp\n    type: agent_pipeline\n    target: ws://{addr}/ws\n    timeout: 5s\n"

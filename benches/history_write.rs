@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use pathwatch::assess::Status;
+use pathwatch::clock::now_ms;
 use pathwatch::config::{Damping, HistoryConfig};
-use pathwatch::history::{History, HistoryCounters, RunRecord, now_ms};
-use pathwatch::state::Tracker;
+use pathwatch::history::{History, HistoryCounters};
+use pathwatch::verdict::{RunRecord, Status, Tracker};
 use prometheus::IntCounter;
 
 fn main() {

@@ -33,14 +33,12 @@ async fn main() {
     let agent = args.get(5).is_some_and(|a| a == "agent");
     let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = target.local_addr().unwrap();
-    tokio::spawn(async move {
-        let app = if agent {
-            pathwatch::demo::DemoBackend::default().router()
-        } else {
-            Router::new().route("/health", get(|| async { "ok" }))
-        };
-        axum::serve(pathwatch::demo::nodelay(target), app).await
-    });
+    if agent {
+        pathwatch::demo::DemoBackend::default().spawn(target, None);
+    } else {
+        let app = Router::new().route("/health", get(|| async { "ok" }));
+        tokio::spawn(async move { axum::serve(pathwatch::demo::nodelay(target), app).await });
+    }
 
     let on_disk = args.get(3).is_some_and(|a| a == "history") || !full;
     let interval = args.get(4).cloned().unwrap_or_else(|| "5s".into());
@@ -67,7 +65,7 @@ async fn main() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(pathwatch::daemon::run(config, listener, async {
+    let daemon = tokio::spawn(pathwatch::app::run(config, listener, async {
         let _ = rx.await;
     }));
     let cpu_before = cpu_seconds();

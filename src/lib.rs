@@ -1,34 +1,53 @@
 //! pathwatch: a synthetic monitor for the whole path a user of an AI-agent product takes.
 //!
-//! Module map:
-//! - [`config`]: the config file, interpolation of secrets, validation with positions.
-//! - [`probe`]: one probe run per check type (http, tls, dns) into one [`probe::ProbeResult`].
-//! - [`assess`]: thresholds turn a result into OK / WARN / CRIT.
-//! - [`state`]: a check's damped state (UNKNOWN / OK / WARN / CRIT) and its transitions.
-//! - [`board`]: the live state, last run and recent latencies of every check.
-//! - [`history`]: runs, transitions and states in SQLite, written off the probe path.
-//! - [`metrics`]: per-check series written straight to the Prometheus text format (`text`),
-//!   the blackbox-compatible `probe_*` gauges shared with `/probe` (`blackbox`), self-metrics.
-//! - [`scheduler`]: one task per check, spread, jitter, no overlap, concurrency limit, drain.
-//! - [`server`]: the HTTP interface (`/metrics`, `/probe`, `/-/healthy`, `/-/ready`).
-//! - [`daemon`]: wires the above together for `pathwatch run`.
-//! - [`demo`]: the built-in demo agent backend (health, `/ws` in every envelope, faults).
-//! - [`rules`]: Prometheus alerting rules generated from the config (`pathwatch rules`).
-//! - [`report`]: the one-shot `pathwatch check` run and its text / JSON / JUnit reports.
+//! The rule of this house: **a module imports only from modules listed above it here.**
+//! Leaves first, wiring last; data flows config -> scheduler -> probe -> result -> verdict
+//! -> sinks (metrics, history) -> web, and no arrow runs back up.
+//!
+//! - [`protocol`]: the agent event vocabulary (golden events, fatal, terminal, noise).
+//! - [`clock`]: now, RFC 3339, durations, certificate days left (one formula).
 //! - [`secrets`]: redaction of interpolated values and URL credentials.
+//! - [`config`]: the config file as pure data, validated with file:line:col and paths.
+//! - [`demo`]: the built-in demo agent backend (health, auth, `/ws` in every envelope,
+//!   faults, TLS); the oracle tests compare against.
+//! - [`probe`]: one run of one check type against one target into one
+//!   [`probe::ProbeResult`].
+//! - [`verdict`]: a run's OK / WARN / CRIT, the run record, damped check states, the board.
+//! - [`history`]: runs, transitions and states in SQLite, written off the probe path.
+//! - [`scheduler`]: one task per check, spread, jitter, no overlap, concurrency limit, drain.
+//! - [`metrics`]: per-check series in the Prometheus text format, blackbox `probe_*`
+//!   gauges shared with `/probe`, self-metrics.
+//! - [`report`]: the text / JSON / JUnit reports of `pathwatch check`.
+//! - [`rules`]: Prometheus alerting rules generated from the config (`pathwatch rules`).
+//! - [`server`]: the HTTP interface (status page, API, `/metrics`, `/probe`, health).
+//! - [`app`]: wiring: builds the parts from a config and runs them (`run`, `check`).
 #![forbid(unsafe_code)]
 
-pub mod assess;
-pub mod board;
-pub mod config;
-pub mod daemon;
-pub mod demo;
-pub mod history;
-pub mod metrics;
-pub mod probe;
-pub mod report;
-pub mod rules;
-pub mod scheduler;
+// One module per group: rustfmt keeps the order, which is the rule above.
+pub mod protocol;
+
+pub mod clock;
+
 pub mod secrets;
+
+pub mod config;
+
+pub mod demo;
+
+pub mod probe;
+
+pub mod verdict;
+
+pub mod history;
+
+pub mod scheduler;
+
+pub mod metrics;
+
+pub mod report;
+
+pub mod rules;
+
 pub mod server;
-pub mod state;
+
+pub mod app;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pathwatch::config::Config;
-use pathwatch::{daemon, report};
+use pathwatch::config::{Config, DemoConfig};
+use pathwatch::{app, report};
 
 #[derive(Parser)]
 #[command(
@@ -77,6 +77,13 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let command = cli.command.unwrap_or(Command::Run);
     if let Command::DemoBackend {
         listen,
@@ -84,7 +91,15 @@ fn main() -> ExitCode {
         ca_out,
     } = command
     {
-        return demo_backend(listen, tls_listen, ca_out);
+        let demo = DemoConfig { listen, tls_listen };
+        let serving = app::serve_demo(demo, ca_out.as_deref(), app::shutdown_signal());
+        return match runtime.block_on(serving) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e:#}");
+                ExitCode::from(1)
+            }
+        };
     }
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
@@ -92,13 +107,6 @@ fn main() -> ExitCode {
             eprintln!("{errors}");
             eprintln!("{} error(s) in {}", errors.0.len(), cli.config.display());
             return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(1);
         }
     };
     match command {
@@ -125,7 +133,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { checks, format } => runtime.block_on(async {
-            let reports = match report::run_once(&config, &checks).await {
+            let reports = match app::build(config) {
+                Ok(built) => app::run_once(&built, &checks).await,
+                Err(e) => Err(format!("{e:#}")),
+            };
+            let reports = match reports {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("{e}");
@@ -149,7 +161,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match daemon::run(config, listener, daemon::shutdown_signal()).await {
+            match app::run(config, listener, app::shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("pathwatch stopped: {e:#}");
@@ -158,49 +170,6 @@ fn main() -> ExitCode {
             }
         }),
     }
-}
-
-fn demo_backend(
-    listen: std::net::SocketAddr,
-    tls_listen: Option<std::net::SocketAddr>,
-    ca_out: Option<std::path::PathBuf>,
-) -> ExitCode {
-    let pki = match tls_listen.map(|_| pathwatch::demo::DemoPki::generate()) {
-        None => None,
-        Some(Ok(pki)) => Some(std::sync::Arc::new(pki)),
-        Some(Err(e)) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
-    };
-    if let (Some(file), Some(pki)) = (&ca_out, &pki)
-        && let Err(e) = std::fs::write(file, &pki.ca_pem)
-    {
-        eprintln!("cannot write the demo CA to {}: {e}", file.display());
-        return ExitCode::from(1);
-    }
-    let config = pathwatch::config::DemoConfig {
-        listen,
-        tls_listen,
-        pki,
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    runtime.block_on(async {
-        let stop = tokio_util::sync::CancellationToken::new();
-        if let Err(e) = pathwatch::demo::start(&config, stop.clone()).await {
-            eprintln!("cannot start the demo backend: {e}");
-            return ExitCode::from(1);
-        }
-        daemon::shutdown_signal().await;
-        stop.cancel();
-        ExitCode::SUCCESS
-    })
 }
 
 fn init_logging(format: LogFormat) {

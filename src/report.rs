@@ -1,5 +1,5 @@
-//! `pathwatch check`: every selected check once, concurrently, and the report as text,
-//! JSON or JUnit XML. Exit code: 0 all passed (WARN passes), 1 any CRIT.
+//! The report of `pathwatch check` (every selected check run once, see `app::run_once`) as
+//! text, JSON or JUnit XML. Exit code: 0 all passed (WARN passes), 1 any CRIT.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,70 +7,15 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::assess::{Assessment, Status, assess};
-use crate::config::{Check, Config};
-use crate::probe::certs::days_left;
-use crate::probe::timing::fmt_duration;
-use crate::probe::{ProbeResult, Prober};
+use crate::clock::{days_left_now as days_left, fmt_duration, rfc3339_secs as rfc3339};
+use crate::config::Check;
+use crate::probe::ProbeResult;
+use crate::verdict::{Assessment, Status};
 
 pub struct CheckReport {
     pub check: Arc<Check>,
     pub result: ProbeResult,
     pub assessment: Assessment,
-}
-
-/// Runs the named checks (all when `names` is empty) once. Unknown names are an error.
-pub async fn run_once(config: &Config, names: &[String]) -> Result<Vec<CheckReport>, String> {
-    let unknown: Vec<&str> = names
-        .iter()
-        .filter(|n| config.check(n).is_none())
-        .map(String::as_str)
-        .collect();
-    if !unknown.is_empty() {
-        let known: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
-        return Err(format!(
-            "no check named {} (configured: {})",
-            unknown.join(", "),
-            known.join(", ")
-        ));
-    }
-    let selected: Vec<Arc<Check>> = config
-        .checks
-        .iter()
-        .filter(|c| names.is_empty() || names.contains(&c.name))
-        .cloned()
-        .collect();
-    let prober = Arc::new(Prober::new(&config.resolver, config.secrets.clone())?);
-    // The demo backend lives as long as this run.
-    let demo_stop = tokio_util::sync::CancellationToken::new();
-    let _stop_on_return = demo_stop.clone().drop_guard();
-    if let Some(demo) = &config.demo {
-        crate::demo::start(demo, demo_stop.clone())
-            .await
-            .map_err(|e| format!("cannot start the demo backend on {}: {e}", demo.listen))?;
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, check) in selected.into_iter().enumerate() {
-        let prober = prober.clone();
-        tasks.spawn(async move {
-            let result = prober.run(&check.target, &check.spec, check.timeout).await;
-            let assessment = assess(&result, &check.thresholds);
-            (
-                i,
-                CheckReport {
-                    check,
-                    result,
-                    assessment,
-                },
-            )
-        });
-    }
-    let mut reports: Vec<(usize, CheckReport)> = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        reports.push(done.map_err(|e| format!("a probe task failed: {e}"))?);
-    }
-    reports.sort_by_key(|(i, _)| *i);
-    Ok(reports.into_iter().map(|(_, r)| r).collect())
 }
 
 pub fn exit_code(reports: &[CheckReport]) -> i32 {
@@ -132,12 +77,7 @@ struct JsonCheck<'a> {
     dns: Option<serde_json::Value>,
     /// Agent events with their seconds since the message was sent.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    events: &'a [crate::probe::agent::run::Observed],
-}
-
-fn rfc3339(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    events: &'a [crate::probe::EventAt],
 }
 
 pub fn json(reports: &[CheckReport]) -> String {

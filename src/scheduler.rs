@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Check;
-use crate::metrics::Metrics;
 use crate::probe::{ProbeResult, Prober};
 
 /// Runs one probe of a check.
@@ -32,6 +31,16 @@ impl Runner for Prober {
 /// Receives every result, in the order runs of one check finish.
 pub trait Sink: Send + Sync + 'static {
     fn record(&self, check: &Check, result: ProbeResult);
+}
+
+/// What the scheduler reports about itself (the metrics implement it).
+pub trait SchedulerMetrics: Send + Sync + 'static {
+    /// How late a run started after its planned time.
+    fn lag(&self, late: Duration);
+    /// Probes running now goes up (`+1`) or down (`-1`).
+    fn in_flight(&self, delta: i64);
+    /// Planned runs of a check skipped because its previous run overran.
+    fn skipped(&self, check: &str, runs: u64);
 }
 
 /// Offset of a check's first run within its interval: a stable hash of the name (FNV-1a),
@@ -61,7 +70,7 @@ fn jitter(name: &str, interval: Duration) -> Duration {
 pub struct Scheduler<R: Runner, S: Sink> {
     pub runner: Arc<R>,
     pub sink: Arc<S>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<dyn SchedulerMetrics>,
     pub max_concurrency: usize,
 }
 
@@ -96,7 +105,7 @@ async fn check_loop<R: Runner, S: Sink>(
     first: Instant,
     runner: Arc<R>,
     sink: Arc<S>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn SchedulerMetrics>,
     limit: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) {
@@ -111,14 +120,12 @@ async fn check_loop<R: Runner, S: Sink>(
             _ = shutdown.cancelled() => return,
         };
         let started = Instant::now();
-        metrics
-            .scheduler_lag
-            .observe((started - planned).as_secs_f64());
-        metrics.in_flight.inc();
+        metrics.lag(started - planned);
+        metrics.in_flight(1);
         // Boxed: a probe's future is ~12 KB (every check type's state machine); inline, it
         // made each check's idle task that big (128 MB for 10,000 checks).
         let result = Box::pin(runner.run(&check)).await;
-        metrics.in_flight.dec();
+        metrics.in_flight(-1);
         drop(_permit);
         sink.record(&check, result);
 
@@ -128,7 +135,7 @@ async fn check_loop<R: Runner, S: Sink>(
             let behind = now - planned;
             let skipped = behind.as_nanos() / check.interval.as_nanos() + 1;
             planned += check.interval * skipped as u32;
-            metrics.skipped_runs(&check.name, skipped as u64);
+            metrics.skipped(&check.name, skipped as u64);
             tracing::debug!(check = %check.name, skipped = skipped as u64, "Run overran its interval; skipping ticks.");
         }
     }

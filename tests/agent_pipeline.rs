@@ -12,7 +12,7 @@ use pathwatch::probe::{Phase, ProbeResult, Prober, Reason};
 use support::*;
 
 async fn demo() -> SocketAddr {
-    spawn_app(DemoBackend::default().router()).await
+    spawn_demo(DemoBackend::default()).await
 }
 
 async fn run(addr: SocketAddr, query: &str, extra: &str) -> ProbeResult {
@@ -248,7 +248,7 @@ async fn a_rejected_login_fails_with_reason_login_and_no_secret() {
 async fn tokens_are_reused_until_shortly_before_expiry() {
     let backend = DemoBackend::default();
     let auth = backend.auth.clone();
-    let addr = spawn_app(backend.router()).await;
+    let addr = spawn_demo(backend).await;
     let cfg = pathwatch::config::Config::from_str("checks: []\n", "t.yaml", &|_| None).unwrap();
     let prober = Prober::new(&cfg.resolver, cfg.secrets.clone()).unwrap();
     let yaml = agent(addr, "", &login_yaml(addr));
@@ -346,7 +346,12 @@ async fn keepalives_crosstalk_and_sub_agents_do_not_break_the_run() {
 
 #[tokio::test]
 async fn a_cold_start_fails_until_the_backend_is_ready() {
-    let addr = spawn_app(DemoBackend::with_cold_start(Duration::from_millis(600)).router()).await;
+    let addr = spawn_demo(
+        DemoBackend::builder()
+            .cold_start(Duration::from_millis(600))
+            .build(),
+    )
+    .await;
     let r = run(addr, "", "").await;
     let f = r.failure.unwrap();
     assert_eq!(f.reason, Reason::WsClosed);
@@ -417,7 +422,7 @@ async fn spawn_demo_tls(pki: &Pki) -> SocketAddr {
         .with_single_cert(pki.chain.clone(), pki.key.clone_key())
         .unwrap();
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    spawn_tls_app(std::sync::Arc::new(server), DemoBackend::default().router()).await
+    spawn_tls_demo(std::sync::Arc::new(server), DemoBackend::default()).await
 }
 
 #[tokio::test]

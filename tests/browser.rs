@@ -41,7 +41,7 @@ async fn the_status_page_shows_a_failing_golden_path_in_a_real_browser() {
         eprintln!("skipping the browser test outside CI: {why}");
         return;
     }
-    let demo = spawn_app(DemoBackend::default().router()).await;
+    let demo = spawn_demo(DemoBackend::default()).await;
     let d = start(&format!(
         "defaults: {{interval: 1s, timeout: 900ms}}\nchecks:\n  - {{name: golden-path, type: agent_pipeline, target: \"ws://{demo}/ws\"}}\n  - {{name: backend-health, type: http, target: \"http://{demo}/health\"}}\n  - {{name: backend-ready, type: http, target: \"http://{demo}/health/ready\"}}\n"
     ))

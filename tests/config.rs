@@ -148,13 +148,17 @@ checks:
     tls: {ca_file: demo}
 "#;
     let cfg = Config::from_str(yaml, "ok.yaml", &|_| None).unwrap();
-    let pki = cfg.demo.as_ref().unwrap().pki.as_ref().unwrap();
-    for check in &cfg.checks {
-        let roots = match &check.spec {
-            pathwatch::config::Spec::Tls(t) => t.roots.clone(),
-            pathwatch::config::Spec::WebSocket(w) => w.tls.roots.clone(),
-            other => panic!("{other:?}"),
-        };
+    // The config only marks the trust; the app makes the CA when it is built.
+    let trust = |spec: &pathwatch::config::Spec| match spec.tls_client().map(|t| &t.trust) {
+        Some(pathwatch::config::Trust::Roots(r)) => Some(r.clone()),
+        Some(pathwatch::config::Trust::Demo) => None,
+        other => panic!("{other:?}"),
+    };
+    assert!(cfg.checks.iter().all(|c| trust(&c.spec).is_none()));
+    let app = pathwatch::app::build(cfg).unwrap();
+    let pki = app.demo_pki().unwrap();
+    for check in &app.config.checks {
+        let roots = trust(&check.spec);
         assert!(std::sync::Arc::ptr_eq(&roots.unwrap(), &pki.roots));
     }
 

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use pathwatch::assess::Status;
+use pathwatch::clock::now_ms;
 use pathwatch::config::{Damping, HistoryConfig};
-use pathwatch::history::{History, HistoryCounters, RunRecord, now_ms};
-use pathwatch::state::{State, Tracker};
+use pathwatch::history::{History, HistoryCounters};
+use pathwatch::verdict::{CheckState as State, RunRecord, Status, Tracker};
 use prometheus::IntCounter;
 
 fn counters() -> HistoryCounters {

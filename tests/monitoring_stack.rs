@@ -166,9 +166,9 @@ async fn a_golden_path_fault_pages_and_resolves_through_prometheus_and_alertmana
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let demo = spawn_app(DemoBackend::default().router()).await;
+    let demo = spawn_demo(DemoBackend::default()).await;
     let pki = DemoPki::generate().unwrap();
-    let tls = spawn_tls_app(pki.server.clone(), DemoBackend::default().router()).await;
+    let tls = spawn_tls_demo(pki.server.clone(), DemoBackend::default()).await;
     let ca = dir.path().join("demo-ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let yaml = format!(

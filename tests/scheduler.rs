@@ -213,9 +213,8 @@ impl Runner for ScriptedRunner {
 /// The daemon's sink on the scheduler, in paused time: when the damped state moves.
 #[tokio::test(start_paused = true)]
 async fn damping_moves_the_state_at_the_expected_runs() {
-    use pathwatch::board::Board;
     use pathwatch::history::History;
-    use pathwatch::state::State;
+    use pathwatch::verdict::{Board, CheckState as State};
 
     let list = support::config(
         "checks:\n  - {name: api, type: dns, target: example.test, interval: 10s, timeout: 1s}\n",
@@ -238,7 +237,7 @@ async fn damping_moves_the_state_at_the_expected_runs() {
             script,
             runs: Mutex::new(0),
         }),
-        sink: Arc::new(pathwatch::daemon::DaemonSink::new(
+        sink: Arc::new(pathwatch::app::DaemonSink::new(
             metrics.clone(),
             board.clone(),
             history.clone(),

@@ -3,8 +3,8 @@
 
 mod support;
 
-use pathwatch::assess::{Status, assess};
 use pathwatch::probe::{ProbeResult, Reason};
+use pathwatch::verdict::{Status, assess};
 use support::*;
 
 /// A `tls` check of `name` (resolved to the test server via a loopback DNS server).

@@ -11,7 +11,7 @@ use pathwatch::probe::{Phase, ProbeResult, Reason};
 use support::*;
 
 async fn demo() -> SocketAddr {
-    spawn_app(DemoBackend::default().router()).await
+    spawn_demo(DemoBackend::default()).await
 }
 
 async fn run(target: &str, extra: &str) -> ProbeResult {
@@ -121,7 +121,7 @@ async fn refusals_and_closes_keep_their_reasons() {
 #[tokio::test]
 async fn wss_with_the_demo_certificate_is_verified() {
     let pki = DemoPki::generate().unwrap();
-    let addr = spawn_tls_app(pki.server.clone(), DemoBackend::default().router()).await;
+    let addr = spawn_tls_demo(pki.server.clone(), DemoBackend::default()).await;
     let ca = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(ca.path(), &pki.ca_pem).unwrap();
     let trusted = format!("    tls:\n      ca_file: {}\n", ca.path().display());

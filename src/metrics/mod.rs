@@ -23,7 +23,8 @@ use text::{Family, Histogram, Text, label_set, write_families};
 
 use crate::config::{Check, Spec, Target};
 use crate::probe::{Phase, ProbeResult, Reason};
-use crate::state::{State, Transition};
+use crate::scheduler::SchedulerMetrics;
+use crate::verdict::{CheckState, Transition};
 
 /// All metrics of a running daemon.
 pub struct Metrics {
@@ -31,8 +32,8 @@ pub struct Metrics {
     by_name: HashMap<String, usize>,
     /// Self-metrics (scheduler, process, history writer, build).
     registry: Registry,
-    pub scheduler_lag: PromHistogram,
-    pub in_flight: IntGauge,
+    scheduler_lag: PromHistogram,
+    in_flight: IntGauge,
     pub history: crate::history::HistoryCounters,
 }
 
@@ -61,7 +62,7 @@ struct Live {
     failures: Vec<(Reason, u64)>,
     events: Vec<(&'static str, u64)>,
     event_latency: Vec<(&'static str, Histogram)>,
-    state: State,
+    state: CheckState,
     transitions: [u64; 4],
     skipped: u64,
 }
@@ -73,7 +74,7 @@ impl CheckSeries {
         let day = 86_400.0;
         let mut deadlines: Vec<(&'static str, f64)> = Vec::new();
         if let Spec::Agent(a) = &check.spec {
-            for (event, d) in &a.rules.deadlines {
+            for (event, d) in &a.expect.deadlines {
                 let event = event_label(event);
                 if event != "other" && !deadlines.iter().any(|(e, _)| *e == event) {
                     deadlines.push((event, d.as_secs_f64()));
@@ -115,8 +116,7 @@ fn sees_certificates(check: &Check) -> bool {
 
 /// Event names come from the target: only known ones become label values.
 fn event_label(name: &str) -> &'static str {
-    use crate::probe::agent::events::{FATAL, TERMINAL};
-    use crate::probe::agent::run::GOLDEN;
+    use crate::protocol::{FATAL, GOLDEN, TERMINAL};
     GOLDEN
         .iter()
         .chain(&FATAL)
@@ -237,7 +237,7 @@ impl Metrics {
     }
 
     /// `pathwatch_check_state{state}`: 1 for the current state, 0 for the others.
-    pub fn set_state(&self, check: &str, current: State) {
+    pub fn set_state(&self, check: &str, current: CheckState) {
         if let Some(mut live) = self.live(check) {
             live.state = current;
         }
@@ -246,12 +246,6 @@ impl Metrics {
     pub fn transition(&self, t: &Transition) {
         if let Some(mut live) = self.live(&t.check) {
             live.transitions[t.to as usize] += 1;
-        }
-    }
-
-    pub fn skipped_runs(&self, check: &str, n: u64) {
-        if let Some(mut live) = self.live(check) {
-            live.skipped += n;
         }
     }
 
@@ -351,7 +345,7 @@ const CHECK_FAMILIES: [Family<CheckSeries>; 15] = [
         "1 for the current state of each check (unknown, ok, warn, crit).",
         |t, n, l, c| {
             let current = c.live().state;
-            for s in State::ALL {
+            for s in CheckState::ALL {
                 t.sample(n, l, Some(("state", s.as_str())), u64::from(s == current));
             }
         },
@@ -359,11 +353,11 @@ const CHECK_FAMILIES: [Family<CheckSeries>; 15] = [
     (
         "pathwatch_state_transitions_total",
         "counter",
-        "State changes of each check, by the state entered.",
+        "CheckState changes of each check, by the state entered.",
         |t, n, l, c| {
             let counts = c.live().transitions;
             // A check never returns to unknown: no series for it.
-            for s in [State::Ok, State::Warn, State::Crit] {
+            for s in [CheckState::Ok, CheckState::Warn, CheckState::Crit] {
                 t.sample(n, l, Some(("to", s.as_str())), counts[s as usize]);
             }
         },
@@ -452,12 +446,28 @@ fn plain_counter(reg: &Registry, name: &str, help: &str) -> prometheus::Result<I
     Ok(c)
 }
 
+impl SchedulerMetrics for Metrics {
+    fn lag(&self, late: std::time::Duration) {
+        self.scheduler_lag.observe(late.as_secs_f64());
+    }
+
+    fn in_flight(&self, delta: i64) {
+        self.in_flight.add(delta);
+    }
+
+    fn skipped(&self, check: &str, runs: u64) {
+        if let Some(mut live) = self.live(check) {
+            live.skipped += runs;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::probe::agent::run::Observed;
+    use crate::probe::EventAt as Observed;
 
     #[test]
     fn agent_events_count_every_arrival_and_time_the_first() {
@@ -476,7 +486,7 @@ mod tests {
             });
         }
         m.record(&config.checks[0], &r);
-        m.set_state("golden", State::Ok);
+        m.set_state("golden", CheckState::Ok);
         let text = m.render();
         let l = r#"check="golden",location="here""#;
         for line in [

@@ -4,7 +4,6 @@
 //! the user probably meant.
 
 use std::sync::{Arc, LazyLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -18,7 +17,8 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::result::{CertInfo, Failure, Reason, TlsInfo};
-use crate::config::TlsClient;
+use crate::clock::{now_unix, rfc3339_secs as date};
+use crate::config::{TlsClient, Trust};
 
 /// ALPN offered in the handshake.
 #[derive(Debug, Clone, Copy)]
@@ -148,10 +148,12 @@ pub fn inspect(
         .negotiated_cipher_suite()
         .map(|s| format!("{:?}", s.suite()))
         .unwrap_or_default();
-    let roots = client
-        .roots
-        .clone()
-        .unwrap_or_else(|| DEFAULT_ROOTS.clone());
+    let roots = match &client.trust {
+        Trust::Mozilla => DEFAULT_ROOTS.clone(),
+        Trust::Roots(roots) => roots.clone(),
+        // Unresolved outside the app (no demo running here): nothing is trusted.
+        Trust::Demo => Arc::new(RootCertStore::empty()),
+    };
     let verdict = verify(presented, server_name, roots)
         .map_err(|e| diagnose(&e, &chain, name, presented.len(), client.ca_file.is_some()));
     let info = TlsInfo {
@@ -217,27 +219,8 @@ fn ip_from_bytes(b: &[u8]) -> Option<std::net::IpAddr> {
     }
 }
 
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Whole days from now until `not_after` (negative once expired).
-pub fn days_left(not_after: i64) -> i64 {
-    (not_after - now_unix()).div_euclid(86_400)
-}
-
 fn role(i: usize) -> &'static str {
     if i == 0 { "leaf" } else { "intermediate" }
-}
-
-fn date(unix: i64) -> String {
-    humantime::format_rfc3339_seconds(
-        UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64),
-    )
-    .to_string()
 }
 
 /// Turns a verification error into a reason and a message that says what to fix.

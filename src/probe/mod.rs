@@ -23,7 +23,9 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
 use crate::config::{ResolverConfig, Spec, Target};
 use crate::secrets::Secrets;
-pub use result::{CertInfo, DnsInfo, Failure, HttpInfo, Phase, ProbeResult, Reason, TlsInfo};
+pub use result::{
+    CertInfo, DnsInfo, EventAt, Failure, HttpInfo, Phase, ProbeResult, Reason, TlsInfo,
+};
 use timing::Timeline;
 
 /// Time a probe may overrun its own deadline before the outer guard cuts it: only code
@@ -100,7 +102,7 @@ impl Prober {
                 Reason::Timeout,
                 format!(
                     "probe did not finish within its {} timeout",
-                    timing::fmt_duration(timeout)
+                    crate::clock::fmt_duration(timeout)
                 ),
             )),
         };

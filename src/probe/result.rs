@@ -239,7 +239,7 @@ pub struct ProbeResult {
     pub http: Option<HttpInfo>,
     pub dns: Option<DnsInfo>,
     /// Agent events of the run, with their time since the message was sent.
-    pub events: Vec<crate::probe::agent::run::Observed>,
+    pub events: Vec<EventAt>,
 }
 
 impl ProbeResult {
@@ -269,6 +269,15 @@ impl ProbeResult {
     }
 }
 
+/// One agent event of a run: its name and when it first arrived, since the message was
+/// sent (serialized as seconds).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct EventAt {
+    pub name: String,
+    #[serde(with = "seconds")]
+    pub at: Duration,
+}
+
 mod unix_seconds {
     use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -286,5 +295,10 @@ mod seconds {
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = <f64 as serde::Deserialize>::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
     }
 }

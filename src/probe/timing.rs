@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::result::{Failure, Phase, Reason};
+use crate::clock::fmt_duration;
 
 pub struct Timeline {
     started: Instant,
@@ -96,18 +97,6 @@ impl Timeline {
 
     pub fn into_phases(self) -> Vec<(Phase, Duration)> {
         self.phases
-    }
-}
-
-/// Human duration for messages: `850µs`, `12.3ms`, `1.25s`.
-pub fn fmt_duration(d: Duration) -> String {
-    let micros = d.as_micros();
-    if micros < 1_000 {
-        format!("{micros}µs")
-    } else if micros < 1_000_000 {
-        format!("{:.1}ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{:.2}s", d.as_secs_f64())
     }
 }
 

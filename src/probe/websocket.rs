@@ -14,12 +14,13 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 use url::Url;
 
+use crate::clock::fmt_duration;
 use crate::config::TlsClient;
 use crate::config::spec::WebSocketSpec;
 use crate::probe::certs::Alpn;
 use crate::probe::http::{body_problems, excerpt};
 use crate::probe::result::{Failure, Phase, ProbeResult, Reason};
-use crate::probe::timing::{Timeline, fmt_duration};
+use crate::probe::timing::Timeline;
 use crate::probe::{Prober, net};
 
 /// A plain or TLS stream under a WebSocket.

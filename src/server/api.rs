@@ -11,10 +11,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::board::Entry;
+use crate::clock::now_ms;
 use crate::config::{Check, Spec};
-use crate::history::{RunRecord, now_ms};
-use crate::state::Transition;
+use crate::verdict::{Entry, RunRecord, Transition};
 
 /// One check as every view shows it.
 #[derive(Serialize)]
@@ -120,13 +119,13 @@ pub async fn detail(s: &AppState, name: &str, runs: usize) -> Result<Detail, Res
     .await?;
     let (deadlines, run_deadline, expected_events) = match &check.spec {
         Spec::Agent(a) => (
-            a.rules
+            a.expect
                 .deadlines
                 .iter()
                 .map(|(e, d)| (e.clone(), d.as_secs_f64()))
                 .collect(),
-            Some(a.rules.run_deadline.as_secs_f64()),
-            a.rules.events.clone(),
+            Some(a.expect.run_deadline.as_secs_f64()),
+            a.expect.events.clone(),
         ),
         _ => (Vec::new(), None, Vec::new()),
     };

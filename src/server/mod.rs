@@ -20,11 +20,11 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use tokio::net::TcpListener;
 
-use crate::board::Board;
 use crate::config::Config;
 use crate::history::History;
 use crate::metrics::Metrics;
 use crate::probe::Prober;
+use crate::verdict::Board;
 
 pub use probe::target_allowed;
 

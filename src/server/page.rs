@@ -10,8 +10,9 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
 use super::api::{CheckView, Detail, detail, rfc3339_ms};
-use crate::history::{Rollup, RunRecord, now_ms};
-use crate::state::State as CheckState;
+use crate::clock::now_ms;
+use crate::history::Rollup;
+use crate::verdict::{CheckState, RunRecord, Status};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
@@ -200,7 +201,7 @@ fn why(v: &CheckView) -> String {
     let mut out = String::new();
     if v.state != "ok"
         && let Some(last) = &v.last
-        && last.status != crate::assess::Status::Ok
+        && last.status != Status::Ok
     {
         if let Some(reason) = &last.reason {
             let _ = write!(out, r#"<span class="reason">{}</span> "#, esc(reason));
@@ -288,13 +289,17 @@ pub async fn overview(State(s): State<AppState>) -> Response {
 fn waterfall(d: &Detail, run: &RunRecord) -> String {
     let mut rows: Vec<(String, Option<f64>, Option<f64>)> = Vec::new();
     for e in &d.expected_events {
-        let at = run.events.iter().find(|o| &o.name == e).map(|o| o.at);
+        let at = run
+            .events
+            .iter()
+            .find(|o| &o.name == e)
+            .map(|o| o.at.as_secs_f64());
         let deadline = d.deadlines.iter().find(|(n, _)| n == e).map(|x| x.1);
         rows.push((e.clone(), at, deadline));
     }
     for o in &run.events {
         if !rows.iter().any(|r| r.0 == o.name) {
-            rows.push((o.name.clone(), Some(o.at), None));
+            rows.push((o.name.clone(), Some(o.at.as_secs_f64()), None));
         }
     }
     let end = rows

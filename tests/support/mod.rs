@@ -167,15 +167,22 @@ impl PkiBuilder {
     }
 }
 
-/// `app` over TLS on 127.0.0.1:0 with `server`'s certificate (the demo's TLS listener).
-pub async fn spawn_tls_app(server: Arc<rustls::ServerConfig>, app: axum::Router) -> SocketAddr {
-    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let listener = pathwatch::demo::TlsListener {
-        tcp,
-        acceptor: tokio_rustls::TlsAcceptor::from(server),
-    };
-    tokio::spawn(async move { axum::serve(listener, app).await });
+/// The demo backend on 127.0.0.1:0, served as the daemon serves it.
+pub async fn spawn_demo(demo: pathwatch::demo::DemoBackend) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    demo.spawn(listener, None);
+    addr
+}
+
+/// The demo backend over TLS on 127.0.0.1:0 with `server`'s certificate.
+pub async fn spawn_tls_demo(
+    server: Arc<rustls::ServerConfig>,
+    demo: pathwatch::demo::DemoBackend,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    demo.spawn(listener, Some(server));
     addr
 }
 
@@ -301,7 +308,7 @@ pub async fn start(yaml: &str) -> Daemon {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(pathwatch::daemon::run(cfg, listener, async {
+    let task = tokio::spawn(pathwatch::app::run(cfg, listener, async {
         let _ = rx.await;
     }));
     Daemon {

@@ -4,30 +4,6 @@
 
 use serde_json::{Map, Value};
 
-/// Frames that carry no event of the run and are skipped by the expectations.
-pub const NOISE: [&str; 14] = [
-    "heartbeat",
-    "ping",
-    "pong",
-    "ack",
-    "connection_established",
-    "handshake_response",
-    "handshake_complete",
-    "progress_update",
-    "partial_result",
-    "agent_response_chunk",
-    "agent_timeout_warning",
-    "cleanup_started",
-    "tool_error",
-    "heartbeat_ack",
-];
-
-/// Events that end the run as a failure (reason `agent_error`).
-pub const FATAL: [&str; 3] = ["agent_error", "agent_death", "agent_timeout_failure"];
-
-/// Events that end the run successfully even without the top-level `agent_completed`.
-pub const TERMINAL: [&str; 2] = ["final_report", "cleanup_complete"];
-
 const ENVELOPE_KEYS: [&str; 4] = ["type", "event", "payload", "data"];
 /// A batch inside a batch inside a batch is hostile or broken, not a protocol variant.
 const MAX_BATCH_DEPTH: usize = 3;

@@ -3,95 +3,15 @@
 //! complete or failed, which event a timeout is waiting for, and narrates the timeline.
 //! It does no I/O: the WebSocket side feeds it and asks it for the next deadline.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use super::events::{AgentEvent, FATAL, NOISE, TERMINAL};
+use super::events::AgentEvent;
+use crate::clock::fmt_duration;
+use crate::config::spec::{AgentExpect, Order};
+use crate::probe::EventAt;
 use crate::probe::result::{Failure, Reason};
-use crate::probe::timing::fmt_duration;
-
-/// The five events of the golden path, in their natural order.
-pub const GOLDEN: [&str; 5] = [
-    "agent_started",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-];
-
-/// How strictly the first arrivals of the expected events must follow their listed order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Order {
-    /// Each expected event first arrives after all the ones listed before it.
-    Strict,
-    /// The first expected event to arrive is `agent_started` (what the service's tests assert).
-    #[default]
-    FirstIsStarted,
-    /// Any order.
-    Any,
-}
-
-/// What a run must show. Defaults are the protocol's.
-#[derive(Debug, Clone)]
-pub struct RunRules {
-    pub events: Vec<String>,
-    pub order: Order,
-    /// Deadlines per event, measured from the message being sent.
-    pub deadlines: BTreeMap<String, Duration>,
-    /// The whole run, from the message being sent to the top-level completion.
-    pub run_deadline: Duration,
-    /// Fields each event must carry; `a|b` means either.
-    pub required_fields: BTreeMap<String, Vec<String>>,
-    /// Every `tool_executing` needs its `tool_completed`.
-    pub pair_tools: bool,
-    pub max_events: usize,
-}
-
-impl Default for RunRules {
-    fn default() -> Self {
-        let fields = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        RunRules {
-            events: GOLDEN.iter().map(|s| s.to_string()).collect(),
-            order: Order::default(),
-            deadlines: BTreeMap::from([("agent_started".to_string(), Duration::from_secs(10))]),
-            run_deadline: Duration::from_secs(120),
-            required_fields: BTreeMap::from([
-                (
-                    "agent_started".into(),
-                    fields(&["user_id", "thread_id|run_id", "timestamp"]),
-                ),
-                ("agent_thinking".into(), fields(&["reasoning", "timestamp"])),
-                (
-                    "tool_executing".into(),
-                    fields(&["tool_name", "parameters", "timestamp"]),
-                ),
-                (
-                    "tool_completed".into(),
-                    fields(&["tool_name", "results", "duration", "timestamp"]),
-                ),
-                (
-                    "agent_completed".into(),
-                    fields(&["status", "final_response", "timestamp"]),
-                ),
-            ]),
-            pair_tools: true,
-            max_events: 10_000,
-        }
-    }
-}
-
-/// One event of the run as observed, for the report and the waterfall.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Observed {
-    pub name: String,
-    /// Since the message was sent.
-    #[serde(serialize_with = "secs")]
-    pub at: Duration,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
+use crate::protocol::{ERROR_KEYS, FATAL, NOISE, RUN_ID_KEYS as ID_KEYS, TERMINAL, TOOL_ID_KEYS};
 
 #[derive(Debug, PartialEq)]
 pub enum Step {
@@ -100,18 +20,9 @@ pub enum Step {
     Fail(Failure),
 }
 
-const ID_KEYS: [&str; 2] = ["run_id", "thread_id"];
-const TOOL_ID_KEYS: [&str; 4] = [
-    "tool_execution_id",
-    "execution_id",
-    "tool_call_id",
-    "tool_name",
-];
-const ERROR_KEYS: [&str; 5] = ["error", "error_message", "message", "reason", "details"];
-
 pub struct RunState<'r> {
-    rules: &'r RunRules,
-    observed: Vec<Observed>,
+    rules: &'r AgentExpect,
+    observed: Vec<EventAt>,
     first: HashMap<String, Duration>,
     /// Tool executions waiting for their completion: (id, tool name, when).
     open_tools: Vec<(String, String, Duration)>,
@@ -122,7 +33,7 @@ pub struct RunState<'r> {
 }
 
 impl<'r> RunState<'r> {
-    pub fn new(rules: &'r RunRules) -> Self {
+    pub fn new(rules: &'r AgentExpect) -> Self {
         RunState {
             rules,
             observed: Vec::new(),
@@ -135,7 +46,7 @@ impl<'r> RunState<'r> {
         }
     }
 
-    pub fn observed(&self) -> &[Observed] {
+    pub fn observed(&self) -> &[EventAt] {
         &self.observed
     }
 
@@ -163,7 +74,7 @@ impl<'r> RunState<'r> {
             self.other_runs += 1;
             return Step::Continue;
         }
-        self.observed.push(Observed {
+        self.observed.push(EventAt {
             name: name.to_string(),
             at,
         });
@@ -412,6 +323,8 @@ impl<'r> RunState<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::spec::AgentExpect as RunRules;
+    use crate::protocol::GOLDEN;
     use serde_json::json;
 
     fn ev(v: serde_json::Value) -> AgentEvent {

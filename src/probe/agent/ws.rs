@@ -142,7 +142,7 @@ async fn converse(
     })
     .await?;
     let sent = Instant::now();
-    let mut state = RunState::new(&spec.rules);
+    let mut state = RunState::new(&spec.expect);
     let outcome = read_run(tl, ws, &mut state, sent, pending)
         .await
         .map_err(|f| {

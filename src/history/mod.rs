@@ -4,7 +4,7 @@
 //! full the run is dropped, counted and logged, never silently lost. Reads (API, status
 //! page) share the connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -14,83 +14,11 @@ use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 use rusqlite::{Connection, params};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::assess::{Assessment, Status};
+use crate::clock::now_ms;
 use crate::config::HistoryConfig;
-use crate::probe::ProbeResult;
-use crate::state::{State, Tracker, Transition};
-
-/// One run as stored and served: what the status page and `/api/v1` show.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    /// Unix milliseconds of the start.
-    pub at_ms: i64,
-    pub success: bool,
-    /// This run's own verdict (the check's state is damped over several runs).
-    pub status: Status,
-    pub reason: Option<String>,
-    pub phase: Option<String>,
-    pub message: Option<String>,
-    /// Why the verdict is not OK (failure, or the threshold crossed).
-    pub why: Option<String>,
-    pub duration_seconds: f64,
-    pub phases: BTreeMap<String, f64>,
-    /// Agent events, seconds after the message was sent.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub events: Vec<EventAt>,
-    /// Days left on the certificate that expires first, when there was TLS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_days_left: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventAt {
-    pub name: String,
-    pub at: f64,
-}
-
-impl RunRecord {
-    pub fn new(r: &ProbeResult, verdict: &Assessment) -> RunRecord {
-        let at_ms = r
-            .started_at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        RunRecord {
-            at_ms,
-            success: r.success(),
-            status: verdict.status,
-            reason: r.failure.as_ref().map(|f| f.reason.as_str().to_string()),
-            phase: r
-                .failure
-                .as_ref()
-                .and_then(|f| f.phase)
-                .map(|p| p.as_str().to_string()),
-            message: r.failure.as_ref().map(|f| f.message.clone()),
-            why: verdict.why.clone(),
-            duration_seconds: r.duration.as_secs_f64(),
-            phases: r
-                .phases
-                .iter()
-                .map(|(p, d)| (p.as_str().to_string(), d.as_secs_f64()))
-                .collect(),
-            events: r
-                .events
-                .iter()
-                .map(|o| EventAt {
-                    name: o.name.clone(),
-                    at: o.at.as_secs_f64(),
-                })
-                .collect(),
-            cert_days_left: r
-                .tls
-                .as_ref()
-                .and_then(|t| t.earliest_expiry())
-                .map(|t| (t - now_ms() / 1000) as f64 / 86_400.0),
-        }
-    }
-}
+use crate::verdict::{CheckState, RunRecord, Saved, Tracker, Transition};
 
 /// Runs and failures of one check in one hour.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,13 +28,6 @@ pub struct Rollup {
     pub failures: u64,
     pub duration_avg: f64,
     pub duration_max: f64,
-}
-
-/// What a check was when pathwatch last stopped.
-#[derive(Debug, Clone)]
-pub struct Saved {
-    pub tracker: Tracker,
-    pub last: Option<RunRecord>,
 }
 
 /// Counters the history reports into (registered with the metrics).
@@ -317,8 +238,8 @@ impl History {
             .map_err(|e| e.to_string())?;
         let rows = stmt
             .query_map(params![check, since_ms, limit as i64], |row| {
-                let state = |i: usize| -> rusqlite::Result<State> {
-                    Ok(State::parse(&row.get::<_, String>(i)?).unwrap_or(State::Unknown))
+                let state = |i: usize| -> rusqlite::Result<CheckState> {
+                    Ok(CheckState::parse(&row.get::<_, String>(i)?).unwrap_or(CheckState::Unknown))
                 };
                 Ok(Transition {
                     check: row.get(0)?,
@@ -381,13 +302,6 @@ impl Drop for History {
 }
 
 const HOUR_MS: i64 = 3_600_000;
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// Checks the file and creates the schema (version 1).
 fn prepare(conn: &Connection) -> rusqlite::Result<()> {
@@ -561,6 +475,8 @@ fn prune(conn: &Connection, (runs, rollups): (Duration, Duration)) -> rusqlite::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::Status;
+    use std::collections::BTreeMap;
 
     #[test]
     fn a_writer_that_is_behind_costs_counted_runs_never_a_blocked_probe() {

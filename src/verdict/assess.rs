@@ -3,10 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{days_left_now as days_left, fmt_duration};
 use crate::config::Thresholds;
 use crate::probe::ProbeResult;
-use crate::probe::certs::days_left;
-use crate::probe::timing::fmt_duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

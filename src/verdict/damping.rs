@@ -7,14 +7,14 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::assess::Status;
+use super::assess::Status;
 use crate::config::Damping;
 
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub enum CheckState {
     #[default]
     Unknown,
     Ok,
@@ -22,29 +22,34 @@ pub enum State {
     Crit,
 }
 
-impl State {
-    pub const ALL: [State; 4] = [State::Unknown, State::Ok, State::Warn, State::Crit];
+impl CheckState {
+    pub const ALL: [CheckState; 4] = [
+        CheckState::Unknown,
+        CheckState::Ok,
+        CheckState::Warn,
+        CheckState::Crit,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            State::Unknown => "unknown",
-            State::Ok => "ok",
-            State::Warn => "warn",
-            State::Crit => "crit",
+            CheckState::Unknown => "unknown",
+            CheckState::Ok => "ok",
+            CheckState::Warn => "warn",
+            CheckState::Crit => "crit",
         }
     }
 
-    pub fn parse(s: &str) -> Option<State> {
-        State::ALL.into_iter().find(|st| st.as_str() == s)
+    pub fn parse(s: &str) -> Option<CheckState> {
+        CheckState::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
-impl From<Status> for State {
-    fn from(s: Status) -> State {
+impl From<Status> for CheckState {
+    fn from(s: Status) -> CheckState {
         match s {
-            Status::Ok => State::Ok,
-            Status::Warn => State::Warn,
-            Status::Crit => State::Crit,
+            Status::Ok => CheckState::Ok,
+            Status::Warn => CheckState::Warn,
+            Status::Crit => CheckState::Crit,
         }
     }
 }
@@ -52,7 +57,7 @@ impl From<Status> for State {
 /// The state of one check and the verdicts that decide its next move.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tracker {
-    pub state: State,
+    pub state: CheckState,
     /// Unix milliseconds of the last transition (0 while UNKNOWN since start).
     pub since_ms: i64,
     /// Why the state is what it is, in one line.
@@ -63,7 +68,7 @@ pub struct Tracker {
 impl Default for Tracker {
     fn default() -> Self {
         Tracker {
-            state: State::Unknown,
+            state: CheckState::Unknown,
             since_ms: 0,
             cause: "no run yet".into(),
             recent: VecDeque::new(),
@@ -76,8 +81,8 @@ impl Default for Tracker {
 pub struct Transition {
     pub check: String,
     pub at_ms: i64,
-    pub from: State,
-    pub to: State,
+    pub from: CheckState,
+    pub to: CheckState,
     pub cause: String,
 }
 
@@ -107,18 +112,18 @@ impl Tracker {
         };
         let failures = d.failures as usize;
         let escalate = if bad_in_window(Status::Crit) >= failures {
-            State::Crit
+            CheckState::Crit
         } else if bad_in_window(Status::Warn) >= failures {
-            State::Warn
+            CheckState::Warn
         } else {
-            State::Ok
+            CheckState::Ok
         };
         let latest = why.unwrap_or("OK");
-        let (to, cause) = if self.state == State::Unknown {
+        let (to, cause) = if self.state == CheckState::Unknown {
             if status < Status::Crit {
-                (State::from(status), format!("first run: {latest}"))
-            } else if escalate == State::Crit {
-                (State::Crit, self.escalation_cause(d, latest))
+                (CheckState::from(status), format!("first run: {latest}"))
+            } else if escalate == CheckState::Crit {
+                (CheckState::Crit, self.escalation_cause(d, latest))
             } else {
                 return None;
             }
@@ -129,7 +134,7 @@ impl Tracker {
                 "{} consecutive runs {}",
                 d.recover,
                 match better {
-                    State::Ok => "OK".to_string(),
+                    CheckState::Ok => "OK".to_string(),
                     _ => format!("better than {}", self.state.as_str().to_uppercase()),
                 }
             );
@@ -172,13 +177,13 @@ impl Tracker {
     }
 
     /// The worst verdict of the last `recover` runs, when all of them beat the state.
-    fn recovered_to(&self, d: &Damping) -> Option<State> {
+    fn recovered_to(&self, d: &Damping) -> Option<CheckState> {
         let k = d.recover as usize;
         if self.recent.len() < k {
             return None;
         }
         let worst = self.recent.iter().rev().take(k).max().copied()?;
-        let worst = State::from(worst);
+        let worst = CheckState::from(worst);
         (worst < self.state).then_some(worst)
     }
 }
@@ -212,7 +217,7 @@ mod tests {
     #[test]
     fn unknown_until_the_first_run_then_good_news_is_immediate() {
         let mut t = Tracker::default();
-        assert_eq!(t.state, State::Unknown);
+        assert_eq!(t.state, CheckState::Unknown);
         assert_eq!(feed(&mut t, &D, "o"), ["0:ok"]);
         assert_eq!(t.cause, "first run: OK");
         let mut t = Tracker::default();

@@ -7,9 +7,16 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use super::damping::{Tracker, Transition};
+use super::record::RunRecord;
 use crate::config::Check;
-use crate::history::{RunRecord, Saved};
-use crate::state::{Tracker, Transition};
+
+/// What a check was when pathwatch last stopped.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub tracker: Tracker,
+    pub last: Option<RunRecord>,
+}
 
 /// Latencies kept per check for the sparkline.
 pub const SPARK: usize = 60;

@@ -1,5 +1,6 @@
-//! `pathwatch run`: builds the prober, metrics, scheduler and server from a config, runs
-//! until the shutdown future resolves, then drains in-flight probes under a grace period.
+//! `pathwatch run`: metrics, history, board, scheduler and server around the built
+//! [`super::App`], until the shutdown future resolves; then in-flight probes drain under a grace
+//! period.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,15 +10,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::assess::assess;
-use crate::board::Board;
 use crate::config::{Check, Config};
-use crate::history::{History, RunRecord};
+use crate::history::History;
 use crate::metrics::Metrics;
-use crate::probe::{ProbeResult, Prober};
+use crate::probe::ProbeResult;
+
 use crate::scheduler::{Scheduler, Sink};
 use crate::server::{self, AppState};
-use crate::state::{State, Transition};
+use crate::verdict::{Board, CheckState, RunRecord, Transition, assess};
 
 /// Where results go in the daemon: metrics, the board (damped state), the history, and a
 /// log line when a check changes state.
@@ -56,10 +56,10 @@ impl Sink for DaemonSink {
 fn log_transition(t: &Transition) {
     let (check, from, cause) = (&t.check, t.from.as_str(), &t.cause);
     match t.to {
-        State::Ok => tracing::info!(%check, from, %cause, "Check is OK."),
-        State::Warn => tracing::warn!(%check, from, %cause, "Check is degraded (WARN)."),
-        State::Crit => tracing::warn!(%check, from, %cause, "Check is failing (CRIT)."),
-        State::Unknown => {}
+        CheckState::Ok => tracing::info!(%check, from, %cause, "Check is OK."),
+        CheckState::Warn => tracing::warn!(%check, from, %cause, "Check is degraded (WARN)."),
+        CheckState::Crit => tracing::warn!(%check, from, %cause, "Check is failing (CRIT)."),
+        CheckState::Unknown => {}
     }
 }
 
@@ -73,7 +73,7 @@ fn resume(config: &Config, metrics: &Metrics) -> anyhow::Result<(Arc<History>, A
     let board = Board::new(&config.checks, saved);
     for (check, entry) in board.snapshot() {
         metrics.set_state(&check.name, entry.tracker.state);
-        if let Ok(runs) = history.runs(&check.name, 0, crate::board::SPARK) {
+        if let Ok(runs) = history.runs(&check.name, 0, crate::verdict::SPARK) {
             board.seed_recent(
                 &check.name,
                 runs.iter()
@@ -94,12 +94,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let app = super::build(config)?;
+    let (config, prober) = (app.config.clone(), app.prober.clone());
     let metrics = Arc::new(Metrics::new(&config.location, &config.checks)?);
-    let prober = Arc::new(
-        Prober::new(&config.resolver, config.secrets.clone()).map_err(anyhow::Error::msg)?,
-    );
     let (history, board) = resume(&config, &metrics)?;
-    let config = Arc::new(config);
     let state = AppState {
         config: config.clone(),
         metrics: metrics.clone(),
@@ -110,11 +108,7 @@ pub async fn run(
     };
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
-    if let Some(demo) = &config.demo {
-        crate::demo::start(demo, token.clone()).await.map_err(|e| {
-            anyhow::anyhow!("cannot start the demo backend on {}: {e}", demo.listen)
-        })?;
-    }
+    app.start_demo(&token).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(server::serve(
         listener,

@@ -1,0 +1,143 @@
+//! Wiring: the one place where a config becomes running parts. [`build`] makes what every
+//! command shares (the demo's certificates, trust in them, the prober); [`daemon::run`]
+//! runs the daemon on a bound listener until shutdown; [`once::run_once`] runs checks once
+//! for `pathwatch check`; [`serve_demo`] is `pathwatch demo-backend`. The demo is started
+//! here and nowhere else.
+
+pub mod daemon;
+pub mod once;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, DemoConfig, Spec, Trust};
+use crate::demo::{DemoBackend, DemoPki};
+use crate::probe::Prober;
+
+pub use daemon::{DaemonSink, run, shutdown_signal};
+pub use once::run_once;
+
+/// What every command runs with: the config with `ca_file: demo` resolved, the prober, and
+/// the demo's certificates when it serves TLS.
+pub struct App {
+    pub config: Arc<Config>,
+    pub prober: Arc<Prober>,
+    pki: Option<Arc<DemoPki>>,
+}
+
+/// Makes the demo's certificates (when `demo.tls_listen` is set), resolves `ca_file: demo`
+/// to them, and builds the prober.
+pub fn build(mut config: Config) -> anyhow::Result<App> {
+    let pki = match &config.demo {
+        Some(DemoConfig {
+            tls_listen: Some(_),
+            ..
+        }) => Some(Arc::new(DemoPki::generate().map_err(anyhow::Error::msg)?)),
+        _ => None,
+    };
+    if let Some(pki) = &pki {
+        let roots = Trust::Roots(pki.roots.clone());
+        for check in &mut config.checks {
+            trust_demo(&mut Arc::make_mut(check).spec, &roots);
+        }
+        for module in config.modules.values_mut() {
+            trust_demo(&mut Arc::make_mut(module).spec, &roots);
+        }
+    }
+    let prober =
+        Prober::new(&config.resolver, config.secrets.clone()).map_err(anyhow::Error::msg)?;
+    Ok(App {
+        config: Arc::new(config),
+        prober: Arc::new(prober),
+        pki,
+    })
+}
+
+fn trust_demo(spec: &mut Spec, roots: &Trust) {
+    if let Some(tls) = spec.tls_client_mut()
+        && matches!(tls.trust, Trust::Demo)
+    {
+        tls.trust = roots.clone();
+    }
+}
+
+impl App {
+    /// The demo's certificates, when it serves TLS.
+    pub fn demo_pki(&self) -> Option<&Arc<DemoPki>> {
+        self.pki.as_ref()
+    }
+
+    /// Starts the configured demo backend (if any) on its ports until `stop` is cancelled.
+    pub async fn start_demo(&self, stop: &CancellationToken) -> anyhow::Result<()> {
+        let Some(demo) = &self.config.demo else {
+            return Ok(());
+        };
+        start_demo(demo, self.pki.clone(), stop).await
+    }
+}
+
+/// Binds the demo's ports and serves one backend behind both (a token from one works on
+/// the other) until `stop` is cancelled.
+async fn start_demo(
+    demo: &DemoConfig,
+    pki: Option<Arc<DemoPki>>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let backend = DemoBackend::default();
+    let bind = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the demo backend on {addr}: {e}"))
+    };
+    let plain = bind(demo.listen).await?;
+    let addr = plain.local_addr()?;
+    spawn_demo(backend.clone(), plain, None, stop);
+    tracing::info!(%addr, "Demo agent backend is running.");
+    if let (Some(tls_addr), Some(pki)) = (demo.tls_listen, pki) {
+        let tls = bind(tls_addr).await?;
+        let addr = tls.local_addr()?;
+        spawn_demo(backend, tls, Some(pki.server.clone()), stop);
+        tracing::info!(%addr, "Demo agent backend is serving TLS.");
+    }
+    Ok(())
+}
+
+fn spawn_demo(
+    backend: DemoBackend,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: &CancellationToken,
+) {
+    let until = stop.clone().cancelled_owned();
+    tokio::spawn(async move {
+        if let Err(e) = backend.serve(listener, tls, until).await {
+            tracing::warn!(error = %e, "Demo backend stopped.");
+        }
+    });
+}
+
+/// `pathwatch demo-backend`: only the demo, on its ports, until `shutdown`; the CA of its
+/// TLS port is written to `ca_out` for other processes' `ca_file:`.
+pub async fn serve_demo(
+    demo: DemoConfig,
+    ca_out: Option<&Path>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let pki = match demo.tls_listen {
+        Some(_) => Some(Arc::new(DemoPki::generate().map_err(anyhow::Error::msg)?)),
+        None => None,
+    };
+    if let (Some(file), Some(pki)) = (ca_out, &pki) {
+        std::fs::write(file, &pki.ca_pem)
+            .map_err(|e| anyhow::anyhow!("cannot write the demo CA to {}: {e}", file.display()))?;
+    }
+    let stop = CancellationToken::new();
+    start_demo(&demo, pki, &stop).await?;
+    shutdown.await;
+    stop.cancel();
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! One check (or `/probe` module): the keys every type has (name, interval, timeout,
+//! thresholds), the `defaults:` they inherit, and how they are validated.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::spec::{Spec, Target};
+use super::validate::Validator;
+use super::value::{label_safe, opt_duration};
+use super::yaml;
+
+/// `defaults:` applied to every check that does not set the key itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Defaults {
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub(super) interval: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub(super) timeout: Option<Duration>,
+    #[serde(default)]
+    pub(super) thresholds: RawThresholds,
+}
+
+/// `thresholds:` of a check or of `defaults:`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawThresholds {
+    /// A successful probe slower than this is WARN.
+    #[serde(default, deserialize_with = "opt_duration")]
+    latency_warn: Option<Duration>,
+    /// A successful probe slower than this is CRIT.
+    #[serde(default, deserialize_with = "opt_duration")]
+    latency_crit: Option<Duration>,
+    /// A certificate with this many days left or fewer is WARN (default 14).
+    #[serde(default)]
+    cert_days_warn: Option<u32>,
+    /// ... or CRIT (default 7).
+    #[serde(default)]
+    cert_days_crit: Option<u32>,
+    /// The state turns CRIT (or WARN) after this many failed (or degraded) runs ...
+    #[serde(default)]
+    failures_to_crit: Option<u32>,
+    /// ... among the last `window` runs (default 3; equal to failures_to_crit means
+    /// consecutive).
+    #[serde(default)]
+    window: Option<u32>,
+    /// It comes back after this many consecutive better runs (default 2).
+    #[serde(default)]
+    successes_to_recover: Option<u32>,
+}
+
+impl RawThresholds {
+    fn or(self, d: RawThresholds) -> RawThresholds {
+        RawThresholds {
+            latency_warn: self.latency_warn.or(d.latency_warn),
+            latency_crit: self.latency_crit.or(d.latency_crit),
+            cert_days_warn: self.cert_days_warn.or(d.cert_days_warn),
+            cert_days_crit: self.cert_days_crit.or(d.cert_days_crit),
+            failures_to_crit: self.failures_to_crit.or(d.failures_to_crit),
+            window: self.window.or(d.window),
+            successes_to_recover: self.successes_to_recover.or(d.successes_to_recover),
+        }
+    }
+
+    fn resolve(self) -> Thresholds {
+        Thresholds {
+            latency_warn: self.latency_warn,
+            latency_crit: self.latency_crit,
+            cert_days_warn: self.cert_days_warn.unwrap_or(14),
+            cert_days_crit: self.cert_days_crit.unwrap_or(7),
+            damping: self.damping(),
+        }
+    }
+
+    fn damping(self) -> Damping {
+        let failures = self.failures_to_crit.unwrap_or(2);
+        Damping {
+            failures,
+            window: self.window.unwrap_or(failures.max(3)),
+            recover: self.successes_to_recover.unwrap_or(2),
+        }
+    }
+}
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One scheduled check.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Unique; the `check` label.
+    pub name: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub target: Target,
+    pub spec: Spec,
+    pub thresholds: Thresholds,
+}
+
+/// Probe settings for `/probe?module=NAME`; the target comes from the request.
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub name: String,
+    pub timeout: Duration,
+    pub spec: Spec,
+}
+
+/// The keys every check has, beside its type's own.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckCommon {
+    name: String,
+    #[serde(rename = "type")]
+    _kind: String,
+    /// Parsed per type beforehand; kept here so a missing or non-string target is reported.
+    #[serde(rename = "target")]
+    _target: String,
+    #[serde(default, deserialize_with = "opt_duration")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    timeout: Option<Duration>,
+    #[serde(default)]
+    thresholds: RawThresholds,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModuleCommon {
+    #[serde(rename = "type")]
+    _kind: String,
+    #[serde(default, deserialize_with = "opt_duration")]
+    timeout: Option<Duration>,
+}
+
+pub(super) const CHECK_KEYS: [&str; 6] = [
+    "name",
+    "type",
+    "target",
+    "interval",
+    "timeout",
+    "thresholds",
+];
+pub(super) const MODULE_KEYS: [&str; 2] = ["type", "timeout"];
+
+/// Thresholds that turn a successful probe into WARN or CRIT.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub latency_warn: Option<Duration>,
+    pub latency_crit: Option<Duration>,
+    pub cert_days_warn: u32,
+    pub cert_days_crit: u32,
+    pub damping: Damping,
+}
+
+/// How many runs move a check's state: CRIT (or WARN) after `failures` bad runs among the
+/// last `window`, back after `recover` consecutive better runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Damping {
+    pub failures: u32,
+    pub window: u32,
+    pub recover: u32,
+}
+
+impl Validator<'_> {
+    pub(super) fn check(&mut self, item: Value, path: &str, defaults: &Defaults) -> Option<Check> {
+        let (common, spec) = self.typed_spec(&item, path, &CHECK_KEYS)?;
+        // The target is judged even when other common keys are wrong, so both are reported.
+        let target = match common
+            .get("target")
+            .and_then(Value::as_str)
+            .map(|t| spec.parse_target(t))
+        {
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => {
+                self.error(&yaml::child(path, "target"), false, e);
+                None
+            }
+            None => None,
+        };
+        let common: CheckCommon = self.section(Value::Object(common), path)?;
+        let mut ok = true;
+        if !label_safe(&common.name) {
+            self.error(
+                &yaml::child(path, "name"),
+                false,
+                "a check name is 1-64 characters of letters, digits, `-`, `_`, `.`",
+            );
+            ok = false;
+        }
+        let interval = common
+            .interval
+            .or(defaults.interval)
+            .unwrap_or(DEFAULT_INTERVAL);
+        if interval < MIN_INTERVAL {
+            self.error(
+                &yaml::child(path, "interval"),
+                false,
+                "interval must be at least 100ms",
+            );
+            ok = false;
+        }
+        let timeout = match common.timeout {
+            Some(t) => {
+                if t >= interval {
+                    self.error(
+                        &yaml::child(path, "timeout"),
+                        false,
+                        format!(
+                            "timeout ({}) must be shorter than interval ({}): a check never overlaps itself",
+                            humantime::format_duration(t),
+                            humantime::format_duration(interval)
+                        ),
+                    );
+                    ok = false;
+                }
+                t
+            }
+            // An inherited timeout is cut to fit the check's own interval.
+            None => defaults
+                .timeout
+                .unwrap_or(DEFAULT_TIMEOUT)
+                .min(interval.mul_f64(0.8)),
+        };
+        if timeout.is_zero() {
+            self.error(
+                &yaml::child(path, "timeout"),
+                false,
+                "timeout must be more than 0",
+            );
+            ok = false;
+        }
+        let thresholds = common.thresholds.or(defaults.thresholds);
+        self.check_thresholds(thresholds, &yaml::child(path, "thresholds"));
+        (ok).then_some(())?;
+        Some(Check {
+            name: common.name,
+            interval,
+            timeout,
+            target: target?,
+            spec,
+            thresholds: thresholds.resolve(),
+        })
+    }
+
+    pub(super) fn module(
+        &mut self,
+        name: &str,
+        item: Value,
+        path: &str,
+        defaults: &Defaults,
+    ) -> Option<Module> {
+        let (common, spec) = self.typed_spec(&item, path, &MODULE_KEYS)?;
+        let common: ModuleCommon = self.section(Value::Object(common), path)?;
+        if !label_safe(name) {
+            self.error(
+                path,
+                true,
+                "a module name is 1-64 characters of letters, digits, `-`, `_`, `.`",
+            );
+        }
+        let timeout = common
+            .timeout
+            .or(defaults.timeout)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        Some(Module {
+            name: name.to_string(),
+            timeout,
+            spec,
+        })
+    }
+
+    pub(super) fn check_thresholds(&mut self, t: RawThresholds, path: &str) {
+        if let (Some(w), Some(c)) = (t.latency_warn, t.latency_crit)
+            && w > c
+        {
+            self.error(
+                &yaml::child(path, "latency_warn"),
+                false,
+                "latency_warn must not exceed latency_crit",
+            );
+        }
+        if let (Some(w), Some(c)) = (t.cert_days_warn, t.cert_days_crit)
+            && w < c
+        {
+            self.error(
+                &yaml::child(path, "cert_days_warn"),
+                false,
+                "cert_days_warn must be at least cert_days_crit (warn comes first)",
+            );
+        }
+        let d = t.damping();
+        if d.failures == 0 || d.recover == 0 {
+            self.error(
+                path,
+                false,
+                "failures_to_crit and successes_to_recover must be at least 1",
+            );
+        } else if d.window < d.failures || d.window > 100 {
+            self.error(
+                &yaml::child(path, "window"),
+                false,
+                format!(
+                    "window must be from failures_to_crit ({}) to 100 runs",
+                    d.failures
+                ),
+            );
+        }
+    }
+}

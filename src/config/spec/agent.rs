@@ -1,0 +1,330 @@
+//! `type: agent_pipeline`: the socket, the message, login and token transport, and the
+//! typed expectations of a run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use super::tls::TlsClient;
+use super::{Problems, default_max_body, yes};
+use crate::config::value::{DurationValue, opt_duration};
+use crate::config::yaml;
+use crate::protocol::{AGENT_STARTED, GOLDEN, REQUIRED_FIELDS};
+
+/// `type: agent_pipeline`: the golden path over a WebSocket. `target` is the ws:// or
+/// wss:// URL of the chat socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Headers of the upgrade request (e.g. `Authorization: Bearer ${TOKEN}`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The message that starts a run, any JSON. Default: the canonical `user_message`.
+    #[serde(default = "default_agent_message")]
+    pub message: Value,
+    /// Wait for the server's first frame (`connection_established`) before sending (default true).
+    #[serde(default = "yes")]
+    pub server_first: bool,
+    /// The handshake variant: wait for `handshake_response`, answer
+    /// `handshake_acknowledged` with its thread_id, and send the message in that thread.
+    #[serde(default)]
+    pub handshake: bool,
+    /// What the run must show.
+    #[serde(default)]
+    pub expect: AgentExpect,
+    /// Largest frame accepted, in bytes (default 1 MiB); a larger one fails the probe.
+    #[serde(default = "default_max_body")]
+    pub max_frame_bytes: usize,
+    /// Certificate verification for wss targets.
+    #[serde(default)]
+    pub tls: TlsClient,
+    /// Get a token over HTTP first (password login or a test-bypass endpoint).
+    #[serde(default)]
+    pub login: Option<LoginSpec>,
+    /// How the token travels on the upgrade.
+    #[serde(default)]
+    pub token: TokenSpec,
+}
+
+/// `login:` of an agent_pipeline check. The answer must be JSON with the token at
+/// `token_path`; any other answer fails the check with reason `login` (never a made-up token).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSpec {
+    /// e.g. `https://auth.example.ai/auth/login` or `/auth/e2e/test-auth`.
+    pub url: String,
+    #[serde(default = "default_post")]
+    pub method: String,
+    /// e.g. `X-E2E-Bypass-Key: ${BYPASS_KEY}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// JSON body, e.g. `{email: ..., password: "${PASSWORD}"}`.
+    #[serde(default)]
+    pub body: Value,
+    /// Dotted path of the token in the answer (default `access_token`).
+    #[serde(default = "default_token_path")]
+    pub token_path: String,
+    /// Dotted path of the lifetime in seconds (default `expires_in`); the token is reused
+    /// until shortly before it expires.
+    #[serde(default = "default_expires_path")]
+    pub expires_path: String,
+    #[serde(skip)]
+    pub parsed_url: Option<Url>,
+}
+
+fn default_post() -> String {
+    "POST".into()
+}
+fn default_token_path() -> String {
+    "access_token".into()
+}
+fn default_expires_path() -> String {
+    "expires_in".into()
+}
+
+/// How the token is passed on the WebSocket upgrade.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// `Authorization: Bearer <token>` (default).
+    #[default]
+    Header,
+    /// `Sec-WebSocket-Protocol: jwt-auth, jwt.<token>`.
+    Subprotocol,
+    /// `?token=<token>`.
+    Query,
+    /// POST for a ticket with the token, then `?ticket=<id>`.
+    Ticket,
+    /// No token.
+    None,
+}
+
+/// `token:` of an agent_pipeline check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// Default: `header` when there is a token (login or value), else `none`.
+    #[serde(default)]
+    pub transport: Option<Transport>,
+    /// A fixed token instead of a login (e.g. `${AGENT_TOKEN}`).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Header name and scheme for `header` (default `Authorization`, `Bearer`).
+    #[serde(default = "default_auth_header")]
+    pub header: String,
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// For `subprotocol`: the prefix of the token protocol (`jwt.`, `jwt-auth.`, `bearer.`),
+    /// whether the token is sent `raw` or `base64url`, and the protocols offered before it.
+    #[serde(default = "default_prefix")]
+    pub subprotocol_prefix: String,
+    #[serde(default)]
+    pub subprotocol_base64url: bool,
+    #[serde(default = "default_offer")]
+    pub subprotocol_offer: Vec<String>,
+    /// For `query`: the parameter name (`token` or `access_token`).
+    #[serde(default = "default_query_param")]
+    pub query_param: String,
+    /// For `ticket`: where to get one, with which body, where its id is in the answer.
+    #[serde(default)]
+    pub ticket_url: Option<String>,
+    #[serde(default = "default_ticket_body")]
+    pub ticket_body: Value,
+    #[serde(default = "default_ticket_path")]
+    pub ticket_path: String,
+    #[serde(skip)]
+    pub parsed_ticket_url: Option<Url>,
+}
+
+impl Default for TokenSpec {
+    fn default() -> Self {
+        TokenSpec {
+            transport: None,
+            value: None,
+            header: default_auth_header(),
+            scheme: default_scheme(),
+            subprotocol_prefix: default_prefix(),
+            subprotocol_base64url: false,
+            subprotocol_offer: default_offer(),
+            query_param: default_query_param(),
+            ticket_url: None,
+            ticket_body: default_ticket_body(),
+            ticket_path: default_ticket_path(),
+            parsed_ticket_url: None,
+        }
+    }
+}
+
+fn default_auth_header() -> String {
+    "Authorization".into()
+}
+fn default_scheme() -> String {
+    "Bearer".into()
+}
+fn default_prefix() -> String {
+    "jwt.".into()
+}
+fn default_offer() -> Vec<String> {
+    vec!["jwt-auth".into()]
+}
+fn default_query_param() -> String {
+    "token".into()
+}
+fn default_ticket_body() -> Value {
+    serde_json::json!({"ttl_seconds": 300, "single_use": true})
+}
+fn default_ticket_path() -> String {
+    "ticket_id".into()
+}
+
+impl AgentSpec {
+    /// The transport in effect: as configured, else `header` when a token exists.
+    pub fn transport(&self) -> Transport {
+        let has_token = self.login.is_some() || self.token.value.is_some();
+        match self.token.transport {
+            Some(t) => t,
+            None if has_token => Transport::Header,
+            None => Transport::None,
+        }
+    }
+}
+
+fn default_agent_message() -> Value {
+    serde_json::json!({"type": "user_message", "payload": {"content": "pathwatch synthetic check: say hello"}})
+}
+
+/// How strictly the first arrivals of the expected events must follow their listed order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Order {
+    /// `strict`: each expected event first arrives after all the ones listed before it.
+    #[serde(rename = "strict")]
+    Strict,
+    /// `first`: the first expected event to arrive is `agent_started` (what the service's
+    /// tests assert).
+    #[default]
+    #[serde(rename = "first")]
+    FirstIsStarted,
+    /// `any`: any order.
+    #[serde(rename = "any")]
+    Any,
+}
+
+/// `expect:` of an agent_pipeline check: what a run must show. Unset keys take the
+/// protocol's defaults (AGENT_PROTOCOL.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "RawExpect")]
+pub struct AgentExpect {
+    /// Events that must appear (default the five golden events).
+    pub events: Vec<String>,
+    /// `strict`, `first` (the first is agent_started; default) or `any`.
+    pub order: Order,
+    /// Deadline per event from the message being sent (default agent_started: 10s; the
+    /// ones given are added to or replace the defaults).
+    pub deadlines: BTreeMap<String, Duration>,
+    /// The whole run, from send to completion (default 120s; the check timeout also bounds it).
+    pub run_deadline: Duration,
+    /// Fields each event must carry (`a|b`: either); replaces the default table per event.
+    pub required_fields: BTreeMap<String, Vec<String>>,
+    /// Every tool_executing needs a tool_completed (default true).
+    pub pair_tools: bool,
+    /// Most events read in one run (default 10000).
+    pub max_events: usize,
+}
+
+impl Default for AgentExpect {
+    fn default() -> Self {
+        AgentExpect {
+            events: GOLDEN.iter().map(|s| s.to_string()).collect(),
+            order: Order::default(),
+            deadlines: BTreeMap::from([(AGENT_STARTED.to_string(), Duration::from_secs(10))]),
+            run_deadline: Duration::from_secs(120),
+            required_fields: REQUIRED_FIELDS
+                .iter()
+                .map(|(event, fields)| {
+                    let fields = fields.iter().map(|f| f.to_string()).collect();
+                    (event.to_string(), fields)
+                })
+                .collect(),
+            pair_tools: true,
+            max_events: 10_000,
+        }
+    }
+}
+
+/// `expect:` as written: every key optional, so the defaults can be merged in.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    #[serde(default)]
+    events: Option<Vec<String>>,
+    #[serde(default)]
+    order: Option<Order>,
+    #[serde(default)]
+    deadlines: BTreeMap<String, DurationValue>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    run_deadline: Option<Duration>,
+    #[serde(default)]
+    required_fields: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pair_tools: Option<bool>,
+    #[serde(default)]
+    max_events: Option<usize>,
+}
+
+impl From<RawExpect> for AgentExpect {
+    fn from(raw: RawExpect) -> Self {
+        let mut e = AgentExpect::default();
+        if let Some(events) = raw.events {
+            e.events = events;
+        }
+        e.order = raw.order.unwrap_or_default();
+        e.deadlines
+            .extend(raw.deadlines.into_iter().map(|(k, v)| (k, v.0)));
+        if let Some(d) = raw.run_deadline {
+            e.run_deadline = d;
+        }
+        e.required_fields.extend(raw.required_fields);
+        if let Some(p) = raw.pair_tools {
+            e.pair_tools = p;
+        }
+        if let Some(m) = raw.max_events {
+            e.max_events = m;
+        }
+        e
+    }
+}
+
+impl AgentSpec {
+    pub(crate) fn validate(&mut self, path: &str, out: &mut Problems) {
+        if let Some(login) = &mut self.login {
+            match super::parse_http_url(&login.url) {
+                Ok(u) => login.parsed_url = Some(u),
+                Err(e) => out.value(yaml::child(path, "login.url"), e),
+            }
+        }
+        let t = &mut self.token;
+        if let Some(url) = &t.ticket_url {
+            match super::parse_http_url(url) {
+                Ok(u) => t.parsed_ticket_url = Some(u),
+                Err(e) => out.value(yaml::child(path, "token.ticket_url"), e),
+            }
+        }
+        let has_token = self.login.is_some() || t.value.is_some();
+        if t.transport.is_some_and(|tr| tr != Transport::None) && !has_token {
+            out.value(
+                yaml::child(path, "token.transport"),
+                "a token transport needs `login:` or `token.value`",
+            );
+        }
+        if t.transport == Some(Transport::Ticket) && t.ticket_url.is_none() {
+            out.value(
+                yaml::child(path, "token.transport"),
+                "transport `ticket` needs `token.ticket_url`",
+            );
+        }
+        out.headers(path, &self.headers);
+    }
+}

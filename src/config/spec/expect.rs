@@ -1,0 +1,126 @@
+//! Rules on what an answer must look like, shared by http and websocket checks: accepted
+//! statuses, regexes on a body, rules on fields of a JSON body.
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// An accepted HTTP status: `200`, `"2xx"` or `"200-204"`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "Value")]
+pub enum StatusRule {
+    Code(u16),
+    Range(u16, u16),
+}
+
+impl StatusRule {
+    pub fn accepts(&self, status: u16) -> bool {
+        match *self {
+            StatusRule::Code(c) => c == status,
+            StatusRule::Range(lo, hi) => (lo..=hi).contains(&status),
+        }
+    }
+}
+
+impl std::fmt::Display for StatusRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            StatusRule::Code(c) => write!(f, "{c}"),
+            StatusRule::Range(lo, hi) if lo % 100 == 0 && hi == lo + 99 => {
+                write!(f, "{}xx", lo / 100)
+            }
+            StatusRule::Range(lo, hi) => write!(f, "{lo}-{hi}"),
+        }
+    }
+}
+
+impl TryFrom<Value> for StatusRule {
+    type Error = String;
+
+    fn try_from(v: Value) -> Result<Self, String> {
+        let bad = || format!("`{v}` is not a status code, class (2xx) or range (200-299)");
+        let code = |n: u64| -> Result<u16, String> {
+            if (100..=599).contains(&n) {
+                Ok(n as u16)
+            } else {
+                Err(bad())
+            }
+        };
+        match &v {
+            Value::Number(n) => Ok(StatusRule::Code(code(n.as_u64().ok_or_else(bad)?)?)),
+            Value::String(s) => {
+                if let Some(class) = s.strip_suffix("xx").or_else(|| s.strip_suffix("XX")) {
+                    let c: u64 = class.parse().map_err(|_| bad())?;
+                    let lo = code(c * 100)?;
+                    Ok(StatusRule::Range(lo, lo + 99))
+                } else if let Some((lo, hi)) = s.split_once('-') {
+                    let lo = code(lo.trim().parse().map_err(|_| bad())?)?;
+                    let hi = code(hi.trim().parse().map_err(|_| bad())?)?;
+                    if lo > hi {
+                        return Err(bad());
+                    }
+                    Ok(StatusRule::Range(lo, hi))
+                } else {
+                    Ok(StatusRule::Code(code(s.parse().map_err(|_| bad())?)?))
+                }
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A regular expression (Rust `regex` syntax), compiled when the config loads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Pattern(pub Regex);
+
+impl TryFrom<String> for Pattern {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        regex::RegexBuilder::new(&s)
+            .size_limit(1 << 20)
+            .build()
+            .map(Pattern)
+            .map_err(|e| {
+                // Syntax errors come as a multi-line drawing; its last line says what is wrong.
+                let text = e.to_string();
+                let why = text
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
+                format!("invalid regex `{s}`: {why}")
+            })
+    }
+}
+
+/// A rule on one field of a JSON body. `path` is dotted (`checks.db.status`, `items.0.id`);
+/// exactly one of `equals`, `one_of`, `matches`, `exists` is given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonRule {
+    pub path: String,
+    #[serde(default)]
+    pub equals: Option<Value>,
+    #[serde(default)]
+    pub one_of: Option<Vec<Value>>,
+    #[serde(default)]
+    pub matches: Option<Pattern>,
+    #[serde(default)]
+    pub exists: Option<bool>,
+}
+
+impl JsonRule {
+    pub fn condition_count(&self) -> usize {
+        [
+            self.equals.is_some(),
+            self.one_of.is_some(),
+            self.matches.is_some(),
+            self.exists.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count()
+    }
+}

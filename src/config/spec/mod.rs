@@ -1,0 +1,275 @@
+//! What each check type is configured with, one file per type, each with the checks serde
+//! cannot do (its `validate`). The doc comments on these structs are the user documentation
+//! of their keys (the README repeats them with examples). Targets are parsed here too.
+
+pub mod agent;
+pub mod dns;
+pub mod expect;
+pub mod http;
+pub mod tls;
+pub mod websocket;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use url::Url;
+
+use super::yaml;
+pub use agent::{AgentExpect, AgentSpec, LoginSpec, Order, TokenSpec, Transport};
+pub use dns::{DnsSpec, RecordKind};
+pub use expect::{JsonRule, Pattern, StatusRule};
+pub use http::{HttpExpect, HttpSpec};
+pub use tls::{TlsClient, Trust};
+pub use websocket::{FrameExpect, WebSocketSpec};
+
+/// The probe settings of a check or a `/probe` module, by `type`.
+// Built once per check when the config loads and then only borrowed: size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Spec {
+    Http(HttpSpec),
+    Tls(TlsClient),
+    Dns(DnsSpec),
+    Agent(AgentSpec),
+    WebSocket(WebSocketSpec),
+}
+
+impl Spec {
+    pub const KINDS: [&'static str; 5] = ["http", "tls", "dns", "agent_pipeline", "websocket"];
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Spec::Http(_) => "http",
+            Spec::Tls(_) => "tls",
+            Spec::Dns(_) => "dns",
+            Spec::Agent(_) => "agent_pipeline",
+            Spec::WebSocket(_) => "websocket",
+        }
+    }
+
+    /// Parses a `target` for this type: a URL for http, host:port for tls, a name for dns.
+    pub fn parse_target(&self, text: &str) -> Result<Target, String> {
+        match self {
+            Spec::Http(_) => parse_http_url(text).map(Target::Url),
+            Spec::Tls(_) => HostPort::parse(text).map(Target::HostPort),
+            Spec::Dns(_) => parse_dns_name(text).map(Target::Name),
+            Spec::Agent(_) | Spec::WebSocket(_) => parse_ws_target(text).map(Target::Url),
+        }
+    }
+
+    /// Checks what serde cannot (header syntax, rule shapes, URLs, CA files); problems go
+    /// to `out` with paths under `path`.
+    pub(crate) fn validate(&mut self, path: &str, ctx: &Context<'_>, out: &mut Problems) {
+        match self {
+            Spec::Http(h) => h.validate(path, out),
+            Spec::WebSocket(w) => w.validate(path, out),
+            Spec::Agent(a) => a.validate(path, out),
+            Spec::Tls(_) | Spec::Dns(_) => {}
+        }
+        let tls_path = match self {
+            Spec::Tls(_) => path.to_string(),
+            _ => yaml::child(path, "tls"),
+        };
+        if let Some(tls) = self.tls_client_mut() {
+            tls.validate(&tls_path, ctx, out);
+        }
+    }
+
+    pub fn tls_client(&self) -> Option<&TlsClient> {
+        match self {
+            Spec::Http(h) => Some(&h.tls),
+            Spec::Tls(t) => Some(t),
+            Spec::Agent(a) => Some(&a.tls),
+            Spec::WebSocket(w) => Some(&w.tls),
+            Spec::Dns(_) => None,
+        }
+    }
+
+    pub fn tls_client_mut(&mut self) -> Option<&mut TlsClient> {
+        match self {
+            Spec::Http(h) => Some(&mut h.tls),
+            Spec::Tls(t) => Some(t),
+            Spec::Agent(a) => Some(&mut a.tls),
+            Spec::WebSocket(w) => Some(&mut w.tls),
+            Spec::Dns(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Url(Url),
+    HostPort(HostPort),
+    Name(String),
+}
+
+impl Target {
+    /// The target as shown in pages and APIs: URLs without credentials or query values.
+    pub fn display(&self) -> String {
+        match self {
+            Target::Url(u) => crate::secrets::display_url(u),
+            Target::HostPort(hp) if hp.host.contains(':') => format!("[{}]:{}", hp.host, hp.port),
+            Target::HostPort(hp) => format!("{}:{}", hp.host, hp.port),
+            Target::Name(n) => n.clone(),
+        }
+    }
+
+    /// host:port for the `/probe` allowlist (DNS names get port 53).
+    pub fn host_port(&self) -> (String, u16) {
+        match self {
+            Target::Url(u) => (
+                u.host_str().unwrap_or_default().to_string(),
+                u.port_or_known_default().unwrap_or(0),
+            ),
+            Target::HostPort(hp) => (hp.host.clone(), hp.port),
+            Target::Name(n) => (n.clone(), 53),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostPort {
+    /// A name or an IP literal (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    pub fn parse(text: &str) -> Result<HostPort, String> {
+        let bad = || format!("`{text}` is not host:port (e.g. api.example.com:443 or [::1]:443)");
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (h, p) = rest.split_once("]:").ok_or_else(bad)?;
+            h.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            (h, p)
+        } else {
+            text.rsplit_once(':').ok_or_else(bad)?
+        };
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if port == 0 || host.is_empty() || host.contains(['/', ' ', ':']) && !text.starts_with('[')
+        {
+            return Err(bad());
+        }
+        if host.parse::<IpAddr>().is_err() {
+            parse_dns_name(host)?;
+        }
+        Ok(HostPort {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+/// An http(s) URL with a host (check targets, login and ticket URLs).
+pub fn parse_http_url(text: &str) -> Result<Url, String> {
+    parse_url(text, ["http", "https"], "URL")
+}
+
+fn parse_ws_target(text: &str) -> Result<Url, String> {
+    parse_url(text, ["ws", "wss"], "WebSocket URL")
+}
+
+/// A URL with a host and one of two schemes (plain, TLS).
+fn parse_url(text: &str, schemes: [&str; 2], what: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(format!(
+            "{what} scheme must be {} or {}, not `{}`",
+            schemes[0],
+            schemes[1],
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("URL `{text}` has no host"));
+    }
+    Ok(url)
+}
+
+fn parse_dns_name(text: &str) -> Result<String, String> {
+    let name = text.strip_suffix('.').unwrap_or(text);
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*')
+        });
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(format!("`{text}` is not a valid host name"))
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max_body() -> usize {
+    1 << 20
+}
+
+/// What a spec's validation may need from the rest of the file.
+pub(crate) struct Context<'a> {
+    /// Relative `ca_file` paths are taken from the config file's folder.
+    pub base_dir: &'a Path,
+    /// `demo.tls_listen` is set, so `ca_file: demo` has a CA to trust.
+    pub demo_tls: bool,
+}
+
+/// Problems found by a spec's validation, each at a field path; the validator gives them
+/// their file positions.
+#[derive(Default)]
+pub(crate) struct Problems(pub Vec<Problem>);
+
+pub(crate) struct Problem {
+    pub path: String,
+    /// Point at the key rather than its value (a bad header name).
+    pub at_key: bool,
+    pub message: String,
+}
+
+impl Problems {
+    pub fn value(&mut self, path: String, message: impl Into<String>) {
+        self.0.push(Problem {
+            path,
+            at_key: false,
+            message: message.into(),
+        });
+    }
+
+    pub fn key(&mut self, path: String, message: impl Into<String>) {
+        self.0.push(Problem {
+            path,
+            at_key: true,
+            message: message.into(),
+        });
+    }
+
+    /// Request headers at `path.headers`: names and values HTTP allows.
+    pub fn headers(&mut self, path: &str, headers: &BTreeMap<String, String>) {
+        for (name, value) in headers {
+            let hp = yaml::child(&yaml::child(path, "headers"), name);
+            if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.key(hp.clone(), format!("`{name}` is not a valid header name"));
+            }
+            if hyper::header::HeaderValue::from_str(value).is_err() {
+                self.value(hp, "header value has characters HTTP does not allow");
+            }
+        }
+    }
+
+    /// JSON rules at `path`: exactly one condition each.
+    pub fn json_rules(&mut self, path: &str, rules: &[JsonRule]) {
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.condition_count() != 1 {
+                self.value(
+                    yaml::index(path, i),
+                    "a JSON rule needs exactly one of equals, one_of, matches, exists",
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Certificate verification settings: `type: tls`, and the `tls:` key of the others.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde::Deserialize;
+
+use super::{Context, Problems};
+use crate::config::yaml;
+
+/// Certificate verification settings (the `tls:` key of http checks, and `type: tls` itself).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsClient {
+    /// PEM file of CA certificates to trust instead of the built-in Mozilla roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Name to send as SNI and verify the certificate against (default: the target host).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Report the certificate but do not fail the probe when it does not verify.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// What `ca_file` says to trust, read when the config loads.
+    #[serde(skip)]
+    pub trust: Trust,
+}
+
+/// The trust anchors of a check: data, not a TLS client (the probe builds that).
+#[derive(Debug, Clone, Default)]
+pub enum Trust {
+    /// The built-in Mozilla roots (no `ca_file`).
+    #[default]
+    Mozilla,
+    /// The CA certificates of `ca_file`.
+    Roots(Arc<RootCertStore>),
+    /// `ca_file: demo`: the demo backend's CA, which exists only once the app has made it
+    /// (the app resolves this marker into [`Trust::Roots`] when it starts the demo).
+    Demo,
+}
+
+impl TlsClient {
+    pub(crate) fn validate(&mut self, path: &str, ctx: &Context<'_>, out: &mut Problems) {
+        if let Some(name) = &self.server_name
+            && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+        {
+            out.value(
+                yaml::child(path, "server_name"),
+                format!("`{name}` is not a valid server name"),
+            );
+        }
+        if self.ca_file.as_deref() == Some(Path::new("demo")) {
+            self.trust = Trust::Demo;
+            if !ctx.demo_tls {
+                out.value(
+                    yaml::child(path, "ca_file"),
+                    "`ca_file: demo` trusts the demo backend's certificate; it needs `demo.tls_listen`",
+                );
+            }
+        } else if let Some(file) = &self.ca_file {
+            match load_roots(&ctx.base_dir.join(file)) {
+                Ok(roots) => self.trust = Trust::Roots(Arc::new(roots)),
+                Err(e) => out.value(yaml::child(path, "ca_file"), e),
+            }
+        }
+    }
+}
+
+/// Reads a PEM file of CA certificates into a trust store.
+pub fn load_roots(file: &Path) -> Result<RootCertStore, String> {
+    let pem = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| format!("{} is not valid PEM: {e}", file.display()))?;
+        roots.add(cert).map_err(|e| {
+            format!(
+                "{} holds a certificate that cannot be a trust anchor: {e}",
+                file.display()
+            )
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{} holds no PEM certificate", file.display()));
+    }
+    Ok(roots)
+}

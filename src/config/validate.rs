@@ -1,0 +1,363 @@
+//! The walk over a parsed file: each section and check deserialized on its own, unknown
+//! keys reported and dropped so one pass finds all of them, then what serde cannot check.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::check::Defaults;
+use super::spec::{Context, Problems, Spec};
+use super::value::label_safe;
+use super::yaml::{self, Doc, Located};
+use super::*;
+use crate::secrets::Secrets;
+
+const ROOT_KEYS: [&str; 10] = [
+    "demo",
+    "history",
+    "server",
+    "location",
+    "scheduler",
+    "resolver",
+    "defaults",
+    "checks",
+    "modules",
+    "probe",
+];
+
+pub(crate) struct Validator<'d> {
+    doc: &'d Doc,
+    pub errors: Vec<Located>,
+    /// Relative `ca_file` paths are taken from the config file's folder.
+    base_dir: PathBuf,
+    /// `demo.tls_listen` is set (`ca_file: demo` has a CA to trust).
+    demo_tls: bool,
+}
+
+impl<'d> Validator<'d> {
+    pub fn new(doc: &'d Doc, base_dir: PathBuf) -> Self {
+        Validator {
+            doc,
+            errors: Vec::new(),
+            base_dir,
+            demo_tls: false,
+        }
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn error(&mut self, path: &str, prefer_key: bool, message: impl Into<String>) {
+        self.errors.push(Located {
+            pos: self.doc.position(path, prefer_key),
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Deserializes one part of the file. Unknown keys are reported and dropped, then the
+    /// part is tried again, so one pass finds every unknown key; the first other error of
+    /// the part is reported and the part is skipped.
+    pub(super) fn section<T: DeserializeOwned>(
+        &mut self,
+        mut value: Value,
+        path: &str,
+    ) -> Option<T> {
+        for _ in 0..64 {
+            match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(t) => return Some(t),
+                Err(e) => {
+                    let inner: Vec<Seg> = e.path().iter().filter_map(Seg::from).collect();
+                    let message = e.inner().to_string();
+                    let mut full = path.to_string();
+                    for s in &inner {
+                        full = s.append(&full);
+                    }
+                    if let Some(field) = unknown_field(&message) {
+                        // The path may or may not already end in the unknown key.
+                        let parent_segs: Vec<Seg> = match inner.last() {
+                            Some(Seg::Key(k)) if k == field => inner[..inner.len() - 1].to_vec(),
+                            _ => inner.clone(),
+                        };
+                        let mut parent = path.to_string();
+                        for s in &parent_segs {
+                            parent = s.append(&parent);
+                        }
+                        let key_path = yaml::child(&parent, field);
+                        let expected = message
+                            .split_once(", expected ")
+                            .map(|(_, rest)| format!(" (expected {rest})"))
+                            .unwrap_or_default();
+                        self.error(&key_path, true, format!("unknown key `{field}`{expected}"));
+                        if remove_key(&mut value, &parent_segs, field) {
+                            continue;
+                        }
+                        return None;
+                    }
+                    self.error(&full, false, message);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    pub(super) fn config(&mut self, secrets: Secrets) -> Option<Config> {
+        let root = match &self.doc.value {
+            Value::Object(m) => m.clone(),
+            Value::Null => Map::new(),
+            _ => {
+                self.error(
+                    "",
+                    false,
+                    "the config must be a mapping of sections (server, checks, ...)",
+                );
+                return None;
+            }
+        };
+        for key in root.keys() {
+            if !ROOT_KEYS.contains(&key.as_str()) {
+                self.error(
+                    key,
+                    true,
+                    format!(
+                        "unknown key `{key}` (expected one of {})",
+                        ROOT_KEYS.join(", ")
+                    ),
+                );
+            }
+        }
+        let get = |k: &str| root.get(k).cloned().unwrap_or(Value::Null);
+        let or_empty = |v: Value| {
+            if v.is_null() {
+                Value::Object(Map::new())
+            } else {
+                v
+            }
+        };
+
+        let server: Option<ServerConfig> = self.section(or_empty(get("server")), "server");
+        let scheduler: Option<SchedulerConfig> =
+            self.section(or_empty(get("scheduler")), "scheduler");
+        let resolver: Option<ResolverConfig> = self.section(or_empty(get("resolver")), "resolver");
+        let probe: Option<ProbeEndpointConfig> = self.section(or_empty(get("probe")), "probe");
+        let demo: Option<Option<DemoConfig>> = match get("demo") {
+            Value::Null => Some(None),
+            v => self.section(v, "demo").map(Some),
+        };
+        self.demo_tls = matches!(&demo, Some(Some(d)) if d.tls_listen.is_some());
+        let defaults: Option<Defaults> = self.section(or_empty(get("defaults")), "defaults");
+        let history: Option<HistoryConfig> = self.section(or_empty(get("history")), "history");
+        let location: Option<String> = match get("location") {
+            Value::Null => Some("local".into()),
+            v => self.section(v, "location"),
+        };
+        if let Some(loc) = &location
+            && !label_safe(loc)
+        {
+            self.error(
+                "location",
+                false,
+                "location must be 1-64 characters of letters, digits, `-`, `_`, `.`",
+            );
+        }
+        if let Some(s) = &scheduler
+            && s.max_concurrency == 0
+        {
+            self.error("scheduler.max_concurrency", false, "must be at least 1");
+        }
+        if let Some(p) = &probe {
+            for (i, pat) in p.allow_targets.iter().enumerate() {
+                if pat.trim().is_empty() {
+                    self.error(
+                        &yaml::index("probe.allow_targets", i),
+                        false,
+                        "empty pattern",
+                    );
+                }
+            }
+        }
+        let defaults = defaults.unwrap_or_default();
+        self.check_thresholds(defaults.thresholds, "defaults.thresholds");
+
+        let checks = match get("checks") {
+            Value::Null => Vec::new(),
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.check(item, &yaml::index("checks", i), &defaults))
+                .map(Arc::new)
+                .collect(),
+            _ => {
+                self.error("checks", false, "`checks` must be a list");
+                Vec::new()
+            }
+        };
+        self.duplicate_names(&get("checks"));
+
+        let mut modules = BTreeMap::new();
+        match get("modules") {
+            Value::Null => {}
+            Value::Object(m) => {
+                for (name, item) in m {
+                    let path = yaml::child("modules", &name);
+                    if let Some(module) = self.module(&name, item, &path, &defaults) {
+                        modules.insert(name, Arc::new(module));
+                    }
+                }
+            }
+            _ => self.error(
+                "modules",
+                false,
+                "`modules` must be a mapping of name to settings",
+            ),
+        }
+
+        Some(Config {
+            server: server?,
+            location: location?,
+            scheduler: scheduler?,
+            resolver: resolver?,
+            checks,
+            modules,
+            probe: probe?,
+            demo: demo?,
+            history: history?,
+            base_dir: self.base_dir.clone(),
+            secrets,
+        })
+    }
+
+    /// Reports repeated check names, from the raw list so a check with other errors counts.
+    fn duplicate_names(&mut self, checks: &Value) {
+        let Value::Array(items) = checks else { return };
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some(name) = item.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(first) = seen.insert(name, i) {
+                let first_line = self
+                    .doc
+                    .position(&format!("checks[{first}].name"), false)
+                    .map(|p| format!(" (first defined at line {})", p.line))
+                    .unwrap_or_default();
+                let path = format!("checks[{i}].name");
+                self.error(
+                    &path,
+                    false,
+                    format!("duplicate check name `{name}`{first_line}"),
+                );
+            }
+        }
+    }
+
+    /// Splits an item into its common keys and its type's keys; returns the type's spec.
+    pub(super) fn typed_spec(
+        &mut self,
+        item: &Value,
+        path: &str,
+        common_keys: &[&str],
+    ) -> Option<(Map<String, Value>, Spec)> {
+        let Value::Object(map) = item else {
+            self.error(path, false, "must be a mapping");
+            return None;
+        };
+        let kind = match map.get("type") {
+            Some(Value::String(k)) => k.clone(),
+            Some(_) | None => {
+                self.error(
+                    path,
+                    false,
+                    format!("missing `type` (one of {})", Spec::KINDS.join(", ")),
+                );
+                return None;
+            }
+        };
+        let (common, own): (Map<String, Value>, Map<String, Value>) = map
+            .clone()
+            .into_iter()
+            .partition(|(k, _)| common_keys.contains(&k.as_str()));
+        let own = Value::Object(own);
+        let mut spec = match kind.as_str() {
+            "http" => Spec::Http(self.section(own, path)?),
+            "tls" => Spec::Tls(self.section(own, path)?),
+            "dns" => Spec::Dns(self.section(own, path)?),
+            "agent_pipeline" => Spec::Agent(self.section(own, path)?),
+            "websocket" => Spec::WebSocket(self.section(own, path)?),
+            other => {
+                self.error(
+                    &yaml::child(path, "type"),
+                    false,
+                    format!(
+                        "unknown check type `{other}` (expected one of {})",
+                        Spec::KINDS.join(", ")
+                    ),
+                );
+                return None;
+            }
+        };
+        let ctx = Context {
+            base_dir: &self.base_dir,
+            demo_tls: self.demo_tls,
+        };
+        let mut problems = Problems::default();
+        spec.validate(path, &ctx, &mut problems);
+        for p in problems.0 {
+            self.error(&p.path, p.at_key, p.message);
+        }
+        Some((common, spec))
+    }
+}
+
+/// A path segment as serde_path_to_error reports it.
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl Seg {
+    fn from(s: &serde_path_to_error::Segment) -> Option<Seg> {
+        match s {
+            serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+            serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+            _ => None,
+        }
+    }
+
+    fn append(&self, path: &str) -> String {
+        match self {
+            Seg::Key(k) => yaml::child(path, k),
+            Seg::Index(i) => yaml::index(path, *i),
+        }
+    }
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(f, _)| f)
+}
+
+fn remove_key(value: &mut Value, parent: &[Seg], key: &str) -> bool {
+    let mut v = value;
+    for s in parent {
+        v = match (s, v) {
+            (Seg::Key(k), Value::Object(m)) => match m.get_mut(k) {
+                Some(x) => x,
+                None => return false,
+            },
+            (Seg::Index(i), Value::Array(a)) => match a.get_mut(*i) {
+                Some(x) => x,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match v {
+        Value::Object(m) => m.remove(key).is_some(),
+        _ => false,
+    }
+}

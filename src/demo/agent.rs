@@ -1,0 +1,368 @@
+//! The demo's agent socket: `/ws` runs one conversation in the envelope family and with
+//! the fault the connection asked for, and logs when each event was really sent.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::DemoBackend;
+use super::auth::presented_token;
+use super::faults::{Fault, On, parse_fault};
+use crate::clock::{now_secs_f64 as epoch_now, rfc3339_now as iso_now};
+use crate::protocol::{GOLDEN, MESSAGE_TYPES};
+
+/// When the demo actually sent each event of its recent runs, measured from receiving the
+/// user's message: the truth that pathwatch's measured latencies are compared with.
+#[derive(Debug, Default)]
+pub struct SendLog(Mutex<std::collections::VecDeque<Vec<(String, Duration)>>>);
+
+impl SendLog {
+    const KEEP: usize = 100;
+
+    fn push(&self, run: Vec<(String, Duration)>) {
+        let mut runs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if runs.len() == Self::KEEP {
+            runs.pop_front();
+        }
+        runs.push_back(run);
+    }
+
+    /// The send offsets of the most recent run.
+    pub fn last(&self) -> Option<Vec<(String, Duration)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .back()
+            .cloned()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Envelope {
+    /// B: fields at the root, ISO timestamp.
+    Flat,
+    /// A: `{type, data, timestamp: epoch}`.
+    Data,
+    /// C: bridge, ids at the root, fields in `data`, root `tool_name` on tool events.
+    Bridge,
+    /// D: `{type: system_message, event, payload}`.
+    Wrapped,
+    /// Flat events, the middle three sent as one `event_batch`.
+    Batch,
+}
+
+/// What one connection asked for in its query string.
+#[derive(Debug, Clone)]
+struct Session {
+    envelope: Envelope,
+    fault: Option<Fault>,
+    /// `handshake=1`: handshake_response -> handshake_acknowledged -> handshake_complete first.
+    handshake: bool,
+    /// `heartbeat=1`: a heartbeat and a ping before every event.
+    heartbeat: bool,
+    /// `subagent=1`: a sub-agent thinks and completes before the top-level agent does.
+    subagent: bool,
+    /// `crosstalk=1`: an event of another run arrives in the middle.
+    crosstalk: bool,
+}
+
+pub(super) async fn upgrade(
+    State(demo): State<DemoBackend>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let envelope = match q.get("envelope").map(String::as_str).unwrap_or("flat") {
+        "flat" => Envelope::Flat,
+        "data" => Envelope::Data,
+        "bridge" => Envelope::Bridge,
+        "wrapped" => Envelope::Wrapped,
+        "batch" => Envelope::Batch,
+        other => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("unknown envelope `{other}`"),
+            )
+                .into_response();
+        }
+    };
+    let fault = match demo
+        .fault(&q, On::Ws)
+        .and_then(|f| f.as_deref().map(parse_fault).transpose())
+    {
+        Ok(f) => f,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    if let Some(Fault::Reject(status)) = fault {
+        return (status, axum::Json(json!({"detail": "Not authenticated"}))).into_response();
+    }
+    let token = presented_token(&demo, &headers, &q);
+    let auth_failed = fault == Some(Fault::AuthFail)
+        || matches!(token, Some(Err(())))
+        || (token.is_none() && q.get("auth").is_some_and(|a| a == "required"));
+    // A 101 does not mean auth passed: the service accepts, then says AUTH_FAILED.
+    let ws = ws.read_buffer_size(8 << 10).write_buffer_size(8 << 10);
+    ws.protocols(["jwt-auth"]).on_upgrade(move |mut socket| async move {
+        if auth_failed {
+            let err = json!({"type": "error_message", "error_code": "AUTH_FAILED", "message": "Authentication failed"});
+            let _ = socket.send(Message::Text(err.to_string().into())).await;
+            let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: "Authentication failed".into() }))).await;
+            return;
+        }
+        let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
+        let session = Session {
+            envelope,
+            fault,
+            handshake: flag("handshake"),
+            heartbeat: flag("heartbeat"),
+            subagent: flag("subagent"),
+            crosstalk: flag("crosstalk"),
+        };
+        let _ = converse(socket, demo, session).await;
+    })
+}
+
+fn fields_of(name: &str, run: &str) -> Map<String, Value> {
+    let v = match name {
+        "agent_started" => {
+            json!({"user_id": "demo-user", "thread_id": format!("thread-{run}"), "run_id": run, "agent_name": "supervisor"})
+        }
+        "agent_thinking" => {
+            json!({"reasoning": "Looking up the docs before answering.", "agent_name": "supervisor", "run_id": run})
+        }
+        "tool_executing" => {
+            json!({"tool_name": "search_docs", "parameters": {"query": "pathwatch"}, "tool_execution_id": "exec-1", "run_id": run})
+        }
+        "tool_completed" => {
+            json!({"tool_name": "search_docs", "results": ["doc-1"], "duration": 0.12, "tool_execution_id": "exec-1", "run_id": run})
+        }
+        "agent_completed" => {
+            json!({"status": "success", "final_response": "Here is what I found.", "agent_name": "supervisor", "run_id": run})
+        }
+        _ => json!({"run_id": run}),
+    };
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn envelope(env: Envelope, name: &str, run: &str) -> Value {
+    let mut fields = fields_of(name, run);
+    match env {
+        Envelope::Flat | Envelope::Batch => {
+            fields.insert("type".into(), json!(name));
+            fields.insert("timestamp".into(), json!(iso_now()));
+            fields.insert("critical".into(), json!(true));
+            Value::Object(fields)
+        }
+        Envelope::Data => {
+            fields.insert("timestamp".into(), json!(iso_now()));
+            json!({"type": name, "data": fields, "timestamp": epoch_now()})
+        }
+        Envelope::Bridge => {
+            let mut root = Map::new();
+            root.insert("type".into(), json!(name));
+            for k in ["run_id", "agent_name"] {
+                if let Some(v) = fields.remove(k) {
+                    root.insert(k.into(), v);
+                }
+            }
+            root.insert("user_id".into(), json!("demo-user"));
+            root.insert("timestamp".into(), json!(iso_now()));
+            if name.starts_with("tool_")
+                && let Some(t) = fields.get("tool_name").cloned()
+            {
+                root.insert("tool_name".into(), t);
+            }
+            root.insert("data".into(), Value::Object(fields));
+            Value::Object(root)
+        }
+        Envelope::Wrapped => {
+            fields.insert("timestamp".into(), json!(epoch_now()));
+            json!({"type": "system_message", "event": name, "payload": fields})
+        }
+    }
+}
+
+async fn send_json(ws: &mut WebSocket, v: Value) -> Result<(), axum::Error> {
+    ws.send(Message::Text(v.to_string().into())).await
+}
+
+/// Waits for the handshake acknowledgement; false when the client did something else.
+async fn handshake(ws: &mut WebSocket, thread: &str) -> Result<bool, axum::Error> {
+    send_json(ws, json!({"type": "handshake_response", "thread_id": thread, "run_id": "run-1", "timestamp": epoch_now()})).await?;
+    let Some(Ok(Message::Text(text))) = ws.recv().await else {
+        return Ok(false);
+    };
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let acked = v.get("type").and_then(Value::as_str) == Some("handshake_acknowledged")
+        && v.get("thread_id").and_then(Value::as_str) == Some(thread);
+    if acked {
+        send_json(
+            ws,
+            json!({"type": "handshake_complete", "thread_id": thread}),
+        )
+        .await?;
+    } else {
+        send_json(ws, json!({"type": "error_message", "error_code": "HANDSHAKE_REQUIRED", "message": "send handshake_acknowledged with the thread_id first"})).await?;
+        ws.send(Message::Close(Some(CloseFrame {
+            code: 1002,
+            reason: "Handshake required".into(),
+        })))
+        .await?;
+    }
+    Ok(acked)
+}
+
+async fn converse(
+    mut ws: WebSocket,
+    demo: DemoBackend,
+    session: Session,
+) -> Result<(), axum::Error> {
+    let Session {
+        envelope: env,
+        fault,
+        ..
+    } = session.clone();
+    if fault == Some(Fault::Close1011) || demo.cold() {
+        return ws
+            .send(Message::Close(Some(CloseFrame {
+                code: 1011,
+                reason: "Service not ready".into(),
+            })))
+            .await;
+    }
+    let established = json!({"type": "connection_established", "data": {"connection_id": "demo-conn"}, "timestamp": epoch_now()});
+    ws.send(Message::Text(established.to_string().into()))
+        .await?;
+    let run = "run-1".to_string();
+    if session.handshake && !handshake(&mut ws, "thread-hs-1").await? {
+        return Ok(());
+    }
+    // Wait for the user's message; answer anything else as the service does.
+    loop {
+        let Some(Ok(msg)) = ws.recv().await else {
+            return Ok(());
+        };
+        let Message::Text(text) = msg else { continue };
+        let kind = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_default();
+        if MESSAGE_TYPES.contains(&kind.as_str()) {
+            break;
+        }
+        let reply = if kind == "ping" {
+            json!({"type": "pong"})
+        } else {
+            json!({"type": "ack", "received": kind})
+        };
+        ws.send(Message::Text(reply.to_string().into())).await?;
+    }
+    let received = tokio::time::Instant::now();
+    let mut sent_at: Vec<(String, Duration)> = Vec::new();
+    let mut order: Vec<&str> = GOLDEN.to_vec();
+    if fault == Some(Fault::Reorder) {
+        order.swap(0, 2);
+    }
+    let mut batch = Vec::new();
+    for (i, name) in order.iter().enumerate() {
+        let mut delay = demo.delays[GOLDEN.iter().position(|g| g == name).unwrap_or(i)];
+        if let Some(Fault::Delay(e, d)) = &fault
+            && e == name
+        {
+            delay += *d;
+        }
+        tokio::time::sleep(delay).await;
+        if matches!(&fault, Some(Fault::Drop(e)) if e == name) {
+            continue;
+        }
+        if fault == Some(Fault::Never) && *name == "tool_executing" {
+            // Keep the connection open and silent, as a stuck agent does.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return Ok(());
+        }
+        if session.heartbeat {
+            send_json(
+                &mut ws,
+                json!({"type": "heartbeat", "timestamp": epoch_now()}),
+            )
+            .await?;
+            send_json(&mut ws, json!({"type": "ping"})).await?;
+        }
+        if session.crosstalk && *name == "agent_thinking" {
+            // Another user's run finishing on this socket must not end this run.
+            let mut other = envelope(env, "agent_completed", "run-other");
+            if let Some(m) = other.as_object_mut() {
+                m.insert("thread_id".into(), json!("thread-other"));
+            }
+            send_json(&mut ws, other).await?;
+        }
+        if session.subagent && *name == "agent_completed" {
+            // A sub-agent reports and completes before the top-level agent.
+            for sub in ["agent_thinking", "agent_completed"] {
+                let mut e = envelope(Envelope::Flat, sub, &run);
+                if let Some(m) = e.as_object_mut() {
+                    m.insert("agent_name".into(), json!("researcher"));
+                }
+                send_json(&mut ws, e).await?;
+            }
+        }
+        let event = envelope(env, name, &run);
+        if env == Envelope::Batch && (1..=3).contains(&i) {
+            batch.push(event);
+            if i == 3 {
+                let frame = json!({"type": "event_batch", "events": batch});
+                ws.send(Message::Text(frame.to_string().into())).await?;
+            }
+            continue;
+        }
+        sent_at.push((name.to_string(), received.elapsed()));
+        ws.send(Message::Text(event.to_string().into())).await?;
+        if matches!(&fault, Some(Fault::Duplicate(e)) if e == name) {
+            ws.send(Message::Text(envelope(env, name, &run).to_string().into()))
+                .await?;
+        }
+        if *name == "agent_started" {
+            match fault {
+                Some(Fault::Error) => {
+                    let err = json!({"type": "agent_error", "run_id": run, "data": {"error": "LLM provider returned 429 (quota exceeded)"}});
+                    ws.send(Message::Text(err.to_string().into())).await?;
+                    return Ok(());
+                }
+                Some(Fault::Malformed) => {
+                    ws.send(Message::Text("{\"type\": \"agent_thinking\", ".into()))
+                        .await?
+                }
+                Some(Fault::Binary) => {
+                    ws.send(Message::Binary(vec![0u8, 159, 146, 150].into()))
+                        .await?
+                }
+                Some(Fault::Oversize) => {
+                    let big =
+                        json!({"type": "partial_result", "data": {"text": "x".repeat(4 << 20)}});
+                    ws.send(Message::Text(big.to_string().into())).await?;
+                }
+                _ => {}
+            }
+        }
+    }
+    demo.sent.push(sent_at);
+    ws.send(Message::Close(Some(CloseFrame {
+        code: 1000,
+        reason: "run complete".into(),
+    })))
+    .await?;
+    // Finish the close handshake: closing with unread replies (heartbeat_ack, pong) in the
+    // socket makes the kernel send RST, which can discard the last event in flight.
+    let drain = async { while let Some(Ok(_)) = ws.recv().await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    Ok(())
+}

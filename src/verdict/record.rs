@@ -1,0 +1,64 @@
+//! One run as the board, the history, the API and the status page know it: its verdict,
+//! its failure, its phases and events, and the days its certificate has left.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::assess::{Assessment, Status};
+use crate::clock;
+use crate::probe::{EventAt, ProbeResult};
+
+/// One run as stored and served: what the status page and `/api/v1` show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Unix milliseconds of the start.
+    pub at_ms: i64,
+    pub success: bool,
+    /// This run's own verdict (the check's state is damped over several runs).
+    pub status: Status,
+    pub reason: Option<String>,
+    pub phase: Option<String>,
+    pub message: Option<String>,
+    /// Why the verdict is not OK (failure, or the threshold crossed).
+    pub why: Option<String>,
+    pub duration_seconds: f64,
+    pub phases: BTreeMap<String, f64>,
+    /// Agent events, seconds after the message was sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventAt>,
+    /// Whole days left on the certificate that expires first, when there was TLS
+    /// ([`clock::days_left`], as `check` and the thresholds count them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_days_left: Option<f64>,
+}
+
+impl RunRecord {
+    pub fn new(r: &ProbeResult, verdict: &Assessment) -> RunRecord {
+        RunRecord {
+            at_ms: clock::unix_ms(r.started_at),
+            success: r.success(),
+            status: verdict.status,
+            reason: r.failure.as_ref().map(|f| f.reason.as_str().to_string()),
+            phase: r
+                .failure
+                .as_ref()
+                .and_then(|f| f.phase)
+                .map(|p| p.as_str().to_string()),
+            message: r.failure.as_ref().map(|f| f.message.clone()),
+            why: verdict.why.clone(),
+            duration_seconds: r.duration.as_secs_f64(),
+            phases: r
+                .phases
+                .iter()
+                .map(|(p, d)| (p.as_str().to_string(), d.as_secs_f64()))
+                .collect(),
+            events: r.events.clone(),
+            cert_days_left: r
+                .tls
+                .as_ref()
+                .and_then(|t| t.earliest_expiry())
+                .map(|t| clock::days_left_now(t) as f64),
+        }
+    }
+}
