@@ -144,7 +144,7 @@ pub fn generate_as(config: &Config, slo: f64, format: Format) -> String {
 
     let mut recording = Vec::new();
     let mut windows: Vec<&str> = BURN.iter().flat_map(|b| [b.0, b.1]).collect();
-    windows.sort_by_key(|w| humantime::parse_duration(w).unwrap_or_default());
+    windows.sort_by_key(|w| crate::clock::parse_duration(w).unwrap_or_default());
     windows.dedup();
     for w in &windows {
         recording.push(json!({

@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -28,10 +27,7 @@ pub struct DemoAuth {
 impl DemoAuth {
     fn issue(&self, set: &Mutex<HashSet<String>>, prefix: &str) -> String {
         let n = self.logins.load(Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos = crate::clock::since_epoch(std::time::SystemTime::now()).subsec_nanos();
         let value = format!("{prefix}-{n}-{nanos:08x}");
         set.lock()
             .unwrap_or_else(|p| p.into_inner())

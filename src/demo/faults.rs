@@ -51,7 +51,7 @@ impl DemoBackend {
         let span = |key: &str| {
             q.get(key)
                 .map(|v| {
-                    humantime::parse_duration(v)
+                    crate::clock::parse_duration(v)
                         .ok()
                         .filter(|d| !d.is_zero())
                         .ok_or_else(|| format!("{key} must be a duration like 5m, not `{v}`"))

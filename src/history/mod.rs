@@ -7,16 +7,20 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use crate::clock::now_ms;
+mod schema;
+mod writer;
+
+use schema::prepare;
+use writer::{MEMORY_MAX_RUNS, Write, write_loop};
+
 use crate::config::HistoryConfig;
 use crate::verdict::{CheckState, RunRecord, Saved, Tracker, Transition};
 
@@ -38,27 +42,10 @@ pub struct HistoryCounters {
     pub errors: IntCounter,
 }
 
-enum Write {
-    Run {
-        check: String,
-        run: Box<RunRecord>,
-        tracker: Box<Tracker>,
-        transition: Option<Transition>,
-    },
-    Flush(std::sync::mpsc::Sender<()>),
-}
-
 /// Runs waiting for the writer; beyond this a slow disk costs runs (counted), not probes.
 /// Counted by hand on an unbounded channel: a bounded std channel allocates all its slots
 /// up front (11 MB for this many).
 const QUEUE: usize = 100_000;
-/// Most runs per transaction.
-const BATCH: usize = 5_000;
-/// A history in memory keeps at most this many runs (~60 MB), whatever its retention:
-/// 10,000 checks at 10 s would otherwise hold 3.6 million runs (1 GB) for the default hour.
-const MEMORY_MAX_RUNS: i64 = 200_000;
-/// How often runs and roll-ups past their retention are deleted.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 pub struct History {
     conn: Arc<Mutex<Connection>>,
@@ -301,182 +288,13 @@ impl Drop for History {
     }
 }
 
-const HOUR_MS: i64 = 3_600_000;
-
-/// Checks the file and creates the schema (version 1).
-fn prepare(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(Duration::from_secs(5))?;
-    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-    if check != "ok" {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-            Some(format!("integrity check: {check}")),
-        ));
-    }
-    // WAL: readers do not wait for the writer; NORMAL: a commit survives a killed process.
-    let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    conn.execute_batch(
-        "PRAGMA synchronous = NORMAL;
-         BEGIN IMMEDIATE;
-         CREATE TABLE IF NOT EXISTS runs (
-             check_name TEXT NOT NULL, at_ms INTEGER NOT NULL, record TEXT NOT NULL);
-         CREATE INDEX IF NOT EXISTS runs_by_check ON runs (check_name, at_ms);
-         CREATE INDEX IF NOT EXISTS runs_by_time ON runs (at_ms);
-         CREATE TABLE IF NOT EXISTS transitions (
-             check_name TEXT NOT NULL, at_ms INTEGER NOT NULL,
-             from_state TEXT NOT NULL, to_state TEXT NOT NULL, cause TEXT NOT NULL);
-         CREATE INDEX IF NOT EXISTS transitions_by_time ON transitions (at_ms);
-         CREATE TABLE IF NOT EXISTS states (
-             check_name TEXT PRIMARY KEY, tracker TEXT NOT NULL, last TEXT);
-         CREATE TABLE IF NOT EXISTS rollups (
-             check_name TEXT NOT NULL, hour_ms INTEGER NOT NULL, runs INTEGER NOT NULL,
-             failures INTEGER NOT NULL, duration_sum REAL NOT NULL, duration_max REAL NOT NULL,
-             PRIMARY KEY (check_name, hour_ms));
-         PRAGMA user_version = 1;
-         COMMIT;",
-    )
-}
-
-fn write_loop(
-    conn: &Mutex<Connection>,
-    rx: &Receiver<Write>,
-    queued: &AtomicUsize,
-    counters: &HistoryCounters,
-    keep: (Duration, Duration),
-    max_runs: Option<i64>,
-) {
-    let mut last_prune: Option<Instant> = None;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        // Gather what arrives in the next moment: one transaction for many runs.
-        let until = Instant::now() + Duration::from_millis(100);
-        while batch.len() < BATCH {
-            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                Ok(w) => batch.push(w),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        let mut waiting = Vec::new();
-        let runs: Vec<_> = batch
-            .into_iter()
-            .filter_map(|w| match w {
-                Write::Flush(done) => {
-                    waiting.push(done);
-                    None
-                }
-                Write::Run {
-                    check,
-                    run,
-                    tracker,
-                    transition,
-                } => Some((check, run, tracker, transition)),
-            })
-            .collect();
-        queued.fetch_sub(runs.len(), Ordering::Relaxed);
-        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-        match write_batch(&mut conn, &runs) {
-            Ok(()) => counters.written.inc_by(runs.len() as u64),
-            Err(e) => {
-                counters.errors.inc();
-                tracing::error!(error = %e, runs = runs.len(), "Cannot write runs to the history.");
-            }
-        }
-        if let Some(max) = max_runs
-            && let Err(e) = keep_newest(&conn, max)
-        {
-            tracing::warn!(error = %e, "Cannot prune the history.");
-        }
-        if last_prune.is_none_or(|t| t.elapsed() > PRUNE_EVERY) {
-            last_prune = Some(Instant::now());
-            if let Err(e) = prune(&conn, keep) {
-                tracing::warn!(error = %e, "Cannot prune the history.");
-            }
-        }
-        drop(conn);
-        for done in waiting {
-            let _ = done.send(());
-        }
-    }
-}
-
-type RunWrite = (String, Box<RunRecord>, Box<Tracker>, Option<Transition>);
-
-fn write_batch(conn: &mut Connection, runs: &[RunWrite]) -> rusqlite::Result<()> {
-    if runs.is_empty() {
-        return Ok(());
-    }
-    let tx = conn.transaction()?;
-    {
-        let mut run_stmt =
-            tx.prepare_cached("INSERT INTO runs (check_name, at_ms, record) VALUES (?1, ?2, ?3)")?;
-        let mut state_stmt = tx.prepare_cached(
-            "INSERT INTO states (check_name, tracker, last) VALUES (?1, ?2, ?3)
-             ON CONFLICT (check_name) DO UPDATE SET tracker = excluded.tracker, last = excluded.last",
-        )?;
-        let mut rollup_stmt = tx.prepare_cached(
-            "INSERT INTO rollups (check_name, hour_ms, runs, failures, duration_sum, duration_max)
-             VALUES (?1, ?2, 1, ?3, ?4, ?4)
-             ON CONFLICT (check_name, hour_ms) DO UPDATE SET runs = runs + 1,
-                 failures = failures + excluded.failures,
-                 duration_sum = duration_sum + excluded.duration_sum,
-                 duration_max = max(duration_max, excluded.duration_max)",
-        )?;
-        let mut transition_stmt = tx.prepare_cached(
-            "INSERT INTO transitions (check_name, at_ms, from_state, to_state, cause)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (check, run, tracker, transition) in runs {
-            let record = serde_json::to_string(run).unwrap_or_default();
-            run_stmt.execute(params![check, run.at_ms, record])?;
-            let tracker = serde_json::to_string(tracker).unwrap_or_default();
-            state_stmt.execute(params![check, tracker, record])?;
-            rollup_stmt.execute(params![
-                check,
-                run.at_ms - run.at_ms.rem_euclid(HOUR_MS),
-                i64::from(!run.success),
-                run.duration_seconds
-            ])?;
-            if let Some(t) = transition {
-                transition_stmt.execute(params![
-                    check,
-                    t.at_ms,
-                    t.from.as_str(),
-                    t.to.as_str(),
-                    t.cause
-                ])?;
-            }
-        }
-    }
-    tx.commit()
-}
-
-/// Deletes all but the newest `max` runs (by insertion).
-fn keep_newest(conn: &Connection, max: i64) -> rusqlite::Result<usize> {
-    conn.execute(
-        "DELETE FROM runs WHERE rowid <= (SELECT max(rowid) FROM runs) - ?1",
-        params![max],
-    )
-}
-
-fn prune(conn: &Connection, (runs, rollups): (Duration, Duration)) -> rusqlite::Result<()> {
-    let cut = |keep: Duration| now_ms() - keep.as_millis() as i64;
-    conn.execute("DELETE FROM runs WHERE at_ms < ?1", params![cut(runs)])?;
-    conn.execute(
-        "DELETE FROM transitions WHERE at_ms < ?1",
-        params![cut(rollups)],
-    )?;
-    conn.execute(
-        "DELETE FROM rollups WHERE hour_ms < ?1",
-        params![cut(rollups)],
-    )?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::now_ms;
     use crate::verdict::Status;
     use std::collections::BTreeMap;
+    use writer::{BATCH, keep_newest};
 
     #[test]
     fn a_writer_that_is_behind_costs_counted_runs_never_a_blocked_probe() {

@@ -10,7 +10,6 @@ mod text;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::UNIX_EPOCH;
 
 use prometheus::{
     Encoder, Histogram as PromHistogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts,
@@ -232,7 +231,7 @@ impl Metrics {
         if let Some(f) = &r.failure {
             *entry(&mut live.failures, f.reason) += 1;
         }
-        let started = r.started_at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let started = crate::clock::since_epoch(r.started_at);
         live.last_run = started.as_secs_f64();
     }
 

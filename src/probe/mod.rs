@@ -5,12 +5,15 @@
 pub mod agent;
 pub mod certs;
 pub mod dns;
+pub mod expect;
 pub mod http;
 pub mod net;
+pub mod request;
 pub mod result;
 pub mod timing;
 pub mod tls;
 pub mod websocket;
+pub mod ws_client;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -127,7 +130,7 @@ impl Prober {
             (Spec::Http(s), Target::Url(u)) => http::probe(self, tl, result, s, u, allow).await,
             (Spec::Tls(s), Target::HostPort(hp)) => tls::probe(self, tl, result, s, hp).await,
             (Spec::Dns(s), Target::Name(n)) => dns::probe(self, tl, result, s, n).await,
-            (Spec::Agent(s), Target::Url(u)) => agent::ws::probe(self, tl, result, s, u).await,
+            (Spec::Agent(s), Target::Url(u)) => agent::probe(self, tl, result, s, u).await,
             (Spec::WebSocket(s), Target::Url(u)) => websocket::probe(self, tl, result, s, u).await,
             _ => Err(Failure::new(
                 Reason::Protocol,

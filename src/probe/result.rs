@@ -279,14 +279,10 @@ pub struct EventAt {
 }
 
 mod unix_seconds {
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::time::SystemTime;
 
     pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        let secs = t
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        s.serialize_f64(secs)
+        s.serialize_f64(crate::clock::since_epoch(*t).as_secs_f64())
     }
 }
 

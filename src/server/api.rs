@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::clock::now_ms;
+use crate::clock::{self, now_ms, rfc3339_ms};
 use crate::config::{Check, Spec};
 use crate::verdict::{Entry, RunRecord, Transition};
 
@@ -46,11 +46,6 @@ impl CheckView {
             last: entry.last.clone(),
         }
     }
-}
-
-pub fn rfc3339_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 pub async fn checks(State(s): State<AppState>) -> Json<Value> {
@@ -178,13 +173,10 @@ fn parse_since(v: &str) -> Result<i64, String> {
     if let Ok(ms) = v.parse::<i64>() {
         return Ok(ms);
     }
-    if let Ok(t) = humantime::parse_rfc3339_weak(v) {
-        return Ok(t
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0));
+    if let Some(ms) = clock::parse_rfc3339_ms(v) {
+        return Ok(ms);
     }
-    if let Ok(age) = humantime::parse_duration(v) {
+    if let Ok(age) = clock::parse_duration(v) {
         return Ok(now_ms() - age.as_millis() as i64);
     }
     Err(format!(

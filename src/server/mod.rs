@@ -4,7 +4,7 @@
 
 mod api;
 mod page;
-mod probe;
+mod probe_endpoint;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::verdict::Board;
 
-pub use probe::target_allowed;
+pub use probe_endpoint::target_allowed;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -45,7 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/checks/{name}", get(page::check))
         .route("/badge/{file}", get(page::badge_svg))
         .route("/metrics", get(metrics))
-        .route("/probe", get(probe::handler))
+        .route("/probe", get(probe_endpoint::handler))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/api/v1/checks", get(api::checks))

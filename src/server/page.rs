@@ -9,8 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
-use super::api::{CheckView, Detail, detail, rfc3339_ms};
-use crate::clock::now_ms;
+use super::api::{CheckView, Detail, detail};
+use crate::clock::{now_ms, rfc3339_ms};
 use crate::history::Rollup;
 use crate::verdict::{CheckState, RunRecord, Status};
 

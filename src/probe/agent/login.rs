@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use crate::config::spec::{AgentSpec, LoginSpec};
 use crate::probe::Prober;
-use crate::probe::http::{Call, call, excerpt, lookup};
+use crate::probe::expect::{excerpt, lookup};
+use crate::probe::request::{Call, call};
 use crate::probe::result::{Failure, Phase, Reason};
 use crate::probe::timing::Timeline;
 

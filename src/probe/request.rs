@@ -1,0 +1,227 @@
+//! One HTTP request on a fresh, hand-driven hyper connection, every phase (resolve,
+//! connect, tls, processing, transfer) timed on the real connection. The http check makes
+//! its requests with it; [`call`] is the one timed side request of other checks (agent
+//! login, WebSocket ticket).
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use url::Url;
+
+use super::certs::Alpn;
+use super::result::{Failure, Phase, ProbeResult, Reason};
+use super::timing::Timeline;
+use super::{Prober, net};
+use crate::config::spec::HttpSpec;
+
+const USER_AGENT: &str = concat!("pathwatch/", env!("CARGO_PKG_VERSION"));
+
+/// A request made on the way to a probe (agent login, WebSocket ticket).
+pub struct Call<'a> {
+    pub url: &'a Url,
+    pub method: &'a str,
+    pub headers: BTreeMap<String, String>,
+    pub json_body: Option<&'a Value>,
+    pub tls: &'a crate::config::TlsClient,
+}
+
+/// One request outside a check of its own: resolve, connect, TLS, request, and a body of at
+/// most 64 KiB, all timed as `phase` of `tl`. Returns the status and body; wording a
+/// non-2xx answer is the caller's.
+pub async fn call(
+    p: &Prober,
+    tl: &mut Timeline,
+    phase: Phase,
+    req: Call<'_>,
+) -> Result<(StatusCode, Bytes), Failure> {
+    let Call {
+        url,
+        method,
+        headers,
+        json_body,
+        tls,
+    } = req;
+    let mut headers = headers;
+    if json_body.is_some()
+        && !headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.insert("Content-Type".into(), "application/json".into());
+    }
+    let spec = HttpSpec {
+        method: method.to_string(),
+        headers,
+        body: None,
+        expect: crate::config::spec::HttpExpect::default(),
+        follow_redirects: false,
+        max_redirects: 0,
+        max_body_bytes: 64 * 1024,
+        tls: tls.clone(),
+    };
+    let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
+    let body = json_body
+        .map(|b| Bytes::from(b.to_string()))
+        .unwrap_or_default();
+    let mut sub = tl.child();
+    let mut scratch = ProbeResult::empty(std::time::SystemTime::now());
+    let outcome = async {
+        let (response, _conn) =
+            exchange(p, &mut sub, &mut scratch, &spec, url, &method, body).await?;
+        let status = response.status();
+        let bytes = sub
+            .step(
+                Phase::Transfer,
+                read_body(response.into_body(), spec.max_body_bytes),
+            )
+            .await?;
+        Ok((status, bytes))
+    }
+    .await;
+    tl.add(phase, sub.elapsed());
+    outcome.map_err(|f: Failure| f.in_phase(phase))
+}
+
+/// One request on a fresh connection; the returned guard keeps the connection driven
+/// while the body is read.
+pub(crate) async fn exchange(
+    p: &Prober,
+    tl: &mut Timeline,
+    result: &mut ProbeResult,
+    spec: &HttpSpec,
+    url: &Url,
+    method: &Method,
+    body: Bytes,
+) -> Result<(Response<Incoming>, AbortOnDrop), Failure> {
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs = net::resolve(p, tl, host).await?;
+    let (tcp, ip) = net::connect(tl, &addrs, port).await?;
+    result.ip = Some(ip);
+    let request = build_request(spec, url, method, body)?;
+    if url.scheme() == "https" {
+        let name = spec.tls.server_name.as_deref().unwrap_or(host);
+        let hs = net::tls(tl, tcp, name, &spec.tls, Alpn::Http1).await?;
+        result.tls = Some(hs.info);
+        hs.verdict?;
+        send(tl, hs.stream, request).await
+    } else {
+        send(tl, tcp, request).await
+    }
+}
+
+fn build_request(
+    spec: &HttpSpec,
+    url: &Url,
+    method: &Method,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, Failure> {
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let mut req = Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .body(Full::new(body))
+        .map_err(|e| Failure::new(Reason::Protocol, format!("cannot build the request: {e}")))?;
+    let headers = req.headers_mut();
+    let value = |s: &str| {
+        HeaderValue::from_str(s).map_err(|_| Failure::new(Reason::Protocol, "invalid header value"))
+    };
+    headers.insert(header::HOST, value(&host)?);
+    headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+    for (name, v) in &spec.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Failure::new(Reason::Protocol, format!("invalid header name `{name}`")))?;
+        headers.insert(name, value(v)?);
+    }
+    Ok(req)
+}
+
+/// Drives a hyper connection in its own task, cut when the probe ends.
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn send<S>(
+    tl: &mut Timeline,
+    io: S,
+    request: Request<Full<Bytes>>,
+) -> Result<(Response<Incoming>, AbortOnDrop), Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tl.step(Phase::Processing, async {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let guard = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        Ok((response, guard))
+    })
+    .await
+}
+
+fn hyper_failure(e: &hyper::Error) -> Failure {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    let message = if e.is_parse() || e.is_parse_status() {
+        format!("the server did not answer with valid HTTP/1.1 ({detail})")
+    } else if e.is_incomplete_message() {
+        "the server closed the connection before sending a complete response".to_string()
+    } else {
+        format!("HTTP exchange failed: {detail}")
+    };
+    Failure::new(Reason::Protocol, message)
+}
+
+pub(crate) async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, Failure> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Failure::new(
+                Reason::Protocol,
+                format!("reading the body failed: {}", hyper_failure(&e).message),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(too_large(limit));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+pub(crate) fn too_large(limit: usize) -> Failure {
+    Failure::new(
+        Reason::BodyMismatch,
+        format!("the body is larger than the {limit}-byte limit (max_body_bytes); stopped reading"),
+    )
+}
