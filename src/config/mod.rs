@@ -22,7 +22,7 @@ use serde::Deserialize;
 use crate::secrets::Secrets;
 pub use check::{Check, Damping, Module, Thresholds};
 pub use error::{ConfigError, ConfigErrors};
-pub use spec::{DnsSpec, HostPort, HttpSpec, Spec, Target, TlsClient, Trust};
+pub use spec::{DnsSpec, HostPort, HttpSpec, Spec, Target, TlsVerify, Trust};
 use validate::Validator;
 use value::opt_duration;
 use yaml::Located;

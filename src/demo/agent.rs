@@ -15,7 +15,13 @@ use super::DemoBackend;
 use super::auth::presented_token;
 use super::faults::{Fault, On, parse_fault};
 use crate::clock::{now_secs_f64 as epoch_now, rfc3339_now as iso_now};
-use crate::protocol::{GOLDEN, MESSAGE_TYPES};
+use crate::protocol::{
+    AGENT_COMPLETED, AGENT_STARTED, AGENT_THINKING, GOLDEN, MESSAGE_TYPES, TOOL_COMPLETED,
+    TOOL_EXECUTING,
+};
+
+/// The run id of the demo's one run per connection.
+const RUN: &str = "run-1";
 
 /// When the demo actually sent each event of its recent runs, measured from receiving the
 /// user's message: the truth that pathwatch's measured latencies are compared with.
@@ -112,7 +118,7 @@ pub(super) async fn upgrade(
         if auth_failed {
             let err = json!({"type": "error_message", "error_code": "AUTH_FAILED", "message": "Authentication failed"});
             let _ = socket.send(Message::Text(err.to_string().into())).await;
-            let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: "Authentication failed".into() }))).await;
+            let _ = close(&mut socket, 1008, "Authentication failed").await;
             return;
         }
         let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
@@ -130,19 +136,19 @@ pub(super) async fn upgrade(
 
 fn fields_of(name: &str, run: &str) -> Map<String, Value> {
     let v = match name {
-        "agent_started" => {
+        AGENT_STARTED => {
             json!({"user_id": "demo-user", "thread_id": format!("thread-{run}"), "run_id": run, "agent_name": "supervisor"})
         }
-        "agent_thinking" => {
+        AGENT_THINKING => {
             json!({"reasoning": "Looking up the docs before answering.", "agent_name": "supervisor", "run_id": run})
         }
-        "tool_executing" => {
+        TOOL_EXECUTING => {
             json!({"tool_name": "search_docs", "parameters": {"query": "pathwatch"}, "tool_execution_id": "exec-1", "run_id": run})
         }
-        "tool_completed" => {
+        TOOL_COMPLETED => {
             json!({"tool_name": "search_docs", "results": ["doc-1"], "duration": 0.12, "tool_execution_id": "exec-1", "run_id": run})
         }
-        "agent_completed" => {
+        AGENT_COMPLETED => {
             json!({"status": "success", "final_response": "Here is what I found.", "agent_name": "supervisor", "run_id": run})
         }
         _ => json!({"run_id": run}),
@@ -197,7 +203,7 @@ async fn send_json(ws: &mut WebSocket, v: Value) -> Result<(), axum::Error> {
 
 /// Waits for the handshake acknowledgement; false when the client did something else.
 async fn handshake(ws: &mut WebSocket, thread: &str) -> Result<bool, axum::Error> {
-    send_json(ws, json!({"type": "handshake_response", "thread_id": thread, "run_id": "run-1", "timestamp": epoch_now()})).await?;
+    send_json(ws, json!({"type": "handshake_response", "thread_id": thread, "run_id": RUN, "timestamp": epoch_now()})).await?;
     let Some(Ok(Message::Text(text))) = ws.recv().await else {
         return Ok(false);
     };
@@ -212,11 +218,7 @@ async fn handshake(ws: &mut WebSocket, thread: &str) -> Result<bool, axum::Error
         .await?;
     } else {
         send_json(ws, json!({"type": "error_message", "error_code": "HANDSHAKE_REQUIRED", "message": "send handshake_acknowledged with the thread_id first"})).await?;
-        ws.send(Message::Close(Some(CloseFrame {
-            code: 1002,
-            reason: "Handshake required".into(),
-        })))
-        .await?;
+        close(ws, 1002, "Handshake required").await?;
     }
     Ok(acked)
 }
@@ -226,30 +228,43 @@ async fn converse(
     demo: DemoBackend,
     session: Session,
 ) -> Result<(), axum::Error> {
-    let Session {
-        envelope: env,
-        fault,
-        ..
-    } = session.clone();
-    if fault == Some(Fault::Close1011) || demo.cold() {
-        return ws
-            .send(Message::Close(Some(CloseFrame {
-                code: 1011,
-                reason: "Service not ready".into(),
-            })))
-            .await;
+    if session.fault == Some(Fault::Close1011) || demo.cold() {
+        return close(&mut ws, 1011, "Service not ready").await;
     }
     let established = json!({"type": "connection_established", "data": {"connection_id": "demo-conn"}, "timestamp": epoch_now()});
-    ws.send(Message::Text(established.to_string().into()))
-        .await?;
-    let run = "run-1".to_string();
+    send_json(&mut ws, established).await?;
     if session.handshake && !handshake(&mut ws, "thread-hs-1").await? {
         return Ok(());
     }
-    // Wait for the user's message; answer anything else as the service does.
+    if !await_message(&mut ws).await? {
+        return Ok(());
+    }
+    let Some(sent_at) = play_run(&mut ws, &demo, &session).await? else {
+        return Ok(());
+    };
+    demo.sent.push(sent_at);
+    close(&mut ws, 1000, "run complete").await?;
+    // Finish the close handshake: closing with unread replies (heartbeat_ack, pong) in the
+    // socket makes the kernel send RST, which can discard the last event in flight.
+    let drain = async { while let Some(Ok(_)) = ws.recv().await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    Ok(())
+}
+
+async fn close(ws: &mut WebSocket, code: u16, reason: &str) -> Result<(), axum::Error> {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    ws.send(Message::Close(Some(frame))).await
+}
+
+/// Waits for the user's message, answering anything else as the service does; false when
+/// the client went away first.
+async fn await_message(ws: &mut WebSocket) -> Result<bool, axum::Error> {
     loop {
         let Some(Ok(msg)) = ws.recv().await else {
-            return Ok(());
+            return Ok(false);
         };
         let Message::Text(text) = msg else { continue };
         let kind = serde_json::from_str::<Value>(&text)
@@ -257,112 +272,122 @@ async fn converse(
             .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
             .unwrap_or_default();
         if MESSAGE_TYPES.contains(&kind.as_str()) {
-            break;
+            return Ok(true);
         }
         let reply = if kind == "ping" {
             json!({"type": "pong"})
         } else {
             json!({"type": "ack", "received": kind})
         };
-        ws.send(Message::Text(reply.to_string().into())).await?;
+        send_json(ws, reply).await?;
     }
+}
+
+/// Sends the golden events with their delays and the session's fault; returns when each
+/// was sent (since the message arrived), or None when the fault ended the run early.
+async fn play_run(
+    ws: &mut WebSocket,
+    demo: &DemoBackend,
+    session: &Session,
+) -> Result<Option<Vec<(String, Duration)>>, axum::Error> {
+    let (env, fault, run) = (session.envelope, &session.fault, RUN);
     let received = tokio::time::Instant::now();
     let mut sent_at: Vec<(String, Duration)> = Vec::new();
     let mut order: Vec<&str> = GOLDEN.to_vec();
-    if fault == Some(Fault::Reorder) {
+    if *fault == Some(Fault::Reorder) {
         order.swap(0, 2);
     }
     let mut batch = Vec::new();
     for (i, name) in order.iter().enumerate() {
         let mut delay = demo.delays[GOLDEN.iter().position(|g| g == name).unwrap_or(i)];
-        if let Some(Fault::Delay(e, d)) = &fault
+        if let Some(Fault::Delay(e, d)) = fault
             && e == name
         {
             delay += *d;
         }
         tokio::time::sleep(delay).await;
-        if matches!(&fault, Some(Fault::Drop(e)) if e == name) {
+        if matches!(fault, Some(Fault::Drop(e)) if e == name) {
             continue;
         }
-        if fault == Some(Fault::Never) && *name == "tool_executing" {
+        if *fault == Some(Fault::Never) && *name == TOOL_EXECUTING {
             // Keep the connection open and silent, as a stuck agent does.
             tokio::time::sleep(Duration::from_secs(3600)).await;
-            return Ok(());
+            return Ok(None);
         }
-        if session.heartbeat {
-            send_json(
-                &mut ws,
-                json!({"type": "heartbeat", "timestamp": epoch_now()}),
-            )
-            .await?;
-            send_json(&mut ws, json!({"type": "ping"})).await?;
-        }
-        if session.crosstalk && *name == "agent_thinking" {
-            // Another user's run finishing on this socket must not end this run.
-            let mut other = envelope(env, "agent_completed", "run-other");
-            if let Some(m) = other.as_object_mut() {
-                m.insert("thread_id".into(), json!("thread-other"));
-            }
-            send_json(&mut ws, other).await?;
-        }
-        if session.subagent && *name == "agent_completed" {
-            // A sub-agent reports and completes before the top-level agent.
-            for sub in ["agent_thinking", "agent_completed"] {
-                let mut e = envelope(Envelope::Flat, sub, &run);
-                if let Some(m) = e.as_object_mut() {
-                    m.insert("agent_name".into(), json!("researcher"));
-                }
-                send_json(&mut ws, e).await?;
-            }
-        }
-        let event = envelope(env, name, &run);
+        extras_before(ws, session, name).await?;
+        let event = envelope(env, name, run);
         if env == Envelope::Batch && (1..=3).contains(&i) {
             batch.push(event);
             if i == 3 {
                 let frame = json!({"type": "event_batch", "events": batch});
-                ws.send(Message::Text(frame.to_string().into())).await?;
+                send_json(ws, frame).await?;
             }
             continue;
         }
         sent_at.push((name.to_string(), received.elapsed()));
-        ws.send(Message::Text(event.to_string().into())).await?;
-        if matches!(&fault, Some(Fault::Duplicate(e)) if e == name) {
-            ws.send(Message::Text(envelope(env, name, &run).to_string().into()))
-                .await?;
+        send_json(ws, event).await?;
+        if matches!(fault, Some(Fault::Duplicate(e)) if e == name) {
+            send_json(ws, envelope(env, name, run)).await?;
         }
-        if *name == "agent_started" {
-            match fault {
-                Some(Fault::Error) => {
-                    let err = json!({"type": "agent_error", "run_id": run, "data": {"error": "LLM provider returned 429 (quota exceeded)"}});
-                    ws.send(Message::Text(err.to_string().into())).await?;
-                    return Ok(());
-                }
-                Some(Fault::Malformed) => {
-                    ws.send(Message::Text("{\"type\": \"agent_thinking\", ".into()))
-                        .await?
-                }
-                Some(Fault::Binary) => {
-                    ws.send(Message::Binary(vec![0u8, 159, 146, 150].into()))
-                        .await?
-                }
-                Some(Fault::Oversize) => {
-                    let big =
-                        json!({"type": "partial_result", "data": {"text": "x".repeat(4 << 20)}});
-                    ws.send(Message::Text(big.to_string().into())).await?;
-                }
-                _ => {}
-            }
+        if *name == AGENT_STARTED && !after_started(ws, fault).await? {
+            return Ok(None);
         }
     }
-    demo.sent.push(sent_at);
-    ws.send(Message::Close(Some(CloseFrame {
-        code: 1000,
-        reason: "run complete".into(),
-    })))
-    .await?;
-    // Finish the close handshake: closing with unread replies (heartbeat_ack, pong) in the
-    // socket makes the kernel send RST, which can discard the last event in flight.
-    let drain = async { while let Some(Ok(_)) = ws.recv().await {} };
-    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    Ok(Some(sent_at))
+}
+
+/// What the session asked to see before an event: keepalives, another run's event on the
+/// same socket, a sub-agent finishing before the top-level agent.
+async fn extras_before(
+    ws: &mut WebSocket,
+    session: &Session,
+    name: &str,
+) -> Result<(), axum::Error> {
+    if session.heartbeat {
+        send_json(ws, json!({"type": "heartbeat", "timestamp": epoch_now()})).await?;
+        send_json(ws, json!({"type": "ping"})).await?;
+    }
+    if session.crosstalk && name == AGENT_THINKING {
+        // Another user's run finishing on this socket must not end this run.
+        let mut other = envelope(session.envelope, AGENT_COMPLETED, "run-other");
+        if let Some(m) = other.as_object_mut() {
+            m.insert("thread_id".into(), json!("thread-other"));
+        }
+        send_json(ws, other).await?;
+    }
+    if session.subagent && name == AGENT_COMPLETED {
+        for sub in [AGENT_THINKING, AGENT_COMPLETED] {
+            let mut e = envelope(Envelope::Flat, sub, RUN);
+            if let Some(m) = e.as_object_mut() {
+                m.insert("agent_name".into(), json!("researcher"));
+            }
+            send_json(ws, e).await?;
+        }
+    }
     Ok(())
+}
+
+/// The faults that strike right after agent_started; false when the run ends there.
+async fn after_started(ws: &mut WebSocket, fault: &Option<Fault>) -> Result<bool, axum::Error> {
+    match fault {
+        Some(Fault::Error) => {
+            let err = json!({"type": "agent_error", "run_id": RUN, "data": {"error": "LLM provider returned 429 (quota exceeded)"}});
+            send_json(ws, err).await?;
+            return Ok(false);
+        }
+        Some(Fault::Malformed) => {
+            ws.send(Message::Text("{\"type\": \"agent_thinking\", ".into()))
+                .await?
+        }
+        Some(Fault::Binary) => {
+            ws.send(Message::Binary(vec![0u8, 159, 146, 150].into()))
+                .await?
+        }
+        Some(Fault::Oversize) => {
+            let big = json!({"type": "partial_result", "data": {"text": "x".repeat(4 << 20)}});
+            send_json(ws, big).await?;
+        }
+        _ => {}
+    }
+    Ok(true)
 }

@@ -20,7 +20,7 @@ mod agent;
 mod auth;
 mod faults;
 mod health;
-mod tls;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::RootCertStore;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
 /// Names on the demo's leaf certificate.
@@ -29,23 +29,19 @@ impl DemoPki {
     pub fn generate() -> Result<DemoPki, String> {
         let err = |e: rcgen::Error| format!("cannot make the demo certificates: {e}");
         let now = OffsetDateTime::now_utc();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.distinguished_name
-            .push(DnType::CommonName, "pathwatch demo CA");
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        ca.not_before = now - Duration::hours(1);
-        ca.not_after = now + Duration::days(365);
+        let ca = ca_params(
+            "pathwatch demo CA",
+            now - Duration::hours(1),
+            now + Duration::days(365),
+        )
+        .map_err(err)?;
         let ca_key = KeyPair::generate().map_err(err)?;
         let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
         let issuer = Issuer::new(ca, ca_key);
 
         let names: Vec<String> = DEMO_TLS_NAMES.iter().map(|n| n.to_string()).collect();
-        let mut leaf = CertificateParams::new(names).map_err(err)?;
-        leaf.distinguished_name
-            .push(DnType::CommonName, "localhost");
-        leaf.not_before = now - Duration::hours(1);
-        leaf.not_after = now + Duration::days(90);
+        let leaf =
+            leaf_params(&names, now - Duration::hours(1), now + Duration::days(90)).map_err(err)?;
         let leaf_key = KeyPair::generate().map_err(err)?;
         let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
 
@@ -54,21 +50,62 @@ impl DemoPki {
             .add(ca_cert.der().clone())
             .map_err(|e| format!("demo CA: {e}"))?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut server = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .and_then(|b| {
-                b.with_no_client_auth()
-                    .with_single_cert(vec![leaf_cert.der().clone()], key)
-            })
+        let server = server_config(vec![leaf_cert.der().clone()], key)
             .map_err(|e| format!("demo TLS settings: {e}"))?;
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(DemoPki {
             ca_pem: ca_cert.pem(),
             roots: Arc::new(roots),
             server: Arc::new(server),
         })
     }
+}
+
+/// A CA certificate's parameters: `cn`, valid from `not_before` to `not_after`, allowed to
+/// sign certificates (and intermediates below it).
+pub fn ca_params(
+    cn: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, rcgen::Error> {
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, cn);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = not_before;
+    ca.not_after = not_after;
+    Ok(ca)
+}
+
+/// A server certificate's parameters: `names` as SANs (the first is also the CN).
+pub fn leaf_params(
+    names: &[String],
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, rcgen::Error> {
+    let mut leaf = CertificateParams::new(names.to_vec())?;
+    let cn = names.first().cloned().unwrap_or_default();
+    leaf.distinguished_name.push(DnType::CommonName, cn);
+    leaf.not_before = not_before;
+    leaf.not_after = not_after;
+    Ok(leaf)
+}
+
+/// A TLS server presenting `chain` (leaf first) with `key`, speaking HTTP/1.1.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::ServerConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(server)
 }
 
 /// The demo over TLS (wss://, https://): TCP accept, then the TLS handshake, bounded so a

@@ -18,7 +18,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::result::{CertInfo, Failure, Reason, TlsInfo};
 use crate::clock::{now_unix, rfc3339_secs as date};
-use crate::config::{TlsClient, Trust};
+use crate::config::{TlsVerify, Trust};
 
 /// ALPN offered in the handshake.
 #[derive(Debug, Clone, Copy)]
@@ -134,7 +134,7 @@ pub fn inspect(
     conn: &ClientConnection,
     name: &str,
     server_name: &ServerName<'static>,
-    client: &TlsClient,
+    client: &TlsVerify,
 ) -> (TlsInfo, Result<(), Failure>) {
     let presented: &[CertificateDer<'static>] = conn.peer_certificates().unwrap_or(&[]);
     let chain: Vec<CertInfo> = presented.iter().filter_map(|c| parse_cert(c)).collect();

@@ -14,7 +14,7 @@ use super::Prober;
 use super::certs;
 use super::result::{Failure, Phase, Reason, TlsInfo};
 use super::timing::Timeline;
-use crate::config::TlsClient;
+use crate::config::TlsVerify;
 
 /// Resolves `host` to its addresses (an IP literal resolves to itself in no time).
 pub async fn resolve(p: &Prober, tl: &mut Timeline, host: &str) -> Result<Vec<IpAddr>, Failure> {
@@ -109,11 +109,11 @@ pub struct Handshake {
     pub verdict: Result<(), Failure>,
 }
 
-pub async fn tls(
+pub async fn handshake(
     tl: &mut Timeline,
     tcp: TcpStream,
     name: &str,
-    client: &TlsClient,
+    client: &TlsVerify,
     alpn: certs::Alpn,
 ) -> Result<Handshake, Failure> {
     let server_name = ServerName::try_from(

@@ -29,7 +29,7 @@ pub struct Call<'a> {
     pub method: &'a str,
     pub headers: BTreeMap<String, String>,
     pub json_body: Option<&'a Value>,
-    pub tls: &'a crate::config::TlsClient,
+    pub tls: &'a crate::config::TlsVerify,
 }
 
 /// One request outside a check of its own: resolve, connect, TLS, request, and a body of at
@@ -108,7 +108,7 @@ pub(crate) async fn exchange(
     let request = build_request(spec, url, method, body)?;
     if url.scheme() == "https" {
         let name = spec.tls.server_name.as_deref().unwrap_or(host);
-        let hs = net::tls(tl, tcp, name, &spec.tls, Alpn::Http1).await?;
+        let hs = net::handshake(tl, tcp, name, &spec.tls, Alpn::Http1).await?;
         result.tls = Some(hs.info);
         hs.verdict?;
         send(tl, hs.stream, request).await

@@ -16,7 +16,7 @@ use super::certs::Alpn;
 use super::result::{Failure, Phase, ProbeResult, Reason};
 use super::timing::Timeline;
 use super::{Prober, net};
-use crate::config::TlsClient;
+use crate::config::TlsVerify;
 
 /// A plain or TLS stream under a WebSocket.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -32,7 +32,7 @@ pub(crate) async fn open(
     result: &mut ProbeResult,
     url: &Url,
     headers: &[(String, String)],
-    tls: &TlsClient,
+    tls: &TlsVerify,
     max_frame_bytes: usize,
 ) -> Result<Socket, Failure> {
     let host = url.host_str().unwrap_or_default().to_string();
@@ -42,7 +42,7 @@ pub(crate) async fn open(
     result.ip = Some(ip);
     let stream: Box<dyn Io> = if url.scheme() == "wss" {
         let name = tls.server_name.as_deref().unwrap_or(&host);
-        let hs = net::tls(tl, tcp, name, tls, Alpn::Http1).await?;
+        let hs = net::handshake(tl, tcp, name, tls, Alpn::Http1).await?;
         result.tls = Some(hs.info);
         hs.verdict?;
         Box::new(hs.stream)

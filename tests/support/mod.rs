@@ -11,7 +11,8 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, Record, rdata};
 use pathwatch::config::Config;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use pathwatch::demo::tls as demo_tls;
+use rcgen::{CertificateParams, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -105,17 +106,7 @@ fn days(d: i64) -> OffsetDateTime {
 }
 
 fn ca_params(cn: &str, validity: (i64, i64)) -> CertificateParams {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    p.not_before = days(validity.0);
-    p.not_after = days(validity.1);
-    p
+    demo_tls::ca_params(cn, days(validity.0), days(validity.1)).unwrap()
 }
 
 impl PkiBuilder {
@@ -133,13 +124,9 @@ impl PkiBuilder {
     }
 
     pub fn build(self) -> Pki {
-        let mut leaf = CertificateParams::new(self.names.clone()).unwrap();
-        leaf.distinguished_name.push(
-            DnType::CommonName,
-            self.names.first().cloned().unwrap_or_default(),
-        );
-        leaf.not_before = days(self.leaf_days.0);
-        leaf.not_after = days(self.leaf_days.1);
+        let leaf =
+            demo_tls::leaf_params(&self.names, days(self.leaf_days.0), days(self.leaf_days.1))
+                .unwrap();
         let leaf_key = KeyPair::generate().unwrap();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
         if self.self_signed {
@@ -189,13 +176,7 @@ pub async fn spawn_tls_demo(
 /// A TLS server on 127.0.0.1:0 presenting `pki`'s chain; it answers any HTTP request with
 /// `200 {"status":"ok"}`.
 pub async fn spawn_tls(pki: &Pki) -> SocketAddr {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
-        .unwrap();
+    let config = demo_tls::server_config(pki.chain.clone(), pki.key.clone_key()).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

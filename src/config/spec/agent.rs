@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use super::tls::TlsClient;
+use super::tls::TlsVerify;
 use super::{Problems, default_max_body, yes};
 use crate::config::value::{DurationValue, opt_duration};
 use crate::config::yaml;
@@ -40,7 +40,7 @@ pub struct AgentSpec {
     pub max_frame_bytes: usize,
     /// Certificate verification for wss targets.
     #[serde(default)]
-    pub tls: TlsClient,
+    pub tls: TlsVerify,
     /// Get a token over HTTP first (password login or a test-bypass endpoint).
     #[serde(default)]
     pub login: Option<LoginSpec>,

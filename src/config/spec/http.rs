@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::expect::{JsonRule, Pattern, StatusRule};
-use super::tls::TlsClient;
+use super::tls::TlsVerify;
 use super::{Problems, default_max_body, yes};
 use crate::config::yaml;
 
@@ -35,7 +35,7 @@ pub struct HttpSpec {
     pub max_body_bytes: usize,
     /// Certificate verification for https targets.
     #[serde(default)]
-    pub tls: TlsClient,
+    pub tls: TlsVerify,
 }
 
 fn default_method() -> String {

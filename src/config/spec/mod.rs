@@ -20,7 +20,7 @@ pub use agent::{AgentExpect, AgentSpec, LoginSpec, Order, TokenSpec, Transport};
 pub use dns::{DnsSpec, RecordKind};
 pub use expect::{JsonRule, Pattern, StatusRule};
 pub use http::{HttpExpect, HttpSpec};
-pub use tls::{TlsClient, Trust};
+pub use tls::{TlsVerify, Trust};
 pub use websocket::{FrameExpect, WebSocketSpec};
 
 /// The probe settings of a check or a `/probe` module, by `type`.
@@ -29,7 +29,7 @@ pub use websocket::{FrameExpect, WebSocketSpec};
 #[derive(Debug, Clone)]
 pub enum Spec {
     Http(HttpSpec),
-    Tls(TlsClient),
+    Tls(TlsVerify),
     Dns(DnsSpec),
     Agent(AgentSpec),
     WebSocket(WebSocketSpec),
@@ -76,7 +76,7 @@ impl Spec {
         }
     }
 
-    pub fn tls_client(&self) -> Option<&TlsClient> {
+    pub fn tls_client(&self) -> Option<&TlsVerify> {
         match self {
             Spec::Http(h) => Some(&h.tls),
             Spec::Tls(t) => Some(t),
@@ -86,7 +86,7 @@ impl Spec {
         }
     }
 
-    pub fn tls_client_mut(&mut self) -> Option<&mut TlsClient> {
+    pub fn tls_client_mut(&mut self) -> Option<&mut TlsVerify> {
         match self {
             Spec::Http(h) => Some(&mut h.tls),
             Spec::Tls(t) => Some(t),

@@ -14,7 +14,7 @@ use crate::config::yaml;
 /// Certificate verification settings (the `tls:` key of http checks, and `type: tls` itself).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TlsClient {
+pub struct TlsVerify {
     /// PEM file of CA certificates to trust instead of the built-in Mozilla roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -42,7 +42,7 @@ pub enum Trust {
     Demo,
 }
 
-impl TlsClient {
+impl TlsVerify {
     pub(crate) fn validate(&mut self, path: &str, ctx: &Context<'_>, out: &mut Problems) {
         if let Some(name) = &self.server_name
             && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()

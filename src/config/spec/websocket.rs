@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::expect::{JsonRule, Pattern};
-use super::tls::TlsClient;
+use super::tls::TlsVerify;
 use super::{Problems, default_max_body};
 use crate::config::yaml;
 
@@ -30,7 +30,7 @@ pub struct WebSocketSpec {
     pub max_frame_bytes: usize,
     /// Certificate verification for wss targets.
     #[serde(default)]
-    pub tls: TlsClient,
+    pub tls: TlsVerify,
 }
 
 /// `expect:` of a websocket check: rules one frame must meet.
