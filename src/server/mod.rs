@@ -3,6 +3,7 @@
 //! listener and a shutdown future so callers and tests pick the port.
 
 mod api;
+mod charts;
 mod page;
 mod probe_endpoint;
 
@@ -43,7 +44,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(page::overview))
         .route("/checks/{name}", get(page::check))
-        .route("/badge/{file}", get(page::badge_svg))
+        .route("/badge/{file}", get(charts::badge_svg))
         .route("/metrics", get(metrics))
         .route("/probe", get(probe_endpoint::handler))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
