@@ -32,7 +32,7 @@ pub async fn probe(
 ) -> Result<(), Failure> {
     // Values obtained during the run (token, ticket) are secrets too.
     let mut secrets: Vec<String> = Vec::new();
-    let outcome = run(p, tl, result, spec, url, &mut secrets).await;
+    let outcome = golden_path(p, tl, result, spec, url, &mut secrets).await;
     outcome.map_err(|mut f| {
         for s in secrets.iter().filter(|s| s.len() >= 4) {
             f.message = f.message.replace(s.as_str(), REDACTED);
@@ -41,7 +41,7 @@ pub async fn probe(
     })
 }
 
-async fn run(
+async fn golden_path(
     p: &Prober,
     tl: &mut Timeline,
     result: &mut ProbeResult,
