@@ -15,6 +15,7 @@
 //! - [`verdict`]: a run's OK / WARN / CRIT, the run record, damped check states, the board.
 //! - [`history`]: runs, transitions and states in SQLite, written off the probe path.
 //! - [`scheduler`]: one task per check, spread, jitter, no overlap, concurrency limit, drain.
+//! - [`live`]: the config and prober that run now (swapped by a reload), the reload handle.
 //! - [`metrics`]: per-check series in the Prometheus text format, blackbox `probe_*`
 //!   gauges shared with `/probe`, self-metrics.
 //! - [`report`]: the text / JSON / JUnit reports of `pathwatch check`.
@@ -41,6 +42,8 @@ pub mod verdict;
 pub mod history;
 
 pub mod scheduler;
+
+pub mod live;
 
 pub mod metrics;
 

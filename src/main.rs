@@ -20,6 +20,10 @@ struct Cli {
     /// Config file.
     #[arg(long, short, global = true, default_value = "config.yaml")]
     config: PathBuf,
+    /// `run`: also reload when the config file's checksum changed, checked this often
+    /// (e.g. 30s). SIGHUP and `POST /-/reload` always reload.
+    #[arg(long = "config.auto-reload-interval", global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    auto_reload_interval: Option<std::time::Duration>,
     /// Log format on stderr (`RUST_LOG` sets the level, default info).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -161,7 +165,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match app::run(config, listener, app::shutdown_signal()).await {
+            let reload = app::ReloadOptions {
+                path: Some(cli.config.clone()),
+                auto_interval: cli.auto_reload_interval,
+            };
+            match app::run_with(config, reload, listener, app::shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("pathwatch stopped: {e:#}");

@@ -4,9 +4,10 @@
 //! finish (each is bounded by its own timeout). What a probe does is the [`Runner`]'s
 //! business; what happens to its result is the [`Sink`]'s.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -75,28 +76,104 @@ pub struct Scheduler<R: Runner, S: Sink> {
 }
 
 impl<R: Runner, S: Sink> Scheduler<R, S> {
-    /// Starts one task per check on `tracker`; they stop when `shutdown` is cancelled.
+    /// Starts one task per check on `tracker`; they stop when `shutdown` is cancelled. The
+    /// handle changes the set of checks later (a reload).
     pub fn spawn(
         &self,
         checks: &[Arc<Check>],
         shutdown: &CancellationToken,
         tracker: &TaskTracker,
-    ) {
-        let limit = Arc::new(Semaphore::new(self.max_concurrency));
-        let start = Instant::now();
+    ) -> Running<R, S> {
+        let running = Running {
+            runner: self.runner.clone(),
+            sink: self.sink.clone(),
+            metrics: self.metrics.clone(),
+            limit: Arc::new(Semaphore::new(self.max_concurrency)),
+            start: Instant::now(),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+            tasks: Mutex::new(HashMap::new()),
+        };
+        running.update(checks);
+        running
+    }
+}
+
+/// The check tasks of a running scheduler.
+pub struct Running<R: Runner, S: Sink> {
+    runner: Arc<R>,
+    sink: Arc<S>,
+    metrics: Arc<dyn SchedulerMetrics>,
+    limit: Arc<Semaphore>,
+    start: Instant,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    tasks: Mutex<HashMap<String, (Arc<Check>, CancellationToken)>>,
+}
+
+/// What [`Running::update`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Changes {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+}
+
+impl<R: Runner, S: Sink> Running<R, S> {
+    /// Runs exactly `checks` from now on. A check whose `Arc` is the one already running is
+    /// left alone (its schedule and in-flight run untouched); a new or replaced check starts
+    /// at its next slot of the usual spread; a removed one runs no more (a run in flight
+    /// finishes, bounded by its timeout).
+    pub fn update(&self, checks: &[Arc<Check>]) -> Changes {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changes = Changes::default();
+        tasks.retain(|name, (_, stop)| {
+            let keep = checks.iter().any(|c| c.name == *name);
+            if !keep {
+                stop.cancel();
+                changes.removed += 1;
+            }
+            keep
+        });
         for check in checks {
-            let first =
-                start + spread(&check.name, check.interval) + jitter(&check.name, check.interval);
-            tracker.spawn(check_loop(
+            match tasks.get(&check.name) {
+                Some((running, _)) if Arc::ptr_eq(running, check) => {
+                    changes.unchanged += 1;
+                    continue;
+                }
+                Some((_, stop)) => {
+                    stop.cancel();
+                    changes.changed += 1;
+                }
+                None => changes.added += 1,
+            }
+            let stop = self.shutdown.child_token();
+            self.tracker.spawn(check_loop(
                 check.clone(),
-                first,
+                self.next_slot(check),
                 self.runner.clone(),
                 self.sink.clone(),
                 self.metrics.clone(),
-                limit.clone(),
-                shutdown.clone(),
+                self.limit.clone(),
+                stop.clone(),
             ));
+            tasks.insert(check.name.clone(), (check.clone(), stop));
         }
+        changes
+    }
+
+    /// The first start of `check` at or after now on its grid: start + spread + k intervals.
+    fn next_slot(&self, check: &Check) -> Instant {
+        let offset = spread(&check.name, check.interval) + jitter(&check.name, check.interval);
+        let first = self.start + offset;
+        let now = Instant::now();
+        if now <= first {
+            return first;
+        }
+        let interval = check.interval.as_nanos().max(1);
+        let periods = (now - first).as_nanos().div_ceil(interval);
+        first + Duration::from_nanos((periods * interval) as u64)
     }
 }
 

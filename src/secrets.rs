@@ -9,7 +9,7 @@ use url::Url;
 pub const REDACTED: &str = "<redacted>";
 
 /// The interpolated values of the config, longest first so overlapping secrets redact fully.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Secrets(Arc<Vec<String>>);
 
 impl Secrets {

@@ -33,9 +33,9 @@ fn daemon(yaml: &str) -> (AppState, DaemonSink) {
     let board = Arc::new(Board::new(&config.checks, Default::default()));
     let sink = DaemonSink::new(metrics.clone(), board.clone(), history.clone());
     let state = AppState {
-        config,
+        live: Arc::new(pathwatch::live::Live::new(config, app.prober.clone())),
         metrics,
-        prober: app.prober.clone(),
+        reloader: None,
         ready: Arc::new(AtomicBool::new(false)),
         board,
         history,
@@ -99,8 +99,8 @@ checks:
 #[tokio::test]
 async fn api_shapes_for_a_failing_and_a_healthy_check() {
     let (state, sink) = daemon(YAML);
-    let api = state.config.check("api").unwrap().clone();
-    let cert = state.config.check("cert").unwrap().clone();
+    let api = state.live.config().check("api").unwrap().clone();
+    let cert = state.live.config().check("cert").unwrap().clone();
     assert_eq!(
         get(&state, "/-/ready").await.0,
         StatusCode::SERVICE_UNAVAILABLE
@@ -169,6 +169,17 @@ async fn api_shapes_for_a_failing_and_a_healthy_check() {
     let (status, badge) = get(&state, "/badge/api.svg").await;
     assert_eq!(status, StatusCode::OK);
     assert!(badge.starts_with("<svg"), "{badge}");
+    let reload = Request::post("/-/reload").body(Body::empty()).unwrap();
+    let response = router(state.clone()).oneshot(reload).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no config file to read again"
+    );
+    assert_eq!(
+        get(&state, "/-/reload").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
     let (_, metrics) = get(&state, "/metrics").await;
     assert!(
         metrics.contains("pathwatch_check_state{check=\"api\",location=\"eu-1\",state=\"crit\"} 1")
@@ -181,7 +192,7 @@ async fn api_shapes_for_a_failing_and_a_healthy_check() {
 #[tokio::test]
 async fn check_api_and_page_agree_on_days_left() {
     let (state, sink) = daemon(YAML);
-    let cert = state.config.check("cert").unwrap().clone();
+    let cert = state.live.config().check("cert").unwrap().clone();
     // 30.9 days: a fractional formula would say 31 somewhere.
     let result = cert_run(30 * DAY + DAY * 9 / 10);
     let report = pathwatch::report::CheckReport {

@@ -293,3 +293,76 @@ async fn damping_moves_the_state_at_the_expected_runs() {
         )
     );
 }
+
+/// A reload's change of the check set, in paused time: an unchanged check keeps its
+/// schedule, a removed one stops, a changed or added one starts on its grid.
+#[tokio::test(start_paused = true)]
+async fn update_leaves_unchanged_checks_alone_and_stops_removed_ones() {
+    let list = checks(3, "10s", "1s");
+    let (s, runner, _) = scheduler(&list, Duration::from_millis(5), 10);
+    let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
+    let running = s.spawn(&list, &token, &tracker);
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let starts = |name: &str| -> Vec<Instant> {
+        let log = runner.log.lock().unwrap();
+        log.iter()
+            .filter(|(n, ..)| n == name)
+            .map(|(_, s, _)| *s)
+            .collect()
+    };
+    let before0 = starts("check-0");
+
+    // check-0 the same object, check-1 gone, check-2 replaced by one with a 5 s interval,
+    // check-new added.
+    let mut yaml = String::from("checks:\n");
+    for (name, interval) in [("check-2", "5s"), ("check-new", "10s")] {
+        yaml.push_str(&format!(
+            "  - {{name: {name}, type: dns, target: example.test, interval: {interval}, timeout: 1s}}\n"
+        ));
+    }
+    let fresh = support::config(&yaml).checks;
+    let next = vec![list[0].clone(), fresh[0].clone(), fresh[1].clone()];
+    let changes = running.update(&next);
+    assert_eq!(
+        changes,
+        pathwatch::scheduler::Changes {
+            added: 1,
+            changed: 1,
+            removed: 1,
+            unchanged: 1
+        }
+    );
+    let removed_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    token.cancel();
+    tracker.close();
+    tracker.wait().await;
+
+    let after0 = starts("check-0");
+    assert!(after0.len() >= before0.len() + 2);
+    for w in after0.windows(2) {
+        assert_eq!(
+            w[1] - w[0],
+            Duration::from_secs(10),
+            "one grid, never restarted"
+        );
+    }
+    assert!(
+        starts("check-1").iter().all(|s| *s < removed_at),
+        "no run after removal"
+    );
+    let c2: Vec<Instant> = starts("check-2")
+        .into_iter()
+        .filter(|s| *s >= removed_at)
+        .collect();
+    assert!(c2.len() >= 5, "the 5 s interval applies: {}", c2.len());
+    for w in c2.windows(2) {
+        assert_eq!(w[1] - w[0], Duration::from_secs(5));
+    }
+    let new = starts("check-new");
+    assert!(new.len() >= 2 && new[0] >= removed_at);
+    assert!(
+        new[0] - removed_at <= Duration::from_secs(10),
+        "within one interval"
+    );
+}

@@ -10,8 +10,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::reload::Reload;
 use crate::config::{Check, Config};
 use crate::history::History;
+use crate::live::{Live, Reloader};
 use crate::metrics::Metrics;
 use crate::probe::ProbeResult;
 
@@ -39,6 +44,11 @@ impl DaemonSink {
 
 impl Sink for DaemonSink {
     fn record(&self, check: &Check, result: ProbeResult) {
+        if !self.board.is_current(check) {
+            // A run that was in flight when a reload removed or replaced its check.
+            tracing::debug!(check = %check.name, "Result of a replaced check dropped.");
+            return;
+        }
         let verdict = assess(&result, &check.thresholds);
         self.metrics.record(check, &result);
         tracing::debug!(check = %check.name, success = result.success(), duration_ms = result.duration.as_secs_f64() * 1e3, "Probe finished.");
@@ -88,25 +98,59 @@ fn resume(config: &Config, metrics: &Metrics) -> anyhow::Result<(Arc<History>, A
     Ok((Arc::new(history), Arc::new(board)))
 }
 
-/// Runs the daemon on an already bound listener until `shutdown` resolves.
+/// Where the daemon finds its config again, and how often it looks.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadOptions {
+    /// The config file: SIGHUP and `POST /-/reload` read it again. None: no reloads.
+    pub path: Option<PathBuf>,
+    /// Also reload when the file's checksum changed, checked this often.
+    pub auto_interval: Option<Duration>,
+}
+
+/// Runs the daemon on an already bound listener until `shutdown` resolves (no reloads).
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    run_with(config, ReloadOptions::default(), listener, shutdown).await
+}
+
+/// [`run`], reloading the config from `reload.path` on SIGHUP, `POST /-/reload` and (when
+/// set) a changed checksum.
+pub async fn run_with(
+    config: Config,
+    reload: ReloadOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    // First, so that a SIGHUP during start-up does not end the process.
+    let hangups = match &reload.path {
+        Some(_) => Some(hangup_signals()?),
+        None => None,
+    };
+    let checksum = reload.path.as_deref().and_then(super::reload::checksum);
     let app = super::build(config)?;
-    let (config, prober) = (app.config.clone(), app.prober.clone());
+    let config = app.config.clone();
+    let live = Arc::new(Live::new(config.clone(), app.prober.clone()));
     let metrics = Arc::new(Metrics::new(&config.location, &config.checks)?);
     let (history, board) = resume(&config, &metrics)?;
+    let (reloader, requests) = match reload.path {
+        Some(_) => {
+            let (r, q) = Reloader::channel();
+            (Some(r), Some(q))
+        }
+        None => (None, None),
+    };
     let state = AppState {
-        config: config.clone(),
+        live: live.clone(),
         metrics: metrics.clone(),
-        prober: prober.clone(),
+        reloader: reloader.clone(),
         ready: Arc::new(AtomicBool::new(false)),
         board: board.clone(),
         history: history.clone(),
     };
-    let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     app.start_demo(&token).await?;
     let addr = listener.local_addr()?;
@@ -116,27 +160,48 @@ pub async fn run(
         token.clone().cancelled_owned(),
     ));
     let scheduler = Scheduler {
-        runner: prober,
-        sink: Arc::new(DaemonSink::new(metrics, board, history.clone())),
-        metrics: state.metrics.clone(),
+        runner: live.clone(),
+        sink: Arc::new(DaemonSink::new(
+            metrics.clone(),
+            board.clone(),
+            history.clone(),
+        )),
+        metrics: metrics.clone(),
         max_concurrency: config.scheduler.max_concurrency,
     };
-    scheduler.spawn(&config.checks, &token, &tracker);
+    let running = scheduler.spawn(&config.checks, &token, &tracker);
+    if let (Some(path), Some(reloader), Some(requests)) = (reload.path, reloader, requests) {
+        let reload_state = Arc::new(Reload {
+            path,
+            live: live.clone(),
+            metrics,
+            board,
+            history: history.clone(),
+            running,
+            pki: app.demo_pki().cloned(),
+            checksum: std::sync::Mutex::new(checksum),
+        });
+        tokio::spawn(reload_state.clone().serve(requests, token.clone()));
+        if let Some(every) = reload.auto_interval {
+            tokio::spawn(reload_state.watch(every, reloader.clone(), token.clone()));
+        }
+        if let Some(hangups) = hangups {
+            tokio::spawn(on_hangup(hangups, reloader, token.clone()));
+        }
+    }
     tracker.close();
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, checks = config.checks.len(), modules = config.modules.len(), location = %config.location, "pathwatch is running.");
 
     shutdown.await;
-    tracing::info!(grace_period = %humantime::format_duration(config.scheduler.grace_period), "Shutting down; letting in-flight probes finish.");
+    let grace = live.config().scheduler.grace_period;
+    tracing::info!(grace_period = %humantime::format_duration(grace), "Shutting down; letting in-flight probes finish.");
     state.ready.store(false, Ordering::Release);
     token.cancel();
-    if tokio::time::timeout(config.scheduler.grace_period, tracker.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("Grace period ran out with probes still running; exiting anyway.");
     }
-    match tokio::time::timeout(config.scheduler.grace_period, server).await {
+    match tokio::time::timeout(grace, server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error."),
         Err(_) => tracing::warn!("HTTP server did not stop within the grace period."),
         _ => {}
@@ -145,6 +210,40 @@ pub async fn run(
     history.flush();
     tracing::info!("Stopped.");
     Ok(())
+}
+
+#[cfg(unix)]
+type Hangups = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangups = ();
+
+/// SIGHUP, listened to (its default action would end the process).
+fn hangup_signals() -> std::io::Result<Hangups> {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(())
+    }
+}
+
+async fn on_hangup(mut hangups: Hangups, reloader: Reloader, stop: CancellationToken) {
+    #[cfg(unix)]
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {
+                tracing::info!("SIGHUP: reloading the config.");
+                reloader.request();
+            }
+            _ = stop.cancelled() => return,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (hangups, reloader, stop);
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -6,6 +6,7 @@
 
 pub mod daemon;
 pub mod once;
+mod reload;
 
 use std::future::Future;
 use std::path::Path;
@@ -18,7 +19,7 @@ use crate::config::{Config, DemoConfig, Spec, Trust};
 use crate::demo::{DemoBackend, DemoPki};
 use crate::probe::Prober;
 
-pub use daemon::{DaemonSink, run, shutdown_signal};
+pub use daemon::{DaemonSink, ReloadOptions, run, run_with, shutdown_signal};
 pub use once::run_once;
 
 /// What every command runs with: the config with `ca_file: demo` resolved, the prober, and
@@ -40,13 +41,7 @@ pub fn build(mut config: Config) -> anyhow::Result<App> {
         _ => None,
     };
     if let Some(pki) = &pki {
-        let roots = Trust::Roots(pki.roots.clone());
-        for check in &mut config.checks {
-            trust_demo(&mut Arc::make_mut(check).spec, &roots);
-        }
-        for module in config.modules.values_mut() {
-            trust_demo(&mut Arc::make_mut(module).spec, &roots);
-        }
+        resolve_demo_trust(&mut config, &Trust::Roots(pki.roots.clone()));
     }
     let prober =
         Prober::new(&config.resolver, config.secrets.clone()).map_err(anyhow::Error::msg)?;
@@ -55,6 +50,16 @@ pub fn build(mut config: Config) -> anyhow::Result<App> {
         prober: Arc::new(prober),
         pki,
     })
+}
+
+/// `ca_file: demo` of every check and module becomes trust in the demo's CA.
+fn resolve_demo_trust(config: &mut Config, roots: &Trust) {
+    for check in &mut config.checks {
+        trust_demo(&mut Arc::make_mut(check).spec, roots);
+    }
+    for module in config.modules.values_mut() {
+        trust_demo(&mut Arc::make_mut(module).spec, roots);
+    }
 }
 
 fn trust_demo(spec: &mut Spec, roots: &Trust) {

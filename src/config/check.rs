@@ -98,6 +98,38 @@ pub struct Check {
     pub target: Target,
     pub spec: Spec,
     pub thresholds: Thresholds,
+    /// The check as written (after interpolation): what a reload compares.
+    pub source: Value,
+}
+
+impl Check {
+    /// Same settings as `other`: as written, and with the same inherited defaults. A
+    /// reload leaves such a check untouched.
+    pub fn same_settings(&self, other: &Check) -> bool {
+        self.source == other.source
+            && self.interval == other.interval
+            && self.timeout == other.timeout
+            && self.thresholds == other.thresholds
+    }
+
+    /// What a reload changed that makes this a different check (its state starts over),
+    /// in words; None when type and target are the same.
+    pub fn identity_change(&self, new: &Check) -> Option<String> {
+        if self.spec.kind() != new.spec.kind() {
+            return Some(format!(
+                "type changed from {} to {}",
+                self.spec.kind(),
+                new.spec.kind()
+            ));
+        }
+        (self.target != new.target).then(|| {
+            format!(
+                "target changed from {} to {}",
+                self.target.display(),
+                new.target.display()
+            )
+        })
+    }
 }
 
 /// Probe settings for `/probe?module=NAME`; the target comes from the request.
@@ -167,6 +199,7 @@ pub struct Damping {
 impl Validator<'_> {
     pub(super) fn check(&mut self, item: Value, path: &str, defaults: &Defaults) -> Option<Check> {
         let (common, spec) = self.typed_spec(&item, path, &CHECK_KEYS)?;
+        let source = item.clone();
         // The target is judged even when other common keys are wrong, so both are reported.
         let target = match common
             .get("target")
@@ -242,6 +275,7 @@ impl Validator<'_> {
             target: target?,
             spec,
             thresholds: thresholds.resolve(),
+            source,
         })
     }
 

@@ -142,7 +142,7 @@ impl Default for SchedulerConfig {
 }
 
 /// `resolver:`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResolverConfig {
     /// DNS servers (ip:port) to ask. Empty (default): the system's `/etc/resolv.conf`.

@@ -144,6 +144,34 @@ impl History {
         }
     }
 
+    /// A check that starts over (a reload changed its type or target): its transition, if
+    /// any, and its state, written at once after what is queued (reloads are rare).
+    pub fn record_reset(
+        &self,
+        check: &str,
+        tracker: &Tracker,
+        transition: Option<&Transition>,
+    ) -> Result<(), String> {
+        self.flush();
+        let conn = self.conn();
+        let tracker = serde_json::to_string(tracker).unwrap_or_default();
+        conn.execute(
+            "INSERT INTO states (check_name, tracker, last) VALUES (?1, ?2, NULL)
+             ON CONFLICT (check_name) DO UPDATE SET tracker = excluded.tracker, last = NULL",
+            params![check, tracker],
+        )
+        .map_err(|e| e.to_string())?;
+        if let Some(t) = transition {
+            conn.execute(
+                "INSERT INTO transitions (check_name, at_ms, from_state, to_state, cause)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![check, t.at_ms, t.from.as_str(), t.to.as_str(), t.cause],
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Waits until everything queued so far is committed.
     pub fn flush(&self) {
         let (done, wait) = std::sync::mpsc::channel();

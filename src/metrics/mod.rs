@@ -6,19 +6,21 @@
 //! Labels are bounded: check, location, phase, reason, state, event, level.
 
 mod blackbox;
+mod families;
 mod text;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use prometheus::{
-    Encoder, Histogram as PromHistogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram as PromHistogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use blackbox::Facts;
 pub use blackbox::render_one as render_probe;
-use text::{Family, Histogram, Text, label_set, write_families};
+use families::CHECK_FAMILIES;
+use text::{Histogram, Text, label_set, write_families};
 
 use crate::config::{Check, Spec, Target};
 use crate::probe::{Phase, ProbeResult, Reason};
@@ -27,13 +29,28 @@ use crate::verdict::{CheckState, Transition};
 
 /// All metrics of a running daemon.
 pub struct Metrics {
-    checks: Vec<CheckSeries>,
-    by_name: HashMap<String, usize>,
+    /// Swapped whole when a reload changes the checks.
+    series: RwLock<Arc<SeriesSet>>,
     /// Self-metrics (scheduler, process, history writer, build).
     registry: Registry,
     scheduler_lag: PromHistogram,
     in_flight: IntGauge,
     pub history: crate::history::HistoryCounters,
+    reload_ok: IntGauge,
+    reload_at: Gauge,
+}
+
+#[derive(Default)]
+struct SeriesSet {
+    list: Vec<CheckSeries>,
+    by_name: HashMap<String, usize>,
+}
+
+impl SeriesSet {
+    fn new(list: Vec<CheckSeries>, names: impl Iterator<Item = String>) -> SeriesSet {
+        let by_name = names.enumerate().map(|(i, n)| (n, i)).collect();
+        SeriesSet { list, by_name }
+    }
 }
 
 /// The series of one check: what the config fixes, and what its runs change.
@@ -46,7 +63,8 @@ struct CheckSeries {
     /// Only for checks that see certificates.
     cert: Option<[(&'static str, f64); 2]>,
     deadlines: Vec<(&'static str, f64)>,
-    live: Mutex<Live>,
+    /// Kept across a reload that changes the check's settings.
+    live: Arc<Mutex<Live>>,
 }
 
 #[derive(Default)]
@@ -95,7 +113,7 @@ impl CheckSeries {
                 ]
             }),
             deadlines,
-            live: Mutex::default(),
+            live: Arc::default(),
         }
     }
 
@@ -166,6 +184,16 @@ impl Metrics {
         reg.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
+        let reload_ok = IntGauge::new(
+            "pathwatch_config_last_reload_successful",
+            "Whether the last config reload attempt succeeded (1) or the old config runs on (0).",
+        )?;
+        reg.register(Box::new(reload_ok.clone()))?;
+        let reload_at = Gauge::new(
+            "pathwatch_config_last_reload_success_timestamp_seconds",
+            "When the running config was loaded.",
+        )?;
+        reg.register(Box::new(reload_at.clone()))?;
         let history = crate::history::HistoryCounters {
             written: plain_counter(
                 &reg,
@@ -183,36 +211,69 @@ impl Metrics {
                 "Failed history writes (each may hold many runs).",
             )?,
         };
-        Ok(Metrics {
-            checks: checks
-                .iter()
-                .map(|c| CheckSeries::new(c, location))
-                .collect(),
-            by_name: checks
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.name.clone(), i))
-                .collect(),
+        let metrics = Metrics {
+            series: RwLock::default(),
             registry: reg,
             scheduler_lag,
             in_flight,
             history,
-        })
+            reload_ok,
+            reload_at,
+        };
+        metrics.reconcile(location, checks, &[]);
+        metrics.reloaded(true);
+        Ok(metrics)
     }
 
-    fn live(&self, check: &str) -> Option<MutexGuard<'_, Live>> {
-        let found = self.by_name.get(check).map(|i| self.checks[*i].live());
-        if found.is_none() {
-            tracing::debug!(check, "Metrics of an unknown check ignored.");
+    /// The series for `checks` (after a reload): a check that stays keeps its counters,
+    /// except those in `reset` (its type or target changed: a different check under the
+    /// same name); removed checks leave `/metrics`.
+    pub fn reconcile(&self, location: &str, checks: &[Arc<Check>], reset: &[String]) {
+        let old = self.set();
+        let list = checks
+            .iter()
+            .map(|c| {
+                let mut series = CheckSeries::new(c, location);
+                if !reset.contains(&c.name)
+                    && let Some(i) = old.by_name.get(&c.name)
+                {
+                    series.live = old.list[*i].live.clone();
+                }
+                series
+            })
+            .collect();
+        let set = SeriesSet::new(list, checks.iter().map(|c| c.name.clone()));
+        *self.series.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+    }
+
+    /// `pathwatch_config_last_reload_successful` and, on success, its timestamp.
+    pub fn reloaded(&self, ok: bool) {
+        self.reload_ok.set(i64::from(ok));
+        if ok {
+            self.reload_at.set(crate::clock::now_secs_f64());
         }
-        found
+    }
+
+    fn set(&self) -> Arc<SeriesSet> {
+        self.series
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn live(&self, check: &str, f: impl FnOnce(&mut Live)) {
+        let set = self.set();
+        match set.by_name.get(check) {
+            Some(i) => f(&mut set.list[*i].live()),
+            None => tracing::debug!(check, "Metrics of an unknown check ignored."),
+        }
     }
 
     pub fn record(&self, check: &Check, r: &ProbeResult) {
-        let Some(mut live) = self.live(&check.name) else {
-            return;
-        };
-        let live = &mut *live;
+        self.live(&check.name, |live| Self::record_into(live, check, r));
+    }
+
+    fn record_into(live: &mut Live, check: &Check, r: &ProbeResult) {
         live.last = Some(Facts::of(check.spec.kind(), r));
         live.duration.observe(r.duration.as_secs_f64());
         live.phases.clear();
@@ -237,15 +298,11 @@ impl Metrics {
 
     /// `pathwatch_check_state{state}`: 1 for the current state, 0 for the others.
     pub fn set_state(&self, check: &str, current: CheckState) {
-        if let Some(mut live) = self.live(check) {
-            live.state = current;
-        }
+        self.live(check, |live| live.state = current);
     }
 
     pub fn transition(&self, t: &Transition) {
-        if let Some(mut live) = self.live(&t.check) {
-            live.transitions[t.to as usize] += 1;
-        }
+        self.live(&t.check, |live| live.transitions[t.to as usize] += 1);
     }
 
     /// The whole `/metrics` text.
@@ -258,16 +315,17 @@ impl Metrics {
     /// The `/metrics` text, handed to `sink` in pieces of about 64 KiB: 10,000 checks make
     /// ~40 MB, which is never held whole.
     pub fn render_to(&self, sink: impl FnMut(String)) {
+        let set = self.set();
         let mut t = Text::streaming(sink);
         blackbox::write(&mut t, &|emit| {
-            for c in &self.checks {
+            for c in &set.list {
                 if let Some(f) = &c.live().last {
                     emit(&c.labels, f);
                 }
             }
         });
         write_families(&mut t, &CHECK_FAMILIES, &|emit| {
-            for c in &self.checks {
+            for c in &set.list {
                 emit(&c.labels, c);
             }
         });
@@ -279,165 +337,6 @@ impl Metrics {
         t.finish();
     }
 }
-
-/// pathwatch's own per-check families.
-const CHECK_FAMILIES: [Family<CheckSeries>; 15] = [
-    (
-        "pathwatch_probe_duration_seconds",
-        "histogram",
-        "Probe duration.",
-        |t, n, l, c| {
-            let live = c.live();
-            if live.duration.count() > 0 {
-                t.histogram(n, l, None, &live.duration);
-            }
-        },
-    ),
-    // A gauge (the last run's value), not a histogram: 15 series per phase and check
-    // made /metrics of 1,000 checks 10 MB. Percentiles over time come from
-    // quantile_over_time; the probe's total duration keeps its histogram.
-    (
-        "pathwatch_phase_duration_seconds",
-        "gauge",
-        "Duration of each phase of the last probe.",
-        |t, n, l, c| {
-            for (p, v) in &c.live().phases {
-                t.sample(n, l, Some(("phase", p.as_str())), *v);
-            }
-        },
-    ),
-    (
-        "pathwatch_probes_total",
-        "counter",
-        "Probes run, by result (success, failure).",
-        |t, n, l, c| {
-            let probes = c.live().probes;
-            for (result, v) in ["success", "failure"].into_iter().zip(probes) {
-                t.sample(n, l, Some(("result", result)), v);
-            }
-        },
-    ),
-    (
-        "pathwatch_probe_failures_total",
-        "counter",
-        "Failed probes by reason.",
-        |t, n, l, c| {
-            for (reason, v) in &c.live().failures {
-                t.sample(n, l, Some(("reason", reason.as_str())), *v);
-            }
-        },
-    ),
-    (
-        "pathwatch_probe_last_run_timestamp_seconds",
-        "gauge",
-        "When the last probe of a check started, unix seconds.",
-        |t, n, l, c| {
-            let live = c.live();
-            if live.last.is_some() {
-                t.sample(n, l, None, live.last_run);
-            }
-        },
-    ),
-    (
-        "pathwatch_check_state",
-        "gauge",
-        "1 for the current state of each check (unknown, ok, warn, crit).",
-        |t, n, l, c| {
-            let current = c.live().state;
-            for s in CheckState::ALL {
-                t.sample(n, l, Some(("state", s.as_str())), u64::from(s == current));
-            }
-        },
-    ),
-    (
-        "pathwatch_state_transitions_total",
-        "counter",
-        "CheckState changes of each check, by the state entered.",
-        |t, n, l, c| {
-            let counts = c.live().transitions;
-            // A check never returns to unknown: no series for it.
-            for s in [CheckState::Ok, CheckState::Warn, CheckState::Crit] {
-                t.sample(n, l, Some(("to", s.as_str())), counts[s as usize]);
-            }
-        },
-    ),
-    (
-        "pathwatch_scheduler_skipped_runs_total",
-        "counter",
-        "Planned runs skipped because the previous run of the check was still going.",
-        |t, n, l, c| {
-            t.sample(n, l, None, c.live().skipped);
-        },
-    ),
-    (
-        "pathwatch_check_interval_seconds",
-        "gauge",
-        "Configured probe interval.",
-        |t, n, l, c| {
-            t.sample(n, l, None, c.interval);
-        },
-    ),
-    (
-        "pathwatch_check_timeout_seconds",
-        "gauge",
-        "Configured probe timeout.",
-        |t, n, l, c| {
-            t.sample(n, l, None, c.timeout);
-        },
-    ),
-    (
-        "pathwatch_threshold_latency_seconds",
-        "gauge",
-        "Latency thresholds by level (warn, crit).",
-        |t, n, l, c| {
-            for (level, v) in c.latency {
-                if let Some(v) = v {
-                    t.sample(n, l, Some(("level", level)), v);
-                }
-            }
-        },
-    ),
-    (
-        "pathwatch_threshold_cert_expiry_seconds",
-        "gauge",
-        "Certificate time-left thresholds by level (warn, crit); configured in days.",
-        |t, n, l, c| {
-            for (level, v) in c.cert.iter().flatten() {
-                t.sample(n, l, Some(("level", level)), *v);
-            }
-        },
-    ),
-    (
-        "pathwatch_threshold_event_deadline_seconds",
-        "gauge",
-        "Agent event deadlines, from the message being sent.",
-        |t, n, l, c| {
-            for (event, v) in &c.deadlines {
-                t.sample(n, l, Some(("event", event)), *v);
-            }
-        },
-    ),
-    (
-        "pathwatch_agent_event_latency_seconds",
-        "histogram",
-        "Time from the message being sent to each agent event (first arrival per run).",
-        |t, n, l, c| {
-            for (event, h) in &c.live().event_latency {
-                t.histogram(n, l, Some(("event", event)), h);
-            }
-        },
-    ),
-    (
-        "pathwatch_agent_events_total",
-        "counter",
-        "Agent events received, by event.",
-        |t, n, l, c| {
-            for (event, v) in &c.live().events {
-                t.sample(n, l, Some(("event", event)), *v);
-            }
-        },
-    ),
-];
 
 fn plain_counter(reg: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
     let c = IntCounter::new(name, help)?;
@@ -455,9 +354,7 @@ impl SchedulerMetrics for Metrics {
     }
 
     fn skipped(&self, check: &str, runs: u64) {
-        if let Some(mut live) = self.live(check) {
-            live.skipped += runs;
-        }
+        self.live(check, |live| live.skipped += runs);
     }
 }
 

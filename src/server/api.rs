@@ -37,7 +37,7 @@ impl CheckView {
         CheckView {
             name: check.name.clone(),
             kind: check.spec.kind(),
-            target: s.config.secrets.redact(&check.target.display()),
+            target: s.live.config().secrets.redact(&check.target.display()),
             interval_seconds: check.interval.as_secs_f64(),
             state: t.state.as_str(),
             since: (t.since_ms > 0).then(|| rfc3339_ms(t.since_ms)),
@@ -55,7 +55,7 @@ pub async fn checks(State(s): State<AppState>) -> Json<Value> {
         .iter()
         .map(|(c, e)| CheckView::new(&s, c, e))
         .collect();
-    Json(json!({ "location": s.config.location, "checks": views }))
+    Json(json!({ "location": s.live.config().location, "checks": views }))
 }
 
 fn not_found(name: &str) -> Response {

@@ -16,24 +16,25 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
 use crate::history::History;
+use crate::live::{Live, Reloader};
 use crate::metrics::Metrics;
-use crate::probe::Prober;
 use crate::verdict::Board;
 
 pub use probe_endpoint::target_allowed;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The config and prober that run now.
+    pub live: Arc<Live>,
     pub metrics: Arc<Metrics>,
-    pub prober: Arc<Prober>,
+    /// Reloads the config file; None when the daemon runs without one.
+    pub reloader: Option<Reloader>,
     /// Set once the scheduler runs every check.
     pub ready: Arc<AtomicBool>,
     pub board: Arc<Board>,
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/probe", get(probe_endpoint::handler))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload).put(reload))
         .route("/api/v1/checks", get(api::checks))
         .route("/api/v1/checks/{name}", get(api::check))
         .route("/api/v1/checks/{name}/history", get(api::history))
@@ -132,6 +134,29 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
                 .map_or(1.0, |q| q.parse::<f64>().unwrap_or(0.0));
             coding.eq_ignore_ascii_case("gzip") && q > 0.0
         })
+}
+
+/// `POST /-/reload` (or PUT): reads the config file again and applies it; the old config
+/// runs on when the new one has errors, which the answer lists.
+async fn reload(State(s): State<AppState>) -> Response {
+    let Some(reloader) = &s.reloader else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reload is not available: this daemon was started without a config file\n",
+        )
+            .into_response();
+    };
+    match reloader.reload().await {
+        Ok(summary) => (StatusCode::OK, format!("{summary}\n")).into_response(),
+        Err(errors) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "failed to reload config; the previous config keeps running:\n{}\n",
+                errors.join("\n")
+            ),
+        )
+            .into_response(),
+    }
 }
 
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {

@@ -83,7 +83,7 @@ const STYLE: &str = r#"
 *{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:var(--bg);color:var(--fg)}
 header,main{max-width:1200px;margin:0 auto;padding:12px 16px}header{display:flex;flex-wrap:wrap;gap:8px 24px;align-items:baseline;border-bottom:1px solid var(--line)}
 h1{font-size:20px;margin:0}h2{font-size:17px;margin:24px 0 8px}a{color:var(--bar)}.muted{color:var(--muted)}
-.summary span{margin-right:12px}.scroll{overflow-x:auto}
+.summary span{margin-right:12px}.banner{border:2px solid #cf222e;border-radius:6px;padding:8px 12px;margin:8px 0}.scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:8px;border-bottom:1px solid var(--line);vertical-align:top}th{font-size:13px;color:var(--muted);font-weight:600}
 .badge{display:inline-block;min-width:64px;padding:2px 8px;border-radius:12px;font-weight:700;font-size:13px;color:#fff;text-align:center;white-space:nowrap}
 .badge.ok{background:var(--ok)}.badge.warn{background:var(--warn)}.badge.crit{background:var(--crit)}.badge.unknown{background:var(--unknown)}
@@ -115,7 +115,26 @@ setInterval(async () => {
 }, 5000);
 </script>"#;
 
-fn page(title: &str, header: &str, main: &str) -> Html<String> {
+/// A banner while the last reload failed: the old config runs on.
+fn reload_banner(s: &AppState) -> String {
+    let status = s.live.status();
+    let Some(failed) = status.failed_ms else {
+        return String::new();
+    };
+    let errors: String = status
+        .errors
+        .iter()
+        .map(|e| format!("<li>{}</li>", esc(e)))
+        .collect();
+    format!(
+        r#"<div class="banner" role="alert"><strong>Config reload failed {}</strong>; still running the config loaded {}.<ul>{errors}</ul></div>"#,
+        ago(failed, now_ms()),
+        ago(status.loaded_ms, now_ms()),
+    )
+}
+
+fn page(s: &AppState, title: &str, header: &str, main: &str) -> Html<String> {
+    let main = format!("{}{main}", reload_banner(s));
     Html(format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"><title>{}</title><style>{STYLE}</style></head><body><header>{header}</header><main>{main}</main>{REFRESH}</body></html>"#,
         esc(title)
@@ -195,7 +214,7 @@ pub async fn overview(State(s): State<AppState>) -> Response {
     let title = format!("{} · pathwatch", worst.as_str().to_uppercase());
     let header = format!(
         r#"<h1>pathwatch</h1><span class="muted">location {}</span><span class="summary" aria-live="polite"><span>{} OK</span><span>{} WARN</span><span>{} CRIT</span><span>{} UNKNOWN</span></span><span class="muted"><a href="/api/v1/checks">JSON</a> · <a href="/metrics">metrics</a></span>"#,
-        esc(&s.config.location),
+        esc(&s.live.config().location),
         counts[CheckState::Ok as usize],
         counts[CheckState::Warn as usize],
         counts[CheckState::Crit as usize],
@@ -206,7 +225,7 @@ pub async fn overview(State(s): State<AppState>) -> Response {
         n = snapshot.len(),
         updated = rfc3339_ms(now),
     );
-    page(&title, &header, &main).into_response()
+    page(&s, &title, &header, &main).into_response()
 }
 
 fn phases(run: &RunRecord) -> String {
@@ -227,6 +246,7 @@ pub async fn check(State(s): State<AppState>, Path(name): Path<String>) -> Respo
             return (
                 StatusCode::NOT_FOUND,
                 page(
+                    &s,
                     "not found · pathwatch",
                     r#"<h1><a href="/">pathwatch</a></h1>"#,
                     &format!("<p>No check named <code>{}</code>.</p>", esc(&name)),
@@ -297,9 +317,9 @@ pub async fn check(State(s): State<AppState>, Path(name): Path<String>) -> Respo
     main.push_str("</tbody></table></div>");
     let header = format!(
         r#"<h1><a href="/">pathwatch</a></h1><span class="muted">location {}</span><span class="muted"><a href="/api/v1/checks/{}">JSON</a></span>"#,
-        esc(&s.config.location),
+        esc(&s.live.config().location),
         esc(&v.name)
     );
     let title = format!("{} {} · pathwatch", v.state.to_uppercase(), v.name);
-    page(&title, &header, &main).into_response()
+    page(&s, &title, &header, &main).into_response()
 }

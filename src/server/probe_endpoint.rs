@@ -28,8 +28,9 @@ pub async fn handler(
             "the `module` parameter is missing".into(),
         );
     };
-    let Some(module) = s.config.modules.get(module_name) else {
-        let known: Vec<&str> = s.config.modules.keys().map(String::as_str).collect();
+    let config = s.live.config();
+    let Some(module) = config.modules.get(module_name) else {
+        let known: Vec<&str> = config.modules.keys().map(String::as_str).collect();
         return bad(
             StatusCode::BAD_REQUEST,
             format!("unknown module; configured: {}", known.join(", ")),
@@ -51,7 +52,7 @@ pub async fn handler(
         Ok(t) => t,
         Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad target: {e}")),
     };
-    let patterns = &s.config.probe.allow_targets;
+    let patterns = &config.probe.allow_targets;
     let (host, port) = target.host_port();
     if !target_allowed(patterns, &host, port) {
         return bad(
@@ -83,7 +84,8 @@ pub async fn handler(
     }
     let allow = |h: &str, p: u16| target_allowed(patterns, h, p);
     let result = s
-        .prober
+        .live
+        .prober()
         .run_restricted(&target, &module.spec, timeout, Some(&allow))
         .await;
     if let Some(f) = &result.failure {

@@ -30,8 +30,18 @@ pub struct Entry {
 }
 
 pub struct Board {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    /// The checks that run now, in config order (a reload replaces it).
     order: Vec<Arc<Check>>,
-    entries: Mutex<HashMap<String, Entry>>,
+    by_name: HashMap<String, Arc<Check>>,
+    entries: HashMap<String, Entry>,
+}
+
+fn by_name(checks: &[Arc<Check>]) -> HashMap<String, Arc<Check>> {
+    checks.iter().map(|c| (c.name.clone(), c.clone())).collect()
 }
 
 impl Board {
@@ -57,23 +67,66 @@ impl Board {
             })
             .collect();
         Board {
-            order: checks.to_vec(),
-            entries: Mutex::new(entries),
+            inner: Mutex::new(Inner {
+                order: checks.to_vec(),
+                by_name: by_name(checks),
+                entries,
+            }),
         }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The checks after a reload: removed ones leave, added ones start UNKNOWN, the others
+    /// keep their state, except those in `reset` (name, why), which start over at UNKNOWN.
+    /// Returns the state and transition of each reset one.
+    pub fn reconcile(
+        &self,
+        checks: &[Arc<Check>],
+        reset: &[(String, String)],
+        at_ms: i64,
+    ) -> Vec<(Tracker, Option<Transition>)> {
+        let mut inner = self.inner();
+        inner
+            .entries
+            .retain(|name, _| checks.iter().any(|c| c.name == *name));
+        let mut transitions = Vec::new();
+        for c in checks {
+            let e = inner.entries.entry(c.name.clone()).or_default();
+            if let Some((_, why)) = reset.iter().find(|(name, _)| *name == c.name) {
+                let t = e.tracker.reset(&c.name, why, at_ms);
+                e.last = None;
+                e.recent.clear();
+                transitions.push((e.tracker.clone(), t));
+            }
+        }
+        inner.order = checks.to_vec();
+        inner.by_name = by_name(checks);
+        transitions
+    }
+
+    /// Whether `check` is the one that runs now (a run of a check that a reload removed or
+    /// changed is not).
+    pub fn is_current(&self, check: &Check) -> bool {
+        self.inner()
+            .by_name
+            .get(&check.name)
+            .is_some_and(|c| std::ptr::eq(&**c, check))
     }
 
     /// Seeds the sparkline from stored runs (oldest first).
     pub fn seed_recent(&self, check: &str, runs: impl IntoIterator<Item = (i64, f64, bool)>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = entries.get_mut(check) {
+        if let Some(e) = self.inner().entries.get_mut(check) {
             e.recent = runs.into_iter().collect();
         }
     }
 
     /// Feeds a run into the check's state; returns the state after it and the transition.
     pub fn observe(&self, check: &Check, run: &RunRecord) -> (Tracker, Option<Transition>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let e = entries.entry(check.name.clone()).or_default();
+        let mut inner = self.inner();
+        let e = inner.entries.entry(check.name.clone()).or_default();
         let transition = e.tracker.observe(
             &check.name,
             run.status,
@@ -92,17 +145,21 @@ impl Board {
 
     /// Every check in config order with its entry.
     pub fn snapshot(&self) -> Vec<(Arc<Check>, Entry)> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        self.order
+        let inner = self.inner();
+        inner
+            .order
             .iter()
-            .map(|c| (c.clone(), entries.get(&c.name).cloned().unwrap_or_default()))
+            .map(|c| {
+                let entry = inner.entries.get(&c.name).cloned().unwrap_or_default();
+                (c.clone(), entry)
+            })
             .collect()
     }
 
     pub fn get(&self, name: &str) -> Option<(Arc<Check>, Entry)> {
-        let check = self.order.iter().find(|c| c.name == name)?.clone();
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = entries.get(name).cloned().unwrap_or_default();
+        let inner = self.inner();
+        let check = inner.by_name.get(name)?.clone();
+        let entry = inner.entries.get(name).cloned().unwrap_or_default();
         Some((check, entry))
     }
 }

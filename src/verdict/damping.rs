@@ -158,6 +158,24 @@ impl Tracker {
         Some(t)
     }
 
+    /// Starts over at UNKNOWN (the check became a different one: a reload changed its type
+    /// or target); the transition says why, unless it was UNKNOWN already.
+    pub fn reset(&mut self, check: &str, cause: &str, at_ms: i64) -> Option<Transition> {
+        let from = self.state;
+        *self = Tracker {
+            since_ms: at_ms,
+            cause: cause.to_string(),
+            ..Tracker::default()
+        };
+        (from != CheckState::Unknown).then(|| Transition {
+            check: check.to_string(),
+            at_ms,
+            from,
+            to: CheckState::Unknown,
+            cause: cause.to_string(),
+        })
+    }
+
     fn escalation_cause(&self, d: &Damping, latest: &str) -> String {
         let (level, what) = if self.recent.back() == Some(&Status::Crit) {
             (Status::Crit, "failed")

@@ -1,0 +1,204 @@
+//! Config reload: the file read again on `POST /-/reload`, SIGHUP or a changed checksum,
+//! one reload at a time. A bad file changes nothing (every error is logged and answered);
+//! a good one is applied keyed by check name: unchanged checks are untouched (schedule,
+//! in-flight run, state, series), changed ones restart at their next slot keeping state
+//! and history, a changed type or target starts over at UNKNOWN, removed checks stop and
+//! leave `/metrics`, added ones join the usual spread. Settings that need a restart keep
+//! their running values and are logged as such.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::DaemonSink;
+use crate::clock;
+use crate::config::{Config, Trust};
+use crate::demo::DemoPki;
+use crate::history::History;
+use crate::live::{Live, ReloadOutcome, Reloader};
+use crate::metrics::Metrics;
+use crate::probe::Prober;
+use crate::scheduler::Running;
+use crate::verdict::Board;
+
+pub(super) struct Reload {
+    pub path: PathBuf,
+    pub live: Arc<Live>,
+    pub metrics: Arc<Metrics>,
+    pub board: Arc<Board>,
+    pub history: Arc<History>,
+    pub running: Running<Live, DaemonSink>,
+    pub pki: Option<Arc<DemoPki>>,
+    /// Checksum of the file as last read (by start-up or a reload attempt).
+    pub checksum: Mutex<Option<u64>>,
+}
+
+/// A checksum of the config file's bytes (None when it cannot be read).
+pub(super) fn checksum(path: &std::path::Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+impl Reload {
+    /// Serves reload requests one at a time until `stop`.
+    pub async fn serve(
+        self: Arc<Self>,
+        mut requests: mpsc::Receiver<oneshot::Sender<ReloadOutcome>>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let reply = tokio::select! {
+                r = requests.recv() => match r { Some(r) => r, None => return },
+                _ = stop.cancelled() => return,
+            };
+            let this = self.clone();
+            // Reading and validating the file is blocking work (CA files too).
+            let outcome = tokio::task::spawn_blocking(move || this.once())
+                .await
+                .unwrap_or_else(|e| Err(vec![format!("the reload failed: {e}")]));
+            let _ = reply.send(outcome);
+        }
+    }
+
+    /// Asks for a reload whenever the file's checksum differs from the last one read.
+    pub async fn watch(
+        self: Arc<Self>,
+        every: Duration,
+        reloader: Reloader,
+        stop: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            let now = checksum(&self.path);
+            let last = *self.checksum.lock().unwrap_or_else(|p| p.into_inner());
+            if now.is_some() && now != last {
+                tracing::info!(path = %self.path.display(), "Config file changed; reloading.");
+                reloader.request();
+            }
+        }
+    }
+
+    fn once(&self) -> ReloadOutcome {
+        *self.checksum.lock().unwrap_or_else(|p| p.into_inner()) = checksum(&self.path);
+        let new = match Config::load(&self.path) {
+            Ok(c) => c,
+            Err(errors) => {
+                let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+                for e in &messages {
+                    tracing::error!(error = %e, "Config reload failed; the previous config keeps running.");
+                }
+                return Err(self.failed(messages));
+            }
+        };
+        let old = self.live.config();
+        let (mut new, restart) = keep_restart_settings(new, &old);
+        if let Some(pki) = &self.pki {
+            super::resolve_demo_trust(&mut new, &Trust::Roots(pki.roots.clone()));
+        }
+        let mut resets: Vec<(String, String)> = Vec::new();
+        new.checks = new
+            .checks
+            .into_iter()
+            .map(|c| match old.check(&c.name) {
+                Some(o) if o.same_settings(&c) => o.clone(),
+                Some(o) => {
+                    resets.extend(o.identity_change(&c).map(|why| (c.name.clone(), why)));
+                    c
+                }
+                None => c,
+            })
+            .collect();
+        let prober = if new.resolver != old.resolver || new.secrets != old.secrets {
+            match Prober::new(&new.resolver, new.secrets.clone()) {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => return Err(self.failed(vec![e])),
+            }
+        } else {
+            None
+        };
+        let reset_names: Vec<String> = resets.iter().map(|(n, _)| n.clone()).collect();
+        self.metrics
+            .reconcile(&new.location, &new.checks, &reset_names);
+        for (tracker, transition) in self.board.reconcile(&new.checks, &resets, clock::now_ms()) {
+            let Some(t) = transition.as_ref() else {
+                continue;
+            };
+            self.metrics.transition(t);
+            tracing::info!(check = %t.check, from = t.from.as_str(), cause = %t.cause, "Check starts over (UNKNOWN).");
+            if let Err(e) = self
+                .history
+                .record_reset(&t.check, &tracker, transition.as_ref())
+            {
+                tracing::warn!(check = %t.check, error = %e, "Cannot store the reset in the history.");
+            }
+        }
+        let config = Arc::new(new);
+        self.live.swap(config.clone(), prober);
+        let c = self.running.update(&config.checks);
+        self.metrics.reloaded(true);
+        for setting in &restart {
+            tracing::warn!(%setting, "This change needs a restart; the running value stays until then.");
+        }
+        tracing::info!(
+            added = c.added,
+            changed = c.changed,
+            removed = c.removed,
+            unchanged = c.unchanged,
+            "Config reloaded."
+        );
+        let mut summary = format!(
+            "Config reloaded: {} added, {} changed, {} removed, {} unchanged.",
+            c.added, c.changed, c.removed, c.unchanged
+        );
+        for setting in restart {
+            summary.push_str(&format!("\nNeeds a restart (not applied): {setting}."));
+        }
+        Ok(summary)
+    }
+
+    fn failed(&self, messages: Vec<String>) -> Vec<String> {
+        self.metrics.reloaded(false);
+        self.live.failed(messages.clone());
+        messages
+    }
+}
+
+/// Settings a running daemon cannot change keep their running values; each one the file
+/// changed is named.
+fn keep_restart_settings(mut new: Config, old: &Config) -> (Config, Vec<String>) {
+    let mut restart = Vec::new();
+    if new.server.listen != old.server.listen {
+        restart.push(format!(
+            "server.listen {} -> {}",
+            old.server.listen, new.server.listen
+        ));
+        new.server = old.server.clone();
+    }
+    if format!("{:?}", new.history) != format!("{:?}", old.history) {
+        restart.push("history".to_string());
+        new.history = old.history.clone();
+    }
+    if format!("{:?}", new.demo) != format!("{:?}", old.demo) {
+        restart.push("demo".to_string());
+        new.demo = old.demo.clone();
+    }
+    if new.scheduler.max_concurrency != old.scheduler.max_concurrency {
+        restart.push(format!(
+            "scheduler.max_concurrency {} -> {}",
+            old.scheduler.max_concurrency, new.scheduler.max_concurrency
+        ));
+        new.scheduler.max_concurrency = old.scheduler.max_concurrency;
+    }
+    (new, restart)
+}
