@@ -8,7 +8,7 @@
 //! and size of a `/metrics` render.
 
 mod support;
-use support::{peak_rss_mb, rss_mb};
+use support::{peak_rss_mb, rss_mb, scrape};
 
 use std::time::Duration;
 
@@ -217,26 +217,4 @@ fn cpu_seconds() -> f64 {
     let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     ticks / 100.0
-}
-
-/// GETs /metrics and hands each line of the body to `each`; returns the body's size (0
-/// once the daemon has stopped listening).
-async fn scrape(addr: std::net::SocketAddr, mut each: impl FnMut(&str)) -> usize {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return 0;
-    };
-    if s.write_all(b"GET /metrics HTTP/1.0\r\nhost: x\r\n\r\n")
-        .await
-        .is_err()
-    {
-        return 0;
-    }
-    let mut lines = BufReader::new(s).lines();
-    let mut size = 0;
-    while let Ok(Some(line)) = lines.next_line().await {
-        size += line.len() + 1;
-        each(&line);
-    }
-    size
 }

@@ -126,10 +126,12 @@ impl<R: Runner, S: Sink> Running<R, S> {
     /// at its next slot of the usual spread; a removed one runs no more (a run in flight
     /// finishes, bounded by its timeout).
     pub fn update(&self, checks: &[Arc<Check>]) -> Changes {
+        let names: std::collections::HashSet<&str> =
+            checks.iter().map(|c| c.name.as_str()).collect();
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         let mut changes = Changes::default();
         tasks.retain(|name, (_, stop)| {
-            let keep = checks.iter().any(|c| c.name == *name);
+            let keep = names.contains(name.as_str());
             if !keep {
                 stop.cancel();
                 changes.removed += 1;

@@ -22,3 +22,26 @@ pub fn rss_mb() -> u64 {
 pub fn peak_rss_mb() -> u64 {
     status_mb("VmHWM")
 }
+
+/// GET `/metrics` (HTTP/1.0, so never chunked), handing each line to `each`; returns the
+/// bytes read. Lines are not kept, so the client's copy does not count in the RSS.
+#[allow(dead_code)]
+pub async fn scrape(addr: std::net::SocketAddr, mut each: impl FnMut(&str)) -> usize {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return 0;
+    };
+    if s.write_all(b"GET /metrics HTTP/1.0\r\nhost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return 0;
+    }
+    let mut lines = BufReader::new(s).lines();
+    let mut size = 0;
+    while let Ok(Some(line)) = lines.next_line().await {
+        size += line.len() + 1;
+        each(&line);
+    }
+    size
+}

@@ -107,10 +107,12 @@ impl Reload {
             super::resolve_demo_trust(&mut new, &Trust::Roots(pki.roots.clone()));
         }
         let mut resets: Vec<(String, String)> = Vec::new();
+        let old_checks: std::collections::HashMap<&str, &Arc<crate::config::Check>> =
+            old.checks.iter().map(|c| (c.name.as_str(), c)).collect();
         new.checks = new
             .checks
             .into_iter()
-            .map(|c| match old.check(&c.name) {
+            .map(|c| match old_checks.get(c.name.as_str()).copied() {
                 Some(o) if o.same_settings(&c) => o.clone(),
                 Some(o) => {
                     resets.extend(o.identity_change(&c).map(|why| (c.name.clone(), why)));

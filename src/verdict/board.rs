@@ -88,10 +88,12 @@ impl Board {
         reset: &[(String, String)],
         at_ms: i64,
     ) -> Vec<(Tracker, Option<Transition>)> {
+        let names: std::collections::HashSet<&str> =
+            checks.iter().map(|c| c.name.as_str()).collect();
         let mut inner = self.inner();
         inner
             .entries
-            .retain(|name, _| checks.iter().any(|c| c.name == *name));
+            .retain(|name, _| names.contains(name.as_str()));
         let mut transitions = Vec::new();
         for c in checks {
             let e = inner.entries.entry(c.name.clone()).or_default();
