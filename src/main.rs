@@ -121,6 +121,9 @@ fn main() -> ExitCode {
                 config.checks.len(),
                 config.modules.len()
             );
+            for note in &config.notes {
+                println!("note: {note}");
+            }
             ExitCode::SUCCESS
         }
         Command::Rules { slo, kubernetes } => {

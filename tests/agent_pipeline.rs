@@ -490,3 +490,27 @@ async fn a_fault_set_at_run_time_applies_until_cleared() {
     client("DELETE", "").await;
     assert!(run(addr, "", "").await.success());
 }
+
+/// A login endpoint that never answers: the run is cut at its timeout, and the failure says
+/// `timeout` in phase `login`, not a login refusal.
+#[tokio::test]
+async fn a_login_that_never_answers_is_a_timeout_in_the_login_phase() {
+    let silent = spawn_raw(|mut s| async move {
+        read_head(&mut s).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await;
+    let yaml = format!(
+        "checks:\n  - name: golden-path\n    type: agent_pipeline\n    target: ws://{}/ws\n    timeout: 1s\n    login:\n      url: http://{silent}/auth/login\n      body: {{email: a@b.c, password: x}}\n",
+        demo().await
+    );
+    let r = probe_once(&config(&yaml)).await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::Timeout, "{}", f.message);
+    assert_eq!(f.phase, Some(Phase::Login));
+    assert!(
+        f.message.starts_with("login request failed: timed out"),
+        "{}",
+        f.message
+    );
+}

@@ -192,3 +192,21 @@ fn websocket_checks_are_validated_like_http() {
             .any(|e| e.contains("checks[0].expect.json[0]: a JSON rule needs exactly one of"))
     );
 }
+
+#[test]
+fn an_inherited_timeout_that_fits_is_kept_and_one_that_does_not_is_cut_and_said() {
+    let yaml = "defaults: {interval: 2500ms, timeout: 2450ms}
+checks:
+  - {name: a, type: dns, target: example.test}
+  - {name: b, type: dns, target: example.test, interval: 1s}
+  - {name: c, type: dns, target: example.test, interval: 1s, timeout: 100ms}
+";
+    let cfg = Config::from_str(yaml, "t.yaml", &|_| None).unwrap();
+    let ms = std::time::Duration::from_millis;
+    let timeouts: Vec<_> = cfg.checks.iter().map(|c| c.timeout).collect();
+    assert_eq!(timeouts, [ms(2450), ms(800), ms(100)]);
+    assert_eq!(
+        cfg.notes,
+        ["checks[1] (b): the inherited timeout 2s 450ms does not fit its 1s interval; it is 800ms"]
+    );
+}

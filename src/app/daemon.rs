@@ -131,6 +131,9 @@ pub async fn run_with(
         None => None,
     };
     let checksum = reload.path.as_deref().and_then(super::reload::checksum);
+    for note in &config.notes {
+        tracing::warn!(%note, "Config adjusted.");
+    }
     let app = super::build(config)?;
     let config = app.config.clone();
     let live = Arc::new(Live::new(config.clone(), app.prober.clone()));

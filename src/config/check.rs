@@ -251,11 +251,24 @@ impl Validator<'_> {
                 }
                 t
             }
-            // An inherited timeout is cut to fit the check's own interval.
-            None => defaults
-                .timeout
-                .unwrap_or(DEFAULT_TIMEOUT)
-                .min(interval.mul_f64(0.8)),
+            // An inherited timeout that does not fit the check's own interval is cut to 80%
+            // of it (and `validate` says so); one that fits is kept.
+            None => {
+                let inherited = defaults.timeout.unwrap_or(DEFAULT_TIMEOUT);
+                if inherited < interval {
+                    inherited
+                } else {
+                    let cut = interval.mul_f64(0.8);
+                    self.notes.push(format!(
+                        "{path} ({}): the inherited timeout {} does not fit its {} interval; it is {}",
+                        common.name,
+                        humantime::format_duration(inherited),
+                        humantime::format_duration(interval),
+                        humantime::format_duration(cut),
+                    ));
+                    cut
+                }
+            }
         };
         if timeout.is_zero() {
             self.error(

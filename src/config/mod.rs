@@ -46,6 +46,9 @@ pub struct Config {
     /// The config file's folder (relative paths in the config are taken from it).
     pub base_dir: PathBuf,
     pub secrets: Secrets,
+    /// What loading adjusted rather than refused, one line each (`validate` prints them,
+    /// the daemon logs them).
+    pub notes: Vec<String>,
 }
 
 /// `demo:`

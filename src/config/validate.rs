@@ -35,6 +35,8 @@ pub(crate) struct Validator<'d> {
     base_dir: PathBuf,
     /// `demo.tls_listen` is set (`ca_file: demo` has a CA to trust).
     demo_tls: bool,
+    /// What was adjusted rather than refused (an inherited timeout cut to fit).
+    pub notes: Vec<String>,
 }
 
 impl<'d> Validator<'d> {
@@ -44,6 +46,7 @@ impl<'d> Validator<'d> {
             errors: Vec::new(),
             base_dir,
             demo_tls: false,
+            notes: Vec::new(),
         }
     }
 }
@@ -227,6 +230,7 @@ impl Validator<'_> {
             history: history?,
             base_dir: self.base_dir.clone(),
             secrets,
+            notes: self.notes.clone(),
         })
     }
 

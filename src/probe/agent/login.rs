@@ -79,13 +79,9 @@ pub async fn token(
         json_body: body,
         tls: &spec.tls,
     };
-    let (status, answer) = call(p, tl, Phase::Login, req).await.map_err(|f| {
-        Failure::new(
-            Reason::Login,
-            format!("login request failed: {}", f.message),
-        )
-        .in_phase(Phase::Login)
-    })?;
+    let (status, answer) = call(p, tl, Phase::Login, req)
+        .await
+        .map_err(|f| request_failure(f, "login"))?;
     let at = crate::secrets::display_url(url);
     if !status.is_success() {
         let body = if answer.is_empty() {
@@ -153,13 +149,9 @@ pub async fn ticket(
         json_body: Some(&t.ticket_body),
         tls: &spec.tls,
     };
-    let (status, answer) = call(p, tl, Phase::Login, req).await.map_err(|f| {
-        Failure::new(
-            Reason::Login,
-            format!("ticket request failed: {}", f.message),
-        )
-        .in_phase(Phase::Login)
-    })?;
+    let (status, answer) = call(p, tl, Phase::Login, req)
+        .await
+        .map_err(|f| request_failure(f, "ticket"))?;
     let at = crate::secrets::display_url(url);
     if !status.is_success() {
         return Err(Failure::new(
@@ -188,6 +180,17 @@ pub async fn ticket(
             )
             .in_phase(Phase::Login)
         })
+}
+
+/// A login or ticket request that got no usable answer: `timeout` when time ran out (the
+/// README promises `timeout` names its phase), `login` for everything else.
+fn request_failure(f: Failure, what: &str) -> Failure {
+    let reason = if f.reason == Reason::Timeout {
+        Reason::Timeout
+    } else {
+        Reason::Login
+    };
+    Failure::new(reason, format!("{what} request failed: {}", f.message)).in_phase(Phase::Login)
 }
 
 #[cfg(test)]
