@@ -52,6 +52,17 @@ pub fn display_url(url: &Url) -> String {
     text
 }
 
+/// A URL or a relative reference (a `Location` header) safe to print, like [`display_url`].
+pub fn display_str(text: &str) -> String {
+    if let Ok(url) = Url::parse(text) {
+        return display_url(&url);
+    }
+    match text.split_once('?') {
+        Some((path, _)) => format!("{path}?{REDACTED}"),
+        None => text.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

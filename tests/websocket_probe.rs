@@ -140,3 +140,96 @@ async fn wss_with_the_demo_certificate_is_verified() {
     assert!(r.phase(Phase::Upgrade).is_none());
     assert_eq!(r.failure.unwrap().reason, Reason::TlsUntrusted);
 }
+
+/// A server that completes the upgrade by hand, then writes `frames` as raw bytes.
+async fn raw_ws_server(frames: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    spawn_raw(move |mut s| async move {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let Ok(n) = s.read(&mut buf).await else { return };
+            if n == 0 {
+                return;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        let digest = ring::digest::digest(
+            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
+        );
+        let accept = data_encoding::BASE64.encode(digest.as_ref());
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        let _ = s.write_all(answer.as_bytes()).await;
+        let _ = s.write_all(frames).await;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_server_that_breaks_the_framing_is_a_protocol_failure() {
+    let expect = "    expect:\n      body_matches: [hello]\n";
+    // FIN + reserved data opcode 0x3, empty payload.
+    let addr = raw_ws_server(&[0x83, 0x00]).await;
+    let f = run(&format!("ws://{addr}/ws"), expect)
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::Protocol, "{}", f.message);
+    assert_eq!(
+        f.message,
+        "the server broke the WebSocket protocol while reading: a frame with reserved opcode 0x3"
+    );
+    // A text frame with RSV1 set, though no extension was negotiated.
+    let addr = raw_ws_server(&[0xC1, 0x02, b'h', b'i']).await;
+    let f = run(&format!("ws://{addr}/ws"), expect)
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::Protocol, "{}", f.message);
+    assert!(
+        f.message
+            .ends_with("reserved bits set (no extension was negotiated)")
+    );
+    // A masked frame from the server.
+    let addr = raw_ws_server(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]).await;
+    let f = run(&format!("ws://{addr}/ws"), expect)
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::Protocol, "{}", f.message);
+    assert!(
+        f.message
+            .ends_with("a masked frame (servers must not mask)")
+    );
+}
+
+#[tokio::test]
+async fn an_upgrade_answered_with_a_redirect_names_where_it_points() {
+    let addr = spawn_raw(|mut s| async move {
+        use tokio::io::AsyncWriteExt;
+        read_head(&mut s).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 301 Moved Permanently\r\nLocation: wss://api-staging.example.test/v2/ws?token=abc\r\nContent-Length: 0\r\n\r\n")
+            .await;
+    })
+    .await;
+    let f = run(&format!("ws://{addr}/ws"), "").await.failure.unwrap();
+    assert_eq!(f.reason, Reason::WsUpgrade);
+    assert_eq!(
+        f.message,
+        "server answered the WebSocket upgrade with HTTP 301 Moved Permanently, redirecting to wss://api-staging.example.test/v2/ws?token=<redacted>; an upgrade is not redirected: point the target there"
+    );
+}

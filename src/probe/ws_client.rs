@@ -6,6 +6,7 @@
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -13,6 +14,7 @@ use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 use url::Url;
 
 use super::certs::Alpn;
+use super::expect::excerpt;
 use super::result::{Failure, Phase, ProbeResult, Reason};
 use super::timing::Timeline;
 use super::{Prober, net};
@@ -112,47 +114,151 @@ pub(crate) async fn next_frame(ws: &mut Socket) -> Result<Frame, Failure> {
 }
 
 pub(crate) fn upgrade_failure(e: WsError) -> Failure {
-    match e {
-        WsError::Http(resp) => {
-            let status = resp.status();
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned())
-                .filter(|b| !b.is_empty())
-                .map(|b| format!("; body: {b}"))
-                .unwrap_or_default();
-            let reason = if matches!(status.as_u16(), 401 | 403) {
-                Reason::WsAuth
-            } else {
-                Reason::WsUpgrade
-            };
-            Failure::new(
-                reason,
-                format!("server refused the WebSocket upgrade with HTTP {status}{body}"),
-            )
-        }
-        other => Failure::new(
+    let (reason, why) = match e {
+        WsError::Http(resp) => return refused(&resp),
+        WsError::Protocol(p) => (Reason::WsUpgrade, handshake_words(&p)),
+        WsError::Io(io) => (Reason::WsUpgrade, io_words(&io)),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => (
             Reason::WsUpgrade,
-            format!("WebSocket upgrade failed: {other}"),
+            "the server closed the connection before answering".into(),
         ),
+        WsError::Url(_) | WsError::HttpFormat(_) => (
+            Reason::Protocol,
+            "the target cannot be made into an upgrade request".into(),
+        ),
+        other => (Reason::WsUpgrade, other.to_string()),
+    };
+    Failure::new(reason, format!("WebSocket upgrade failed: {why}"))
+}
+
+/// A non-101 answer to the upgrade: the status, where a redirect points, a body excerpt.
+fn refused(resp: &tokio_tungstenite::tungstenite::handshake::client::Response) -> Failure {
+    let status = resp.status();
+    if status.is_redirection() {
+        let to = resp
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("nowhere (no Location header)");
+        return Failure::new(
+            Reason::WsUpgrade,
+            format!(
+                "server answered the WebSocket upgrade with HTTP {status}, redirecting to {}; an upgrade is not redirected: point the target there",
+                crate::secrets::display_str(to)
+            ),
+        );
+    }
+    let body = resp
+        .body()
+        .as_ref()
+        .filter(|b| !b.is_empty())
+        .map(|b| format!("; body: {}", excerpt(b)))
+        .unwrap_or_default();
+    let reason = if matches!(status.as_u16(), 401 | 403) {
+        Reason::WsAuth
+    } else {
+        Reason::WsUpgrade
+    };
+    Failure::new(
+        reason,
+        format!("server refused the WebSocket upgrade with HTTP {status}{body}"),
+    )
+}
+
+/// What went wrong in the upgrade's answer, in words.
+fn handshake_words(p: &ProtocolError) -> String {
+    match p {
+        ProtocolError::SecWebSocketAcceptKeyMismatch => {
+            "the answer's Sec-WebSocket-Accept does not match the key (not a WebSocket server, or a proxy in the way)".into()
+        }
+        ProtocolError::MissingConnectionUpgradeHeader
+        | ProtocolError::MissingUpgradeWebSocketHeader => {
+            "the 101 answer lacks `Connection: Upgrade` / `Upgrade: websocket`".into()
+        }
+        ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::NoSubProtocol) => {
+            "the server picked none of the offered subprotocols".into()
+        }
+        ProtocolError::SecWebSocketSubProtocolError(_) => {
+            "the server picked a subprotocol that was not offered".into()
+        }
+        ProtocolError::HandshakeIncomplete => {
+            "the server closed the connection before the upgrade completed".into()
+        }
+        ProtocolError::HttparseError(_) | ProtocolError::WrongHttpVersion => {
+            "the answer to the upgrade is not HTTP/1.1".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A broken frame from the server, in words; None for a connection that just ended.
+fn violation_words(p: &ProtocolError) -> Option<String> {
+    Some(match p {
+        ProtocolError::NonZeroReservedBits => {
+            "a frame with reserved bits set (no extension was negotiated)".into()
+        }
+        ProtocolError::MaskedFrameFromServer => "a masked frame (servers must not mask)".into(),
+        ProtocolError::FragmentedControlFrame => "a fragmented control frame".into(),
+        ProtocolError::ControlFrameTooBig => "a control frame over 125 bytes".into(),
+        ProtocolError::UnknownControlFrameType(op) => {
+            format!("a frame with reserved control opcode {op:#x}")
+        }
+        ProtocolError::UnknownDataFrameType(op) => {
+            format!("a frame with reserved data opcode {op:#x}")
+        }
+        ProtocolError::InvalidOpcode(op) => format!("a frame with reserved opcode {op:#x}"),
+        ProtocolError::UnexpectedContinueFrame => {
+            "a continuation frame with no message to continue".into()
+        }
+        ProtocolError::ExpectedFragment(_) => {
+            "a new message before the fragmented one ended".into()
+        }
+        ProtocolError::InvalidCloseSequence => "a close frame with an invalid payload".into(),
+        ProtocolError::ReceivedAfterClosing => "frames after its close frame".into(),
+        _ => return None,
+    })
+}
+
+fn io_words(io: &std::io::Error) -> String {
+    match io.kind() {
+        std::io::ErrorKind::UnexpectedEof => "the connection ended in the middle of a frame".into(),
+        kind => kind.to_string(),
     }
 }
 
 pub(crate) fn closed_failure(e: &WsError, doing: &str) -> Failure {
     match e {
-        WsError::Capacity(c) => Failure::new(
+        WsError::Capacity(_) => Failure::new(
             Reason::Protocol,
-            format!("frame over the max_frame_bytes limit ({c})"),
+            "a frame over the max_frame_bytes limit; stopped reading",
         ),
         WsError::ConnectionClosed | WsError::AlreadyClosed => close_failure(None, ""),
-        WsError::Protocol(p) => Failure::new(
-            Reason::WsClosed,
-            format!("connection broke while {doing}: {p} (1006: infrastructure)"),
+        WsError::Protocol(p) => match violation_words(p) {
+            Some(words) => Failure::new(
+                Reason::Protocol,
+                format!("the server broke the WebSocket protocol while {doing}: {words}"),
+            ),
+            None => Failure::new(
+                Reason::WsClosed,
+                format!(
+                    "connection broke while {doing} without a close frame (1006: infrastructure)"
+                ),
+            ),
+        },
+        WsError::Utf8(_) => Failure::new(
+            Reason::Protocol,
+            format!("the server sent a text frame that is not valid UTF-8 while {doing}"),
+        ),
+        WsError::AttackAttempt => Failure::new(
+            Reason::Protocol,
+            "the server's frames look like an attack on the client; stopped reading",
         ),
         WsError::Io(io) => Failure::new(
             Reason::WsClosed,
-            format!("connection broke while {doing}: {io} (1006: infrastructure)"),
+            format!(
+                "connection broke while {doing}: {} (1006: infrastructure)",
+                io_words(io)
+            ),
         ),
         other => Failure::new(
             Reason::Protocol,
