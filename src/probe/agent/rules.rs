@@ -20,6 +20,9 @@ pub enum Step {
     Fail(Failure),
 }
 
+/// Events of one run kept for the report, history and page (beyond the expected ones).
+pub const KEPT: usize = 200;
+
 pub struct RunState<'r> {
     rules: &'r AgentExpect,
     observed: Vec<EventAt>,
@@ -61,8 +64,11 @@ impl<'r> RunState<'r> {
             return Step::Fail(Failure::new(
                 Reason::Protocol,
                 format!(
-                    "more than {} events in one run; stopped reading",
-                    self.rules.max_events
+                    "{} events in {} without the run completing; stopped reading (max_events {}; {})",
+                    self.count,
+                    fmt_duration(at),
+                    self.rules.max_events,
+                    self.timeline()
                 ),
             ));
         }
@@ -74,10 +80,16 @@ impl<'r> RunState<'r> {
             self.other_runs += 1;
             return Step::Continue;
         }
-        self.observed.push(EventAt {
-            name: name.to_string(),
-            at,
-        });
+        // What a run keeps for its report is bounded: the first KEPT events, and the first
+        // arrival of every expected one after that (a flood of deltas costs a counter).
+        let first_expected =
+            !self.first.contains_key(name) && self.rules.events.iter().any(|e| e == name);
+        if self.observed.len() < KEPT || first_expected {
+            self.observed.push(EventAt {
+                name: name.to_string(),
+                at,
+            });
+        }
         if FATAL.contains(&name) {
             let detail = ev
                 .first_text(&ERROR_KEYS)
@@ -582,5 +594,49 @@ mod tests {
             &[(hb.clone(), 1), (hb.clone(), 2), (hb.clone(), 3), (hb, 4)],
         );
         assert_eq!(failure(step).reason, Reason::Protocol);
+    }
+
+    #[test]
+    fn a_flood_keeps_a_bounded_report_with_every_first_arrival() {
+        let rules = RunRules::default();
+        let mut st = RunState::new(&rules);
+        assert_eq!(st.observe(&started(), ms(1)), Step::Continue);
+        let delta = ev(json!({"type":"agent_delta","run_id":"r1","text":"x"}));
+        for i in 0..5_000 {
+            assert_eq!(st.observe(&delta, ms(2 + i)), Step::Continue);
+        }
+        for (e, at) in [
+            (thinking(), 6_000),
+            (executing("s"), 6_001),
+            (completed_tool("s"), 6_002),
+        ] {
+            assert_eq!(st.observe(&e, ms(at)), Step::Continue);
+        }
+        assert_eq!(st.observe(&completed("supervisor"), ms(6_003)), Step::Done);
+        assert_eq!(st.observed().len(), KEPT + 4, "bounded, first arrivals kept");
+        assert_eq!(
+            st.timeline(),
+            "agent_started at 1.0ms, agent_delta at 2.0ms, agent_thinking at 6.00s, tool_executing at 6.00s, tool_completed at 6.00s, agent_completed at 6.00s"
+        );
+
+        let small = RunRules {
+            max_events: 100,
+            ..RunRules::default()
+        };
+        let mut st = RunState::new(&small);
+        st.observe(&started(), ms(1));
+        let mut last = Step::Continue;
+        for i in 0..200 {
+            last = st.observe(&delta, ms(2 + i));
+            if last != Step::Continue {
+                break;
+            }
+        }
+        let f = failure(last);
+        assert_eq!(f.reason, Reason::Protocol);
+        assert_eq!(
+            f.message,
+            "101 events in 101.0ms without the run completing; stopped reading (max_events 100; agent_started at 1.0ms, agent_delta at 2.0ms)"
+        );
     }
 }
