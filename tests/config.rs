@@ -210,3 +210,46 @@ checks:
         ["checks[1] (b): the inherited timeout 2s 450ms does not fit its 1s interval; it is 800ms"]
     );
 }
+
+#[test]
+fn hostile_files_are_refused_with_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    let shown = path.display().to_string();
+    let load = |bytes: &[u8]| {
+        std::fs::write(&path, bytes).unwrap();
+        match Config::load(&path) {
+            Ok(_) => panic!("expected errors"),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        }
+    };
+    // Latin-1 where UTF-8 belongs.
+    let errs = load(b"checks:\n  - name: caf\xe9\n");
+    assert_eq!(
+        errs,
+        [format!(
+            "{shown}:2:14: the file is not UTF-8 here (byte 0xe9); save it as UTF-8"
+        )]
+    );
+    // A megabyte line.
+    let mut long = b"location: here\nchecks:\n  - {name: a, type: dns, target: \"".to_vec();
+    long.extend(std::iter::repeat_n(b'a', 1 << 20));
+    long.extend(b"\"}\n");
+    let errs = load(&long);
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with(&format!("{shown}:3:1: the line is longer than 256 KiB")),
+        "{errs:?}"
+    );
+    // Long strings multiplied by aliases: refused before the copies are made.
+    let s = "x".repeat(200_000);
+    let bomb = format!(
+        "x-s: &s \"{s}\"\nx-a: &a [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\nx-b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nx-c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nx-d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+    );
+    let errs = load(bomb.as_bytes());
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("the config expands to more than 32 MiB of text (through aliases?)"),
+        "{errs:?}"
+    );
+}

@@ -164,18 +164,50 @@ pub struct ProbeEndpointConfig {
     pub allow_targets: Vec<String>,
 }
 
+/// Largest config file read (10,000 checks take about 1.5 MB).
+const MAX_FILE_BYTES: u64 = 16 << 20;
+/// Longest line accepted.
+const MAX_LINE_BYTES: usize = 256 << 10;
+
 impl Config {
     /// Reads and validates a config file; `${ENV}` comes from the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let error = |line: Option<usize>, col: Option<usize>, message: String| {
             ConfigErrors(vec![ConfigError {
                 file: file.clone(),
-                line: None,
-                col: None,
+                line,
+                col,
                 path: String::new(),
-                message: format!("cannot read config file: {e}"),
+                message,
             }])
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| error(None, None, format!("cannot read config file: {e}")))?
+            .len();
+        if size > MAX_FILE_BYTES {
+            return Err(error(
+                None,
+                None,
+                format!(
+                    "the config file is {size} bytes; pathwatch reads at most {} MiB",
+                    MAX_FILE_BYTES >> 20
+                ),
+            ));
+        }
+        let bytes = std::fs::read(path)
+            .map_err(|e| error(None, None, format!("cannot read config file: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+            let col =
+                valid.len() - valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
+            let bad = e.as_bytes()[valid.len()];
+            error(
+                Some(line),
+                Some(col),
+                format!("the file is not UTF-8 here (byte 0x{bad:02x}); save it as UTF-8"),
+            )
         })?;
         Config::from_str(&text, &file, &|name| std::env::var(name).ok())
     }
@@ -199,6 +231,22 @@ impl Config {
                     .collect(),
             )
         };
+        if let Some((i, _)) = text
+            .split('\n')
+            .enumerate()
+            .find(|(_, l)| l.len() > MAX_LINE_BYTES)
+        {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: file.to_string(),
+                line: Some(i + 1),
+                col: Some(1),
+                path: String::new(),
+                message: format!(
+                    "the line is longer than {} KiB; a config line never needs that (use ${{file:...}} for big values)",
+                    MAX_LINE_BYTES >> 10
+                ),
+            }]));
+        }
         let doc = yaml::parse(text, env).map_err(|e| located(e, &Secrets::default()))?;
         let secrets = Secrets::new(doc.secrets.clone());
         let base_dir = Path::new(file)

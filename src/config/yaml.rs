@@ -89,8 +89,12 @@ pub struct Located {
 /// Deepest nesting accepted; real configs stay under ten.
 const MAX_DEPTH: usize = 64;
 
-/// Most values a config may hold, aliases expanded: far above any real config.
-const MAX_NODES: usize = 1_000_000;
+/// Most values a config may hold, aliases expanded: 10,000 checks take about 70,000.
+const MAX_NODES: usize = 250_000;
+
+/// Most bytes of scalar text a config may hold, aliases expanded (an alias bomb of long
+/// strings is small on disk and huge in memory).
+const MAX_BYTES: usize = 32 << 20;
 
 /// Looks up `${NAME}` variables; a seam so tests need not touch the process environment.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -100,6 +104,7 @@ pub fn parse(text: &str, env: EnvLookup<'_>) -> Result<Doc, Vec<Located>> {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         nodes: 0,
+        bytes: 0,
         depth: 0,
         doc: Doc::default(),
         errors: Vec::new(),
@@ -121,10 +126,12 @@ pub fn parse(text: &str, env: EnvLookup<'_>) -> Result<Doc, Vec<Located>> {
 
 struct Builder<'a, 'e> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    /// Anchored values with their node counts.
-    anchors: HashMap<usize, (Value, usize)>,
+    /// Anchored values with their node counts and scalar bytes.
+    anchors: HashMap<usize, (Value, usize, usize)>,
     /// Nodes built so far, aliases counted at their expanded size.
     nodes: usize,
+    /// Scalar bytes so far, aliases counted at their expanded size.
+    bytes: usize,
     /// Current nesting of sequences and mappings.
     depth: usize,
     doc: Doc,
@@ -187,7 +194,7 @@ impl<'a> Builder<'a, '_> {
     fn node(&mut self, ev: Event<'a>, span: Span, path: &str) -> Result<Value, Located> {
         let pos = Pos::of(&span);
         self.doc.values.insert(path.to_string(), pos);
-        let before = self.nodes;
+        let (before, bytes_before) = (self.nodes, self.bytes);
         self.nodes += 1;
         let opens = matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..));
         if opens {
@@ -202,13 +209,16 @@ impl<'a> Builder<'a, '_> {
         }
         let (value, anchor) = match ev {
             Event::Scalar(text, style, anchor, _tag) => {
+                self.bytes += text.len();
                 (self.scalar(&text, style, pos, path), anchor)
             }
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some((v, size)) => {
-                    let v = v.clone();
+                Some((v, size, bytes)) => {
+                    // Checked before the copy is made: the copy is what costs memory.
                     self.nodes += size;
-                    (v, 0)
+                    self.bytes += bytes;
+                    self.too_big(pos, path)?;
+                    (v.clone(), 0)
                 }
                 None => {
                     return Err(Located {
@@ -242,21 +252,32 @@ impl<'a> Builder<'a, '_> {
         if opens {
             self.depth -= 1;
         }
-        // Aliases of aliases grow exponentially ("billion laughs"): bound the expansion.
-        if self.nodes > MAX_NODES {
-            return Err(Located {
-                pos: Some(pos),
-                path: path.to_string(),
-                message: format!(
-                    "the config expands to more than {MAX_NODES} values (through aliases?)"
-                ),
-            });
-        }
+        self.too_big(pos, path)?;
         if anchor != 0 {
-            self.anchors
-                .insert(anchor, (value.clone(), self.nodes - before));
+            let size = (self.nodes - before, self.bytes - bytes_before);
+            self.anchors.insert(anchor, (value.clone(), size.0, size.1));
         }
         Ok(value)
+    }
+
+    /// Aliases of aliases grow exponentially ("billion laughs"): the expansion is bounded
+    /// in values and in bytes.
+    fn too_big(&self, pos: Pos, path: &str) -> Result<(), Located> {
+        let message = if self.nodes > MAX_NODES {
+            format!("the config expands to more than {MAX_NODES} values (through aliases?)")
+        } else if self.bytes > MAX_BYTES {
+            format!(
+                "the config expands to more than {} MiB of text (through aliases?)",
+                MAX_BYTES >> 20
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Located {
+            pos: Some(pos),
+            path: path.to_string(),
+            message,
+        })
     }
 
     fn mapping(&mut self, path: &str) -> Result<Value, Located> {

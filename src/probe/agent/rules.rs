@@ -613,7 +613,11 @@ mod tests {
             assert_eq!(st.observe(&e, ms(at)), Step::Continue);
         }
         assert_eq!(st.observe(&completed("supervisor"), ms(6_003)), Step::Done);
-        assert_eq!(st.observed().len(), KEPT + 4, "bounded, first arrivals kept");
+        assert_eq!(
+            st.observed().len(),
+            KEPT + 4,
+            "bounded, first arrivals kept"
+        );
         assert_eq!(
             st.timeline(),
             "agent_started at 1.0ms, agent_delta at 2.0ms, agent_thinking at 6.00s, tool_executing at 6.00s, tool_completed at 6.00s, agent_completed at 6.00s"
