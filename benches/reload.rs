@@ -103,9 +103,10 @@ async fn main() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let options = pathwatch::app::ReloadOptions {
+    let options = pathwatch::app::RunOptions {
         path: Some(path.clone()),
         auto_interval: None,
+        web_config: None,
     };
     let daemon = tokio::spawn(pathwatch::app::run_with(config, options, listener, async {
         let _ = rx.await;

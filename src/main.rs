@@ -24,6 +24,10 @@ struct Cli {
     /// (e.g. 30s). SIGHUP and `POST /-/reload` always reload.
     #[arg(long = "config.auto-reload-interval", global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     auto_reload_interval: Option<std::time::Duration>,
+    /// `run`: TLS, basic auth and response headers for the listener, in the exporter-toolkit
+    /// web config format; re-read when it or its certificate files change.
+    #[arg(long = "web.config.file", global = true, value_name = "FILE")]
+    web_config: Option<PathBuf>,
     /// Log format on stderr (`RUST_LOG` sets the level, default info).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -168,9 +172,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let reload = app::ReloadOptions {
+            let reload = app::RunOptions {
                 path: Some(cli.config.clone()),
                 auto_interval: cli.auto_reload_interval,
+                web_config: cli.web_config.clone(),
             };
             match app::run_with(config, reload, listener, app::shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -28,13 +28,6 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn have(program: &str) -> bool {
-    std::process::Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok()
-}
-
 /// Notifications the webhook receiver got: (path, body, when).
 type Inbox = Arc<Mutex<Vec<(String, Value, Instant)>>>;
 
@@ -81,40 +74,6 @@ async fn wait_for(inbox: &Inbox, path: &str, status: &str, alert: &str, limit: D
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Starts a program that is killed when the returned handle drops.
-fn run(program: &str, args: &[String]) -> tokio::process::Child {
-    tokio::process::Command::new(program)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
-}
-
-async fn wait_http(url: &str) {
-    for _ in 0..300 {
-        let host = url.trim_start_matches("http://");
-        let host = host.split('/').next().unwrap();
-        if tokio::net::TcpStream::connect(host).await.is_ok()
-            && http("GET", url, None).await.0 == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} never answered");
-}
-
-async fn query(prom: &str, q: &str) -> Value {
-    let url = format!(
-        "{prom}/api/v1/query?query={}",
-        url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
-    );
-    let (_, body) = http("GET", &url, None).await;
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{q}: {e}: {body}"))
 }
 
 /// Every query of a dashboard: panel targets and the selectors of label_values() variables.
@@ -208,7 +167,7 @@ async fn a_golden_path_fault_pages_and_resolves_through_prometheus_and_alertmana
     let prom_file = write("prometheus.yml", &prom_yml);
     write("rules.yml", &rules);
     let arg = |k: &str, v: &dyn std::fmt::Display| format!("--{k}={v}");
-    let _alertmanager = run(
+    let _alertmanager = run_program(
         ALERTMANAGER,
         &[
             arg("config.file", &am_file.display()),
@@ -217,7 +176,7 @@ async fn a_golden_path_fault_pages_and_resolves_through_prometheus_and_alertmana
             "--cluster.listen-address=".into(),
         ],
     );
-    let _prometheus = run(
+    let _prometheus = run_program(
         PROMETHEUS,
         &[
             arg("config.file", &prom_file.display()),

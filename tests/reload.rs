@@ -4,118 +4,12 @@
 
 mod support;
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use serde_json::Value;
 use support::*;
-use tokio::io::AsyncBufReadExt;
-
-/// The daemon binary on a config file, with its log collected.
-struct Binary {
-    child: tokio::process::Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Binary {
-    async fn start(path: &Path, extra: &[&str]) -> Binary {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
-            .args(["run", "--log-format", "json", "--config"])
-            .arg(path)
-            .args(extra)
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            let mut tx = Some(tx);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("pathwatch is running.")
-                    && let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && let Some(addr) = v["fields"]["addr"].as_str()
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(addr.to_string());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = tokio::time::timeout(Duration::from_secs(20), rx)
-            .await
-            .expect("the daemon starts")
-            .unwrap();
-        Binary {
-            child,
-            base: format!("http://{addr}"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    async fn checks(&self) -> Vec<Value> {
-        let (_, body) = get_text(&format!("{}/api/v1/checks", self.base), &[]).await;
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["checks"].as_array().unwrap().clone()
-    }
-
-    async fn check(&self, name: &str) -> Option<Value> {
-        self.checks().await.into_iter().find(|c| c["name"] == name)
-    }
-
-    /// Waits until `check` is in `state`.
-    async fn wait(&self, name: &str, state: &str) -> Value {
-        for _ in 0..200 {
-            if let Some(c) = self.check(name).await
-                && c["state"] == state
-            {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{name} never became {state}: {:?}", self.check(name).await);
-    }
-
-    async fn metrics(&self) -> String {
-        get_text(&format!("{}/metrics", self.base), &[]).await.1
-    }
-
-    async fn reload(&self, method: &str) -> (u16, String) {
-        http(method, &format!("{}/-/reload", self.base), None).await
-    }
-
-    async fn stop(mut self) -> String {
-        self.signal("-TERM");
-        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .expect("exits after SIGTERM")
-            .unwrap();
-        assert_eq!(status.code(), Some(0), "{}", self.log());
-        self.log()
-    }
-}
 
 fn metric(text: &str, prefix: &str) -> Option<f64> {
     text.lines()

@@ -36,6 +36,7 @@ fn daemon(yaml: &str) -> (AppState, DaemonSink) {
         live: Arc::new(pathwatch::live::Live::new(config, app.prober.clone())),
         metrics,
         reloader: None,
+        guard: pathwatch::server::secure::Guard::open(),
         ready: Arc::new(AtomicBool::new(false)),
         board,
         history,

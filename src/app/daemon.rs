@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::probe::ProbeResult;
 
 use crate::scheduler::{Scheduler, Sink};
+use crate::server::secure::Guard;
 use crate::server::{self, AppState};
 use crate::verdict::{Board, CheckState, RunRecord, Transition, assess};
 
@@ -98,14 +99,20 @@ fn resume(config: &Config, metrics: &Metrics) -> anyhow::Result<(Arc<History>, A
     Ok((Arc::new(history), Arc::new(board)))
 }
 
-/// Where the daemon finds its config again, and how often it looks.
+/// Where the daemon finds its config again, how often it looks, and its web config.
 #[derive(Debug, Clone, Default)]
-pub struct ReloadOptions {
+pub struct RunOptions {
     /// The config file: SIGHUP and `POST /-/reload` read it again. None: no reloads.
     pub path: Option<PathBuf>,
     /// Also reload when the file's checksum changed, checked this often.
     pub auto_interval: Option<Duration>,
+    /// TLS, basic auth and headers for the listener (exporter-toolkit format); re-read
+    /// when it or the files it names change.
+    pub web_config: Option<PathBuf>,
 }
+
+/// How often the web config and its certificates are checked for changes.
+const WEB_CONFIG_CHECK: Duration = Duration::from_secs(5);
 
 /// Runs the daemon on an already bound listener until `shutdown` resolves (no reloads).
 pub async fn run(
@@ -113,14 +120,14 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    run_with(config, ReloadOptions::default(), listener, shutdown).await
+    run_with(config, RunOptions::default(), listener, shutdown).await
 }
 
 /// [`run`], reloading the config from `reload.path` on SIGHUP, `POST /-/reload` and (when
 /// set) a changed checksum.
 pub async fn run_with(
     config: Config,
-    reload: ReloadOptions,
+    reload: RunOptions,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -130,7 +137,14 @@ pub async fn run_with(
         Some(_) => Some(hangup_signals()?),
         None => None,
     };
-    let checksum = reload.path.as_deref().and_then(super::reload::checksum);
+    let checksum = reload
+        .path
+        .as_ref()
+        .and_then(|p| server::secure::checksum(std::slice::from_ref(p)));
+    let guard = match &reload.web_config {
+        Some(path) => Guard::load(path).map_err(anyhow::Error::msg)?,
+        None => Guard::open(),
+    };
     for note in &config.notes {
         tracing::warn!(%note, "Config adjusted.");
     }
@@ -150,18 +164,20 @@ pub async fn run_with(
         live: live.clone(),
         metrics: metrics.clone(),
         reloader: reloader.clone(),
+        guard: guard.clone(),
         ready: Arc::new(AtomicBool::new(false)),
         board: board.clone(),
         history: history.clone(),
     };
     let tracker = TaskTracker::new();
-    app.start_demo(&token).await?;
+    app.start_demo(&token, Some(&guard)).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(server::serve(
         listener,
         state.clone(),
         token.clone().cancelled_owned(),
     ));
+    tokio::spawn(guard.watch(WEB_CONFIG_CHECK, token.clone()));
     let scheduler = Scheduler {
         runner: live.clone(),
         sink: Arc::new(DaemonSink::new(

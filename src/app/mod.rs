@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, DemoConfig, Spec, Trust};
 use crate::demo::{DemoBackend, DemoPki};
 use crate::probe::Prober;
+use crate::server::secure::Guard;
 
-pub use daemon::{DaemonSink, ReloadOptions, run, run_with, shutdown_signal};
+pub use daemon::{DaemonSink, RunOptions, run, run_with, shutdown_signal};
 pub use once::run_once;
 
 /// What every command runs with: the config with `ca_file: demo` resolved, the prober, and
@@ -76,12 +77,17 @@ impl App {
         self.pki.as_ref()
     }
 
-    /// Starts the configured demo backend (if any) on its ports until `stop` is cancelled.
-    pub async fn start_demo(&self, stop: &CancellationToken) -> anyhow::Result<()> {
+    /// Starts the configured demo backend (if any) on its ports until `stop` is cancelled;
+    /// `guard` (the daemon's basic auth) covers its fault admin.
+    pub async fn start_demo(
+        &self,
+        stop: &CancellationToken,
+        guard: Option<&Arc<Guard>>,
+    ) -> anyhow::Result<()> {
         let Some(demo) = &self.config.demo else {
             return Ok(());
         };
-        start_demo(demo, self.pki.clone(), stop).await
+        start_demo(demo, self.pki.clone(), stop, guard).await
     }
 }
 
@@ -91,6 +97,7 @@ async fn start_demo(
     demo: &DemoConfig,
     pki: Option<Arc<DemoPki>>,
     stop: &CancellationToken,
+    guard: Option<&Arc<Guard>>,
 ) -> anyhow::Result<()> {
     let backend = DemoBackend::default();
     let bind = |addr| async move {
@@ -100,26 +107,35 @@ async fn start_demo(
     };
     let plain = bind(demo.listen).await?;
     let addr = plain.local_addr()?;
-    spawn_demo(backend.clone(), plain, None, stop);
+    let router = || match guard {
+        Some(g) => backend.clone().router_with_admin(|admin| {
+            admin.layer(axum::middleware::from_fn_with_state(
+                g.clone(),
+                crate::server::secure::layer,
+            ))
+        }),
+        None => backend.clone().router(),
+    };
+    spawn_demo(router(), plain, None, stop);
     tracing::info!(%addr, "Demo agent backend is running.");
     if let (Some(tls_addr), Some(pki)) = (demo.tls_listen, pki) {
         let tls = bind(tls_addr).await?;
         let addr = tls.local_addr()?;
-        spawn_demo(backend, tls, Some(pki.server.clone()), stop);
+        spawn_demo(router(), tls, Some(pki.server.clone()), stop);
         tracing::info!(%addr, "Demo agent backend is serving TLS.");
     }
     Ok(())
 }
 
 fn spawn_demo(
-    backend: DemoBackend,
+    router: axum::Router,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     stop: &CancellationToken,
 ) {
     let until = stop.clone().cancelled_owned();
     tokio::spawn(async move {
-        if let Err(e) = backend.serve(listener, tls, until).await {
+        if let Err(e) = crate::demo::serve_router(router, listener, tls, until).await {
             tracing::warn!(error = %e, "Demo backend stopped.");
         }
     });
@@ -141,7 +157,7 @@ pub async fn serve_demo(
             .map_err(|e| anyhow::anyhow!("cannot write the demo CA to {}: {e}", file.display()))?;
     }
     let stop = CancellationToken::new();
-    start_demo(&demo, pki, &stop).await?;
+    start_demo(&demo, pki, &stop, None).await?;
     shutdown.await;
     stop.cancel();
     Ok(())

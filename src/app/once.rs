@@ -33,7 +33,7 @@ pub async fn run_once(app: &App, names: &[String]) -> Result<Vec<CheckReport>, S
     // The demo backend lives as long as this run.
     let demo_stop = tokio_util::sync::CancellationToken::new();
     let _stop_on_return = demo_stop.clone().drop_guard();
-    app.start_demo(&demo_stop)
+    app.start_demo(&demo_stop, None)
         .await
         .map_err(|e| e.to_string())?;
     let prober = app.prober.clone();

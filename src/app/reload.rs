@@ -22,6 +22,7 @@ use crate::live::{Live, ReloadOutcome, Reloader};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::scheduler::Running;
+use crate::server::secure::checksum;
 use crate::verdict::Board;
 
 pub(super) struct Reload {
@@ -34,15 +35,6 @@ pub(super) struct Reload {
     pub pki: Option<Arc<DemoPki>>,
     /// Checksum of the file as last read (by start-up or a reload attempt).
     pub checksum: Mutex<Option<u64>>,
-}
-
-/// A checksum of the config file's bytes (None when it cannot be read).
-pub(super) fn checksum(path: &std::path::Path) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let bytes = std::fs::read(path).ok()?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    Some(h.finish())
 }
 
 impl Reload {
@@ -80,7 +72,7 @@ impl Reload {
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => return,
             }
-            let now = checksum(&self.path);
+            let now = checksum(std::slice::from_ref(&self.path));
             let last = *self.checksum.lock().unwrap_or_else(|p| p.into_inner());
             if now.is_some() && now != last {
                 tracing::info!(path = %self.path.display(), "Config file changed; reloading.");
@@ -90,7 +82,8 @@ impl Reload {
     }
 
     fn once(&self) -> ReloadOutcome {
-        *self.checksum.lock().unwrap_or_else(|p| p.into_inner()) = checksum(&self.path);
+        *self.checksum.lock().unwrap_or_else(|p| p.into_inner()) =
+            checksum(std::slice::from_ref(&self.path));
         let new = match Config::load(&self.path) {
             Ok(c) => c,
             Err(errors) => {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod spec;
 mod validate;
 pub(crate) mod value;
+pub mod web;
 pub mod yaml;
 
 use std::collections::BTreeMap;

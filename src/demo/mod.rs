@@ -76,6 +76,19 @@ impl DemoBackend {
     }
 
     pub fn router(self) -> Router {
+        self.router_with_admin(|admin| admin)
+    }
+
+    /// [`DemoBackend::router`], with `guard` around the fault admin (`/demo/fault`) only:
+    /// the daemon puts its basic auth there, and the monitored endpoints stay open.
+    pub fn router_with_admin(
+        self,
+        guard: impl FnOnce(Router<DemoBackend>) -> Router<DemoBackend>,
+    ) -> Router {
+        let admin = guard(Router::new().route(
+            "/demo/fault",
+            get(faults::show).put(faults::set).delete(faults::clear),
+        ));
         Router::new()
             .route("/health", get(health::health))
             .route("/health/ready", get(health::ready))
@@ -87,10 +100,7 @@ impl DemoBackend {
             .route("/auth/e2e/test-auth", post(auth::bypass))
             .route("/api/websocket/ticket", post(auth::ticket))
             .route("/ws", get(agent::upgrade))
-            .route(
-                "/demo/fault",
-                get(faults::show).put(faults::set).delete(faults::clear),
-            )
+            .merge(admin)
             .with_state(self)
     }
 
@@ -103,23 +113,7 @@ impl DemoBackend {
         tls: Option<Arc<rustls::ServerConfig>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self.router();
-        match tls {
-            None => {
-                axum::serve(nodelay(listener), app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Some(config) => {
-                let listener = TlsListener {
-                    tcp: listener,
-                    acceptor: tokio_rustls::TlsAcceptor::from(config),
-                };
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        }
+        serve_router(self.router(), listener, tls, shutdown).await
     }
 
     /// [`DemoBackend::serve`] on a task of its own, for as long as the runtime lives.
@@ -129,6 +123,32 @@ impl DemoBackend {
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> tokio::task::JoinHandle<std::io::Result<()>> {
         tokio::spawn(self.serve(listener, tls, std::future::pending()))
+    }
+}
+
+/// Serves a demo router (see [`DemoBackend::router_with_admin`]) on a bound listener, over
+/// TLS when `tls` is given, until `shutdown`.
+pub async fn serve_router(
+    app: Router,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        None => {
+            axum::serve(nodelay(listener), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(config) => {
+            let listener = TlsListener {
+                tcp: listener,
+                acceptor: tokio_rustls::TlsAcceptor::from(config),
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod api;
 mod charts;
 mod page;
 mod probe_endpoint;
+pub mod secure;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -25,6 +26,7 @@ use crate::history::History;
 use crate::live::{Live, Reloader};
 use crate::metrics::Metrics;
 use crate::verdict::Board;
+use secure::{Guard, SecureListener};
 
 pub use probe_endpoint::target_allowed;
 
@@ -35,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Reloads the config file; None when the daemon runs without one.
     pub reloader: Option<Reloader>,
+    /// TLS, basic auth and headers from the web config.
+    pub guard: Arc<Guard>,
     /// Set once the scheduler runs every check.
     pub ready: Arc<AtomicBool>,
     pub board: Arc<Board>,
@@ -55,6 +59,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/checks/{name}", get(api::check))
         .route("/api/v1/checks/{name}/history", get(api::history))
         .route("/api/v1/transitions", get(api::transitions))
+        .layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            secure::layer,
+        ))
         .with_state(state)
 }
 
@@ -63,6 +71,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = SecureListener::new(listener, state.guard.clone())?;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
@@ -14,8 +15,9 @@ use pathwatch::config::Config;
 use pathwatch::demo::tls as demo_tls;
 use rcgen::{CertificateParams, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// Parses a config from text, panicking with every error (tests write valid configs).
@@ -352,4 +354,154 @@ pub async fn http(method: &str, url: &str, body: Option<String>) -> (u16, String
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[allow(dead_code)]
+pub fn have(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+/// Starts a program that is killed when the returned handle drops.
+#[allow(dead_code)]
+pub fn run_program(program: &str, args: &[String]) -> tokio::process::Child {
+    tokio::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
+}
+
+#[allow(dead_code)]
+pub async fn wait_http(url: &str) {
+    for _ in 0..300 {
+        let host = url.trim_start_matches("http://");
+        let host = host.split('/').next().unwrap();
+        if tokio::net::TcpStream::connect(host).await.is_ok()
+            && http("GET", url, None).await.0 == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} never answered");
+}
+
+#[allow(dead_code)]
+pub async fn query(prom: &str, q: &str) -> Value {
+    let url = format!(
+        "{prom}/api/v1/query?query={}",
+        url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+    );
+    let (_, body) = http("GET", &url, None).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{q}: {e}: {body}"))
+}
+
+/// The daemon binary on a config file, with its log collected.
+#[allow(dead_code)]
+pub struct Binary {
+    pub child: tokio::process::Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+}
+
+#[allow(dead_code)]
+impl Binary {
+    pub async fn start(path: &Path, extra: &[&str]) -> Binary {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
+            .args(["run", "--log-format", "json", "--config"])
+            .arg(path)
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("pathwatch is running.")
+                    && let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && let Some(addr) = v["fields"]["addr"].as_str()
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = tokio::time::timeout(Duration::from_secs(20), rx)
+            .await
+            .expect("the daemon starts")
+            .unwrap();
+        Binary {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    pub async fn checks(&self) -> Vec<Value> {
+        let (_, body) = get_text(&format!("{}/api/v1/checks", self.base), &[]).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["checks"].as_array().unwrap().clone()
+    }
+
+    pub async fn check(&self, name: &str) -> Option<Value> {
+        self.checks().await.into_iter().find(|c| c["name"] == name)
+    }
+
+    /// Waits until `check` is in `state`.
+    pub async fn wait(&self, name: &str, state: &str) -> Value {
+        for _ in 0..200 {
+            if let Some(c) = self.check(name).await
+                && c["state"] == state
+            {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name} never became {state}: {:?}", self.check(name).await);
+    }
+
+    pub async fn metrics(&self) -> String {
+        get_text(&format!("{}/metrics", self.base), &[]).await.1
+    }
+
+    pub async fn reload(&self, method: &str) -> (u16, String) {
+        http(method, &format!("{}/-/reload", self.base), None).await
+    }
+
+    pub async fn stop(mut self) -> String {
+        self.signal("-TERM");
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("exits after SIGTERM")
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{}", self.log());
+        self.log()
+    }
 }
