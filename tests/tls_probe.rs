@@ -197,3 +197,16 @@ async fn https_checks_report_the_served_certificate() {
     assert!(r.http.is_none());
     assert!(r.tls.is_some());
 }
+
+/// A chain longer than webpki follows is named in words, not as the library's error value.
+#[tokio::test]
+async fn a_chain_too_long_to_verify_is_said_in_words() {
+    let pki = Pki::builder(&["api.example.test"]).intermediates(8).build();
+    let (r, _) = probe_tls(&pki, "api.example.test", true).await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::TlsUntrusted);
+    assert_eq!(
+        f.message,
+        "the certificate chain does not verify: the chain is longer than a verifier follows (more than 6 intermediates)"
+    );
+}

@@ -265,7 +265,14 @@ fn diagnose(
         }
     }
     let rustls::Error::InvalidCertificate(cert_err) = err else {
-        return Failure::new(Reason::TlsUntrusted, format!("certificate rejected: {err}"));
+        let why = match err {
+            rustls::Error::NoCertificatesPresented => "the server presented no certificate".into(),
+            other => format!(
+                "the certificate was rejected ({})",
+                words(&other.to_string())
+            ),
+        };
+        return Failure::new(Reason::TlsUntrusted, why);
     };
     match cert_err {
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
@@ -304,11 +311,74 @@ fn diagnose(
             }
             Failure::new(Reason::TlsUntrusted, msg)
         }
-        other => Failure::new(
-            Reason::TlsUntrusted,
-            format!("certificate rejected: {other:?}"),
-        ),
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            let from = chain
+                .iter()
+                .max_by_key(|c| c.not_before)
+                .map(|c| format!(" (valid from {}; is a clock wrong?)", date(c.not_before)))
+                .unwrap_or_default();
+            Failure::new(
+                Reason::TlsExpired,
+                format!("a certificate in the chain is not valid yet{from}"),
+            )
+        }
+        other => Failure::new(Reason::TlsUntrusted, rejected(other)),
     }
+}
+
+/// Why webpki refused a chain, in words (never the library's Debug text).
+fn rejected(e: &CertificateError) -> String {
+    let why = match e {
+        CertificateError::BadEncoding => "a certificate is not valid DER".into(),
+        CertificateError::Revoked => "a certificate in the chain is revoked".into(),
+        CertificateError::BadSignature => "a signature in the chain does not verify".into(),
+        CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+        | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "a certificate is signed with an algorithm pathwatch does not accept".into()
+        }
+        CertificateError::UnhandledCriticalExtension => {
+            "a certificate has a critical extension pathwatch does not understand".into()
+        }
+        CertificateError::Other(other) => {
+            let text = other.to_string();
+            if text.contains("MaximumPathDepthExceeded") {
+                "the chain is longer than a verifier follows (more than 6 intermediates)".into()
+            } else if text.contains("MaximumSignatureChecksExceeded")
+                || text.contains("MaximumPathBuildCallsExceeded")
+            {
+                "the chain offers too many candidate paths to verify".into()
+            } else if text.contains("CaUsedAsEndEntity") {
+                "the server's certificate is a CA certificate".into()
+            } else if text.contains("EndEntityUsedAsCa") {
+                "a certificate that is not a CA signs another one".into()
+            } else if text.contains("RequiredEkuNotFound") {
+                "the certificate is not issued for TLS servers (extended key usage)".into()
+            } else if text.contains("NameConstraintViolation") {
+                "the name is outside what an issuing CA may certify (name constraints)".into()
+            } else {
+                words(&text)
+            }
+        }
+        other => words(&format!("{other:?}")),
+    };
+    format!("the certificate chain does not verify: {why}")
+}
+
+/// `OtherError(MaximumPathDepthExceeded)` -> `maximum path depth exceeded`: the last
+/// identifier of a library's error text, as words.
+fn words(text: &str) -> String {
+    let ident = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .rfind(|t| !t.is_empty())
+        .unwrap_or("unknown");
+    let mut out = String::new();
+    for (i, ch) in ident.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
 }
 
 fn quoted(s: &str) -> String {

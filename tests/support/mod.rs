@@ -73,6 +73,7 @@ pub struct PkiBuilder {
     names: Vec<String>,
     leaf_days: (i64, i64),
     intermediate_days: (i64, i64),
+    intermediates: usize,
     self_signed: bool,
 }
 
@@ -89,6 +90,7 @@ impl Pki {
             names: names.iter().map(|s| s.to_string()).collect(),
             leaf_days: (-1, 90),
             intermediate_days: (-30, 365),
+            intermediates: 1,
             self_signed: false,
         }
     }
@@ -120,6 +122,11 @@ impl PkiBuilder {
         self.intermediate_days = (from, to);
         self
     }
+    /// Intermediates between the root and the leaf (default 1).
+    pub fn intermediates(mut self, n: usize) -> Self {
+        self.intermediates = n;
+        self
+    }
     pub fn self_signed(mut self) -> Self {
         self.self_signed = true;
         self
@@ -143,14 +150,25 @@ impl PkiBuilder {
         let root_params = ca_params("pathwatch Test Root CA", (-365, 3650));
         let root = root_params.self_signed(&root_key).unwrap();
         let root_issuer = Issuer::new(root_params, root_key);
-        let int_key = KeyPair::generate().unwrap();
-        let int_params = ca_params("pathwatch Test Intermediate CA", self.intermediate_days);
-        let int = int_params.signed_by(&int_key, &root_issuer).unwrap();
-        let int_issuer = Issuer::new(int_params, int_key);
-        let leaf_cert = leaf.signed_by(&leaf_key, &int_issuer).unwrap();
+        let mut issuer = root_issuer;
+        let mut intermediates = Vec::new();
+        for i in 0..self.intermediates {
+            let int_key = KeyPair::generate().unwrap();
+            let cn = match i {
+                0 => "pathwatch Test Intermediate CA".to_string(),
+                n => format!("pathwatch Test Intermediate CA {n}"),
+            };
+            let int_params = ca_params(&cn, self.intermediate_days);
+            let int = int_params.signed_by(&int_key, &issuer).unwrap();
+            intermediates.insert(0, int.der().clone());
+            issuer = Issuer::new(int_params, int_key);
+        }
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let mut chain = vec![leaf_cert.der().clone()];
+        chain.extend(intermediates);
         Pki {
             root_pem: root.pem(),
-            chain: vec![leaf_cert.der().clone(), int.der().clone()],
+            chain,
             key,
         }
     }
