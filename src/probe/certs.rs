@@ -148,14 +148,7 @@ pub fn inspect(
         .negotiated_cipher_suite()
         .map(|s| format!("{:?}", s.suite()))
         .unwrap_or_default();
-    let roots = match &client.trust {
-        Trust::Mozilla => DEFAULT_ROOTS.clone(),
-        Trust::Roots(roots) => roots.clone(),
-        // Unresolved outside the app (no demo running here): nothing is trusted.
-        Trust::Demo => Arc::new(RootCertStore::empty()),
-    };
-    let verdict = verify(presented, server_name, roots)
-        .map_err(|e| diagnose(&e, &chain, name, presented.len(), client.ca_file.is_some()));
+    let verdict = check_chain(presented, &chain, name, server_name, client);
     let info = TlsInfo {
         server_name: name.to_string(),
         version,
@@ -164,6 +157,25 @@ pub fn inspect(
         verified: verdict.is_ok(),
     };
     (info, verdict)
+}
+
+/// Verifies a presented chain (already parsed into `chain`) for `name`, and says what is
+/// wrong when it does not verify.
+pub fn check_chain(
+    presented: &[CertificateDer<'_>],
+    chain: &[CertInfo],
+    name: &str,
+    server_name: &ServerName<'_>,
+    client: &TlsVerify,
+) -> Result<(), Failure> {
+    let roots = match &client.trust {
+        Trust::Mozilla => DEFAULT_ROOTS.clone(),
+        Trust::Roots(roots) => roots.clone(),
+        // Unresolved outside the app (no demo running here): nothing is trusted.
+        Trust::Demo => Arc::new(RootCertStore::empty()),
+    };
+    verify(presented, server_name, roots)
+        .map_err(|e| diagnose(&e, chain, name, presented.len(), client.ca_file.is_some()))
 }
 
 fn verify(

@@ -9,7 +9,7 @@ const EXCERPT: usize = 200;
 
 /// What is wrong with a body (an HTTP body or a WebSocket frame) under regex and JSON
 /// rules, and whether a regex rule failed.
-pub(crate) fn body_problems(
+pub fn body_problems(
     matches: &[Pattern],
     not_matches: &[Pattern],
     json: &[JsonRule],
@@ -44,7 +44,7 @@ pub(crate) fn body_problems(
 }
 
 /// Looks up a dotted path (`a.b.0.c`) in a JSON document.
-pub(crate) fn lookup<'v>(doc: &'v Value, path: &str) -> Option<&'v Value> {
+pub fn lookup<'v>(doc: &'v Value, path: &str) -> Option<&'v Value> {
     path.split('.').try_fold(doc, |v, seg| match v {
         Value::Object(m) => m.get(seg),
         Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
@@ -109,7 +109,7 @@ fn json_problem(rule: &JsonRule, doc: &Value) -> Option<String> {
     None
 }
 
-pub(crate) fn excerpt(body: &[u8]) -> String {
+pub fn excerpt(body: &[u8]) -> String {
     one_line(
         &String::from_utf8_lossy(&body[..body.len().min(EXCERPT * 4)]),
         EXCERPT,
