@@ -73,7 +73,7 @@ impl Validator<'_> {
                 Ok(t) => return Some(t),
                 Err(e) => {
                     let inner: Vec<Seg> = e.path().iter().filter_map(Seg::from).collect();
-                    let message = e.inner().to_string();
+                    let message = plain_words(&e.inner().to_string());
                     let mut full = path.to_string();
                     for s in &inner {
                         full = s.append(&full);
@@ -364,4 +364,25 @@ fn remove_key(value: &mut Value, parent: &[Seg], key: &str) -> bool {
         Value::Object(m) => m.remove(key).is_some(),
         _ => false,
     }
+}
+
+/// serde's messages name Rust types (`expected struct HistoryConfig`, `expected u32`); a
+/// person writing YAML reads kinds of values.
+fn plain_words(message: &str) -> String {
+    static TYPES: std::sync::LazyLock<[(regex::Regex, &str); 3]> = std::sync::LazyLock::new(|| {
+        let re = |p: &str| regex::Regex::new(p).expect("a valid pattern");
+        [
+            (re(r"expected struct \w+"), "expected a mapping of keys"),
+            (
+                re(r"expected (u8|u16|u32|u64|usize)\b"),
+                "expected a whole number of 0 or more",
+            ),
+            (re(r"expected (i32|i64|f64)\b"), "expected a number"),
+        ]
+    });
+    let mut out = message.to_string();
+    for (re, words) in TYPES.iter() {
+        out = re.replace_all(&out, *words).into_owned();
+    }
+    out
 }
