@@ -59,7 +59,7 @@ cp "$dir/a.yaml" "$dir/config.yaml"
 target/release/pathwatch run --config "$dir/config.yaml" --log-format json 2> "$dir/log" &
 pw_pid=$!
 for _ in $(seq 100); do grep -q 'pathwatch is running' "$dir/log" 2>/dev/null && break; sleep 0.1; done
-addr=$(grep -o '"addr":"[^"]*"' "$dir/log" | head -1 | cut -d'"' -f4)
+addr=$(grep 'pathwatch is running' "$dir/log" | grep -o '"addr":"[^"]*"' | head -1 | cut -d'"' -f4)
 echo "soak: pathwatch pid $pw_pid on $addr for $minutes min (warm-up $warmup min); demo $demo/$demo_tls; hostile: $(tr '\n' ' ' < "$dir/ports")"
 
 status() { awk -v k="$1:" '$1==k {print $2}' "/proc/$pw_pid/status"; }
@@ -96,13 +96,15 @@ done
 ok=$(grep -c 'Config reloaded.' "$dir/log" || true)
 failed_reloads=$(grep -c 'Config reload failed' "$dir/log" || true)
 panics=$(grep -ci 'panicked' "$dir/log" || true)
+# Growth: the mean of the first 3 samples after the warm-up vs the mean of the last 3 (one
+# sample swings with whatever probe is reading a big body at that moment).
 awk -v w="$warmup" -v ok="$ok" -v bad="$failed_reloads" -v panics="$panics" '
-  $1 >= w && !base { base = 1; t0 = $1; r0 = $2; f0 = $3; h0 = $6 }
-  { t1 = $1; r1 = $2; f1 = $3; h1 = $6; if ($5 > maxcw) maxcw = $5 }
+  $1 >= w { n++; t[n] = $1; r[n] = $2; f[n] = $3; h[n] = $6; if ($5 > maxcw) maxcw = $5 }
   END {
-    if (!base || t1 <= t0) { print "soak: too short to measure growth after the warm-up"; exit 0 }
-    hours = (t1 - t0) / 60
-    printf "soak: from minute %.1f to %.1f: RSS %d -> %d kB (%+.1f%%, %+.1f%%/h), fds %d -> %d (%+.1f%%), history %d -> %d kB, max CLOSE-WAIT %d, reloads ok %d failed %d, panics %d\n",
-      t0, t1, r0, r1, (r1 - r0) * 100 / r0, (r1 - r0) * 100 / r0 / hours, f0, f1, (f1 - f0) * 100 / f0, h0, h1, maxcw, ok, bad, panics
+    if (n < 6) { print "soak: too short to measure growth after the warm-up"; exit 0 }
+    for (i = 1; i <= 3; i++) { r0 += r[i] / 3; f0 += f[i] / 3; r1 += r[n - 3 + i] / 3; f1 += f[n - 3 + i] / 3 }
+    hours = (t[n] - t[2]) / 60
+    printf "soak: minute %.1f to %.1f (means of 3 samples at each end): RSS %d -> %d kB (%+.1f%%, %+.1f%%/h), fds %.1f -> %.1f (%+.1f%%), history %d -> %d kB, max CLOSE-WAIT %d, reloads ok %d failed %d, panics %d\n",
+      t[1], t[n], r0, r1, (r1 - r0) * 100 / r0, (r1 - r0) * 100 / r0 / hours, f0, f1, (f1 - f0) * 100 / f0, h[1], h[n], maxcw, ok, bad, panics
   }' "$samples"
 [ "$panics" -eq 0 ] || { echo "soak: the daemon panicked"; exit 1; }
