@@ -402,3 +402,32 @@ async fn an_endless_response_head_is_cut_not_buffered() {
         f.message
     );
 }
+
+/// A compressed body nobody asked for is described, not dumped as bytes.
+#[tokio::test]
+async fn an_unasked_for_compressed_body_is_described() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(br#"{"status":"healthy"}"#).unwrap();
+    let body = gz.finish().unwrap();
+    let len = body.len();
+    let app = Router::new().route(
+        "/health",
+        get(move || {
+            let body = body.clone();
+            async move { ([("content-encoding", "gzip")], body) }
+        }),
+    );
+    let addr = spawn_app(app).await;
+    let yaml = format!(
+        "checks:\n  - name: h\n    type: http\n    target: http://{addr}/health\n    expect:\n      body_matches: [healthy]\n"
+    );
+    let f = probe_once(&config(&yaml)).await.failure.unwrap();
+    assert_eq!(f.reason, Reason::BodyMismatch);
+    assert_eq!(
+        f.message,
+        format!(
+            "body does not match `healthy`; body: {len} bytes of gzip-compressed data, not text (sent with Content-Encoding: gzip, which was not asked for)"
+        )
+    );
+}

@@ -110,10 +110,37 @@ fn json_problem(rule: &JsonRule, doc: &Value) -> Option<String> {
 }
 
 pub fn excerpt(body: &[u8]) -> String {
+    if let Some(what) = binary(body) {
+        return format!("{} bytes of {what}, not text", body.len());
+    }
     one_line(
         &String::from_utf8_lossy(&body[..body.len().min(EXCERPT * 4)]),
         EXCERPT,
     )
+}
+
+/// What a body that is not text is, when it is not: never dumped as bytes.
+fn binary(body: &[u8]) -> Option<&'static str> {
+    let head = &body[..body.len().min(512)];
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Some("gzip-compressed data");
+    }
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Some("zstd-compressed data");
+    }
+    // Text has few control characters; a cut multi-byte character at the end is fine.
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) if e.valid_up_to() + 4 >= head.len() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return Some("binary data"),
+    };
+    let control = text
+        .chars()
+        .filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        .count();
+    (control * 10 > text.chars().count().max(1)).then_some("binary data")
 }
 
 fn one_line(s: &str, max: usize) -> String {

@@ -159,6 +159,16 @@ fn check_expectations(
     if !body.is_empty() {
         msg.push_str(&format!("; body: {}", excerpt(body)));
     }
+    // pathwatch sends no Accept-Encoding: an encoded body is the server's doing.
+    if let Some(enc) = headers
+        .get(hyper::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .filter(|e| !e.eq_ignore_ascii_case("identity"))
+    {
+        msg.push_str(&format!(
+            " (sent with Content-Encoding: {enc}, which was not asked for)"
+        ));
+    }
     Err(Failure::new(Reason::BodyMismatch, msg))
 }
 
