@@ -210,3 +210,130 @@ async fn a_chain_too_long_to_verify_is_said_in_words() {
         "the certificate chain does not verify: the chain is longer than a verifier follows (more than 6 intermediates)"
     );
 }
+
+/// A TLS server (TLS 1.2 only, or 1.3 only) that requires a client certificate from
+/// `client_ca`; it answers any request with `200 ok`.
+async fn spawn_mtls(server: &Pki, client_ca: &Pki, tls13: bool) -> std::net::SocketAddr {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::pem::PemObject::pem_slice_iter(client_ca.root_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls13 {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS12]
+    };
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(server.chain.clone(), server.key.clone_key())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = [0u8; 1024];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+fn pem_files(pki: &Pki, dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let pem = |label: &str, der: &[u8]| {
+        let b64 = data_encoding::BASE64.encode(der);
+        let lines: Vec<String> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            lines.join("\n")
+        )
+    };
+    let cert = dir.join("client.crt");
+    let key = dir.join("client.key");
+    let chain: String = pki.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
+    std::fs::write(&cert, chain).unwrap();
+    std::fs::write(&key, pem("PRIVATE KEY", pki.key.secret_der())).unwrap();
+    (cert, key)
+}
+
+/// A server that requires a client certificate: named whether it refuses during the
+/// handshake (TLS 1.2) or only after it (TLS 1.3); with `tls.cert_file`/`key_file` it passes.
+#[tokio::test]
+async fn a_server_that_requires_a_client_certificate_is_named_in_tls_12_and_13() {
+    let server = Pki::builder(&["localhost"]).build();
+    let clients = Pki::builder(&["pathwatch-client"]).build();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = pem_files(&clients, dir.path());
+    let ca = server.ca_file();
+    for tls13 in [false, true] {
+        let addr = spawn_mtls(&server, &clients, tls13).await;
+        for (kind, target, tls_key) in [
+            ("tls", format!("localhost:{}", addr.port()), ""),
+            (
+                "http",
+                format!("https://localhost:{}/", addr.port()),
+                "    tls:\n",
+            ),
+        ] {
+            let indent = if tls_key.is_empty() { "    " } else { "      " };
+            let base = format!(
+                "checks:\n  - name: m\n    type: {kind}\n    target: {target}\n    timeout: 2s\n{tls_key}{indent}ca_file: {}\n",
+                ca.path().display()
+            );
+            let f = probe_once(&config(&base)).await.failure.unwrap_or_else(|| {
+                panic!(
+                    "{kind} over TLS 1.{} passed without a client certificate",
+                    if tls13 { 3 } else { 2 }
+                )
+            });
+            assert_eq!(
+                f.reason,
+                Reason::TlsHandshake,
+                "{kind} tls13={tls13}: {}",
+                f.message
+            );
+            assert_eq!(
+                f.message,
+                "the server requires a client certificate (it asked for one in the handshake); configure tls.cert_file and tls.key_file"
+            );
+            let with_cert = format!(
+                "{base}{indent}cert_file: {}\n{indent}key_file: {}\n",
+                cert.display(),
+                key.display()
+            );
+            let r = probe_once(&config(&with_cert)).await;
+            assert!(
+                r.success(),
+                "{kind} tls13={tls13} with a client certificate: {:?}",
+                r.failure
+            );
+        }
+    }
+}

@@ -109,6 +109,9 @@ pub struct Handshake {
     pub verdict: Result<(), Failure>,
 }
 
+/// How long a server that asked for a client certificate and got none has to refuse.
+const CLIENT_CERT_VERDICT: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub async fn handshake(
     tl: &mut Timeline,
     tcp: TcpStream,
@@ -128,13 +131,17 @@ pub async fn handshake(
         )
     })?;
     let peer = tcp.peer_addr().ok();
-    let connector = TlsConnector::from(certs::client_config(alpn));
-    let stream = tl
+    let (config, auth) = certs::client_config_for(alpn, client)?;
+    let connector = TlsConnector::from(config);
+    let mut stream = tl
         .step(Phase::Tls, async {
             connector
                 .connect(server_name.clone(), tcp)
                 .await
                 .map_err(|e| {
+                    if auth.asked_in_vain() {
+                        return certs::client_cert_required();
+                    }
                     let at = peer.map(|p| format!(" with {p}")).unwrap_or_default();
                     Failure::new(
                         Reason::TlsHandshake,
@@ -143,6 +150,22 @@ pub async fn handshake(
                 })
         })
         .await?;
+    // In TLS 1.3 a server that requires a client certificate says so only after the
+    // handshake is complete on this side: when it asked and got none, wait a moment for
+    // its verdict before calling the handshake good.
+    if auth.asked_in_vain() {
+        let verdict = tl
+            .step(Phase::Tls, async {
+                let mut byte = [0u8; 1];
+                let read = tokio::io::AsyncReadExt::read(&mut stream, &mut byte);
+                match tokio::time::timeout(CLIENT_CERT_VERDICT, read).await {
+                    Ok(Err(_)) | Ok(Ok(0)) => Err(certs::client_cert_required()),
+                    _ => Ok(()),
+                }
+            })
+            .await;
+        verdict?;
+    }
     let (info, verdict) = certs::inspect(stream.get_ref().1, name, &server_name, client);
     let verdict = verdict.map_err(|f| f.in_phase(Phase::Tls));
     let verdict = if client.insecure_skip_verify {

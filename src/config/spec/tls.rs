@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
 use super::{Context, Problems};
@@ -24,9 +24,30 @@ pub struct TlsVerify {
     /// Report the certificate but do not fail the probe when it does not verify.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// A client certificate (PEM chain, leaf first) and its key, for servers that ask for
+    /// one (mutual TLS). Both or neither.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
     /// What `ca_file` says to trust, read when the config loads.
     #[serde(skip)]
     pub trust: Trust,
+    /// `cert_file` and `key_file`, read when the config loads.
+    #[serde(skip)]
+    pub client_cert: Option<Arc<ClientCert>>,
+}
+
+/// A client certificate chain and its private key (never printed).
+pub struct ClientCert {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientCert({} certificates, key)", self.chain.len())
+    }
 }
 
 /// The trust anchors of a check: data, not a TLS client (the probe builds that).
@@ -66,6 +87,23 @@ impl TlsVerify {
                 Err(e) => out.value(yaml::child(path, "ca_file"), e),
             }
         }
+        match (&self.cert_file, &self.key_file) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => {
+                match load_client_cert(&ctx.base_dir.join(cert), &ctx.base_dir.join(key)) {
+                    Ok(c) => self.client_cert = Some(Arc::new(c)),
+                    Err(e) => out.value(yaml::child(path, "cert_file"), e),
+                }
+            }
+            (Some(_), None) => out.value(
+                yaml::child(path, "cert_file"),
+                "a client certificate needs `key_file` too",
+            ),
+            (None, Some(_)) => out.value(
+                yaml::child(path, "key_file"),
+                "a client key needs `cert_file` too",
+            ),
+        }
     }
 }
 
@@ -86,4 +124,19 @@ pub fn load_roots(file: &Path) -> Result<RootCertStore, String> {
         return Err(format!("{} holds no PEM certificate", file.display()));
     }
     Ok(roots)
+}
+
+/// Reads a client certificate chain and its key (PEM).
+fn load_client_cert(cert: &Path, key: &Path) -> Result<ClientCert, String> {
+    let pem = std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not valid PEM: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert.display()));
+    }
+    let pem = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|_| format!("{} holds no PEM private key", key.display()))?;
+    Ok(ClientCert { chain, key })
 }
