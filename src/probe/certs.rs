@@ -449,7 +449,7 @@ fn rejected(e: &CertificateError) -> String {
 
 /// `OtherError(MaximumPathDepthExceeded)` -> `maximum path depth exceeded`: the last
 /// identifier of a library's error text, as words.
-fn words(text: &str) -> String {
+pub(crate) fn words(text: &str) -> String {
     let ident = text
         .split(|c: char| !c.is_ascii_alphanumeric())
         .rfind(|t| !t.is_empty())

@@ -86,7 +86,7 @@ pub async fn connect(
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                         errors.push(format!("connection refused by {addr}"))
                     }
-                    Err(e) => errors.push(format!("cannot connect to {addr}: {e}")),
+                    Err(e) => errors.push(format!("cannot connect to {addr}: {}", io_words(&e))),
                 }
             }
             let all_refused = errors.iter().all(|e| e.starts_with("connection refused"));
@@ -183,10 +183,42 @@ pub async fn handshake(
 fn handshake_error(e: &std::io::Error) -> String {
     let text = e.to_string();
     if text.contains("InvalidContentType") || text.contains("corrupt message") {
-        format!("the server did not answer with TLS ({text}); is this a plain HTTP port?")
+        "the server did not answer with TLS; is this a plain HTTP port?".into()
     } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
         "the server closed the connection during the handshake".into()
+    } else if let Some(alert) = text.split("received fatal alert: ").nth(1) {
+        format!(
+            "the server ended the handshake with a fatal alert ({})",
+            certs::words(alert)
+        )
+    } else if text.contains("peer is incompatible") {
+        format!(
+            "the server and pathwatch have no TLS version or cipher suite in common ({})",
+            certs::words(&text)
+        )
+    } else if e.kind() == std::io::ErrorKind::InvalidData {
+        format!(
+            "the server broke the TLS protocol ({})",
+            certs::words(&text)
+        )
     } else {
-        text
+        io_words(e)
+    }
+}
+
+/// An I/O error in words (not the OS's text with its error number).
+pub(crate) fn io_words(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => "connection refused".into(),
+        K::ConnectionReset => "the connection was reset".into(),
+        K::ConnectionAborted => "the connection was aborted".into(),
+        K::BrokenPipe => "the connection was closed while writing".into(),
+        K::UnexpectedEof => "the connection ended in the middle of a message".into(),
+        K::TimedOut => "the operation timed out".into(),
+        K::AddrNotAvailable => "the address is not available here".into(),
+        K::HostUnreachable => "the host is unreachable".into(),
+        K::NetworkUnreachable => "the network is unreachable".into(),
+        kind => kind.to_string(),
     }
 }

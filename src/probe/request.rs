@@ -184,18 +184,25 @@ where
 }
 
 fn hyper_failure(e: &hyper::Error) -> Failure {
-    let mut detail = e.to_string();
+    // The deepest I/O error says what happened to the connection; hyper's own text names
+    // what it was doing.
+    let mut io = None;
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        detail.push_str(&format!(": {s}"));
+        if let Some(err) = s.downcast_ref::<std::io::Error>() {
+            io = Some(net::io_words(err));
+        }
         source = s.source();
     }
     let message = if e.is_parse() || e.is_parse_status() {
-        format!("the server did not answer with valid HTTP/1.1 ({detail})")
+        format!("the server did not answer with valid HTTP/1.1 ({e})")
     } else if e.is_incomplete_message() {
         "the server closed the connection before sending a complete response".to_string()
     } else {
-        format!("HTTP exchange failed: {detail}")
+        match io {
+            Some(io) => format!("HTTP exchange failed: {e}: {io}"),
+            None => format!("HTTP exchange failed: {e}"),
+        }
     };
     Failure::new(Reason::Protocol, message)
 }

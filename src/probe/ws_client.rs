@@ -117,7 +117,7 @@ pub(crate) fn upgrade_failure(e: WsError) -> Failure {
     let (reason, why) = match e {
         WsError::Http(resp) => return refused(&resp),
         WsError::Protocol(p) => (Reason::WsUpgrade, handshake_words(&p)),
-        WsError::Io(io) => (Reason::WsUpgrade, io_words(&io)),
+        WsError::Io(io) => (Reason::WsUpgrade, net::io_words(&io)),
         WsError::ConnectionClosed | WsError::AlreadyClosed => (
             Reason::WsUpgrade,
             "the server closed the connection before answering".into(),
@@ -219,13 +219,6 @@ fn violation_words(p: &ProtocolError) -> Option<String> {
     })
 }
 
-fn io_words(io: &std::io::Error) -> String {
-    match io.kind() {
-        std::io::ErrorKind::UnexpectedEof => "the connection ended in the middle of a frame".into(),
-        kind => kind.to_string(),
-    }
-}
-
 pub(crate) fn closed_failure(e: &WsError, doing: &str) -> Failure {
     match e {
         WsError::Capacity(_) => Failure::new(
@@ -257,7 +250,7 @@ pub(crate) fn closed_failure(e: &WsError, doing: &str) -> Failure {
             Reason::WsClosed,
             format!(
                 "connection broke while {doing}: {} (1006: infrastructure)",
-                io_words(io)
+                net::io_words(io)
             ),
         ),
         other => Failure::new(
