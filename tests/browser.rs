@@ -32,6 +32,8 @@ fn missing_tool() -> Option<String> {
     None
 }
 
+const PASSWORD: &str = "status-page-pass";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_shows_a_failing_golden_path_in_a_real_browser() {
     if let Some(why) = missing_tool() {
@@ -42,13 +44,24 @@ async fn the_status_page_shows_a_failing_golden_path_in_a_real_browser() {
         return;
     }
     let demo = spawn_demo(DemoBackend::default()).await;
-    let d = start(&format!(
+    // Behind basic auth from a web config: the browser logs in.
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  oncall: \"{hash}\"\n")).unwrap();
+    let options = pathwatch::app::RunOptions {
+        web_config: Some(web),
+        ..Default::default()
+    };
+    let d = start_with(&format!(
         "defaults: {{interval: 1s, timeout: 900ms}}\nchecks:\n  - {{name: golden-path, type: agent_pipeline, target: \"ws://{demo}/ws\"}}\n  - {{name: backend-health, type: http, target: \"http://{demo}/health\"}}\n  - {{name: backend-ready, type: http, target: \"http://{demo}/health/ready\"}}\n"
-    ))
+    ), options)
     .await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out_dir = root.join("target/browser-artifacts");
     let out = tokio::process::Command::new("node")
+        .env("PW_USER", "oncall")
+        .env("PW_PASS", PASSWORD)
         .arg(root.join("tests/browser/status.mjs"))
         .arg(&d.base)
         .arg(format!("http://{demo}"))

@@ -1,5 +1,7 @@
 // Drives pathwatch's status page in a real headless Chromium (Debian's /usr/bin/chromium).
 // Usage: node status.mjs <pathwatch base URL> <demo base URL> <artefact dir>
+// With PW_USER and PW_PASS set, pathwatch runs behind basic auth: the page must refuse a
+// visitor without a login, and the browser logs in.
 // Exits non-zero with a message on the first expectation that fails. Run by tests/browser.rs.
 
 import { chromium } from "playwright-core";
@@ -16,8 +18,14 @@ function check(ok, message) {
   if (!ok) throw new Error(message);
 }
 
+const user = process.env.PW_USER;
+const login = user ? { username: user, password: process.env.PW_PASS } : undefined;
+const auth = login
+  ? { Authorization: "Basic " + Buffer.from(`${login.username}:${login.password}`).toString("base64") }
+  : {};
+
 async function api(path) {
-  const r = await fetch(base + path);
+  const r = await fetch(base + path, { headers: auth });
   check(r.ok, `${path}: HTTP ${r.status}`);
   return r.json();
 }
@@ -30,7 +38,11 @@ const browser = await chromium.launch({
   ],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  if (login) {
+    const refused = await fetch(base + "/");
+    check(refused.status === 401, `without a login the page answers HTTP ${refused.status}`);
+  }
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 }, httpCredentials: login });
   const problems = [];
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
@@ -86,7 +98,9 @@ try {
   await page.screenshot({ path: `${out}/detail.png`, fullPage: true });
 
   // 4. Phone width, dark mode: still readable, badges carry text.
-  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, colorScheme: "dark" });
+  const phone = await browser.newPage({
+    viewport: { width: 390, height: 844 }, colorScheme: "dark", httpCredentials: login,
+  });
   await phone.goto(base + "/");
   const bg = await phone.evaluate(() => getComputedStyle(document.body).backgroundColor);
   check(bg === "rgb(13, 17, 23)", `dark background: ${bg}`);
@@ -95,7 +109,7 @@ try {
   await phone.screenshot({ path: `${out}/overview-phone-dark.png`, fullPage: true });
 
   // 5. Badge for READMEs.
-  const badge = await (await fetch(`${base}/badge/golden-path.svg`)).text();
+  const badge = await (await fetch(`${base}/badge/golden-path.svg`, { headers: auth })).text();
   check(badge.includes("golden-path: CRIT"), "badge text");
 
   await fetch(`${demo}/demo/fault`, { method: "DELETE" });

@@ -305,11 +305,16 @@ pub struct Daemon {
 }
 
 pub async fn start(yaml: &str) -> Daemon {
+    start_with(yaml, pathwatch::app::RunOptions::default()).await
+}
+
+/// [`start`] with reload and web config options.
+pub async fn start_with(yaml: &str, options: pathwatch::app::RunOptions) -> Daemon {
     let cfg = config(yaml);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(pathwatch::app::run(cfg, listener, async {
+    let task = tokio::spawn(pathwatch::app::run_with(cfg, options, listener, async {
         let _ = rx.await;
     }));
     Daemon {
