@@ -6,6 +6,7 @@
 # growth per hour from minute WARMUP (default 5) to the end.
 #   bash bench/soak.sh 60          # the hour recorded in BENCHMARKS.md
 #   bash bench/soak.sh 2 0.5       # CI's smoke (2 minutes, 30 s warm-up)
+#   SOAK_CHECKS=10000 bash bench/soak.sh 15 5   # plus 10,000 http checks at 10 s (demo /health)
 # Goal: RSS and fds flat (< 5% growth from the warm-up to the end), no CLOSE_WAIT pile-up.
 # Only loopback addresses are used.
 set -euo pipefail
@@ -51,6 +52,9 @@ checks:
   - {name: ws-black-hole, type: agent_pipeline, target: "ws://127.0.0.1:$port_black_hole/ws"}
 $2
 YAML
+  for i in $(seq 1 "${SOAK_CHECKS:-0}"); do
+    echo "  - {name: bulk-$i, type: http, target: \"http://127.0.0.1:$demo/health\", interval: 10s, timeout: 2s}"
+  done >> "$1"
 }
 write_config "$dir/a.yaml" ""
 write_config "$dir/b.yaml" "  - {name: comes-and-goes, type: http, target: \"http://127.0.0.1:$demo/health\", interval: 1s, timeout: 500ms}"

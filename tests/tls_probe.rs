@@ -212,10 +212,9 @@ async fn a_chain_too_long_to_verify_is_said_in_words() {
 }
 
 /// A TLS server (TLS 1.2 only, or 1.3 only) that requires a client certificate from
-/// `client_ca`; it answers any request with `200 ok`.
+/// `client_ca`.
 async fn spawn_mtls(server: &Pki, client_ca: &Pki, tls13: bool) -> std::net::SocketAddr {
     use std::sync::Arc;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::pem::PemObject::pem_slice_iter(client_ca.root_pem.as_bytes()) {
@@ -238,49 +237,7 @@ async fn spawn_mtls(server: &Pki, client_ca: &Pki, tls13: bool) -> std::net::Soc
         .with_client_cert_verifier(verifier)
         .with_single_cert(server.chain.clone(), server.key.clone_key())
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = [0u8; 1024];
-                let _ = tls.read(&mut buf).await;
-                let _ = tls
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                    )
-                    .await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    addr
-}
-
-fn pem_files(pki: &Pki, dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let pem = |label: &str, der: &[u8]| {
-        let b64 = data_encoding::BASE64.encode(der);
-        let lines: Vec<String> = b64
-            .as_bytes()
-            .chunks(64)
-            .map(|c| String::from_utf8(c.to_vec()).unwrap())
-            .collect();
-        format!(
-            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-            lines.join("\n")
-        )
-    };
-    let cert = dir.join("client.crt");
-    let key = dir.join("client.key");
-    let chain: String = pki.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
-    std::fs::write(&cert, chain).unwrap();
-    std::fs::write(&key, pem("PRIVATE KEY", pki.key.secret_der())).unwrap();
-    (cert, key)
+    spawn_tls_with(config).await
 }
 
 /// A server that requires a client certificate: named whether it refuses during the
@@ -290,7 +247,7 @@ async fn a_server_that_requires_a_client_certificate_is_named_in_tls_12_and_13()
     let server = Pki::builder(&["localhost"]).build();
     let clients = Pki::builder(&["pathwatch-client"]).build();
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = pem_files(&clients, dir.path());
+    let (cert, key) = clients.write_pem(dir.path(), "client");
     let ca = server.ca_file();
     for tls13 in [false, true] {
         let addr = spawn_mtls(&server, &clients, tls13).await;

@@ -16,29 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "correct-horse-battery";
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = data_encoding::BASE64.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
-
 /// Writes the server certificate chain and key of a fresh PKI; returns it.
 fn write_pki(dir: &Path) -> Pki {
     let pki = Pki::builder(&["localhost", "127.0.0.1"]).build();
-    let chain: String = pki.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
-    std::fs::write(dir.join("server.crt"), chain).unwrap();
-    std::fs::write(
-        dir.join("server.key"),
-        pem("PRIVATE KEY", pki.key.secret_der()),
-    )
-    .unwrap();
+    pki.write_pem(dir, "server");
     std::fs::write(dir.join("ca.pem"), &pki.root_pem).unwrap();
     pki
 }

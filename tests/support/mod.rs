@@ -95,12 +95,36 @@ impl Pki {
         }
     }
 
+    /// Writes the chain (leaf first) and key as PEM to `dir/NAME.crt` and `dir/NAME.key`.
+    pub fn write_pem(&self, dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let cert = dir.join(format!("{name}.crt"));
+        let key = dir.join(format!("{name}.key"));
+        let chain: String = self.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
+        std::fs::write(&cert, chain).unwrap();
+        std::fs::write(&key, pem("PRIVATE KEY", self.key.secret_der())).unwrap();
+        (cert, key)
+    }
+
     /// Writes the root CA to a temp file for `ca_file:`.
     pub fn ca_file(&self) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, self.root_pem.as_bytes()).unwrap();
         f
     }
+}
+
+/// DER as PEM.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = data_encoding::BASE64.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 fn days(d: i64) -> OffsetDateTime {
@@ -197,6 +221,11 @@ pub async fn spawn_tls_demo(
 /// `200 {"status":"ok"}`.
 pub async fn spawn_tls(pki: &Pki) -> SocketAddr {
     let config = demo_tls::server_config(pki.chain.clone(), pki.key.clone_key()).unwrap();
+    spawn_tls_with(config).await
+}
+
+/// [`spawn_tls`] with TLS settings of the test's own (versions, client certificates).
+pub async fn spawn_tls_with(config: rustls::ServerConfig) -> SocketAddr {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
