@@ -200,7 +200,7 @@ pub async fn run_with(
             pki: app.demo_pki().cloned(),
             checksum: std::sync::Mutex::new(checksum),
         });
-        tokio::spawn(reload_state.clone().serve(requests, token.clone()));
+        reload_state.clone().serve(requests, token.clone())?;
         if let Some(every) = reload.auto_interval {
             tokio::spawn(reload_state.watch(every, reloader.clone(), token.clone()));
         }
