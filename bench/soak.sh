@@ -67,7 +67,7 @@ addr=$(grep 'pathwatch is running' "$dir/log" | grep -o '"addr":"[^"]*"' | head 
 echo "soak: pathwatch pid $pw_pid on $addr for $minutes min (warm-up $warmup min); demo $demo/$demo_tls; hostile: $(tr '\n' ' ' < "$dir/ports")"
 
 status() { awk -v k="$1:" '$1==k {print $2}' "/proc/$pw_pid/status"; }
-printf '%6s %8s %6s %7s %6s %6s %9s %10s %8s\n' min rss_kb fds threads estab closewt time_wait history_kb reloads
+printf '%6s %8s %8s %6s %7s %6s %6s %9s %10s %8s\n' min rss_kb anon_kb fds threads estab closewt time_wait history_kb reloads
 samples="$dir/samples"
 : > "$samples"
 start=$(date +%s)
@@ -85,6 +85,9 @@ while [ "$(date +%s)" -lt "$end" ]; do
     next_reload=$((next_reload + 60))
   fi
   rss=$(status VmRSS)
+  # Anonymous memory: RSS also counts the binary's code pages, which page in as rarer
+  # paths run; heap growth shows here.
+  anon=$(awk '$1 == "Anonymous:" {print $2}' "/proc/$pw_pid/smaps_rollup" 2>/dev/null || echo 0)
   fds=$(ls "/proc/$pw_pid/fd" | wc -l)
   threads=$(status Threads)
   sockets=$(ss -tanp 2>/dev/null | grep "pid=$pw_pid," || true)
@@ -93,8 +96,8 @@ while [ "$(date +%s)" -lt "$end" ]; do
   timewait=$(ss -tan state time-wait 2>/dev/null | wc -l)
   hist=$(( $(du -k "$dir"/history.db* 2>/dev/null | awk '{s+=$1} END {print s+0}') ))
   min=$(awk -v s=$((now - start)) 'BEGIN {printf "%.1f", s / 60}')
-  printf '%6s %8s %6s %7s %6s %6s %9s %10s %8s\n' "$min" "$rss" "$fds" "$threads" "$estab" "$closewait" "$timewait" "$hist" "$reloads"
-  echo "$min $rss $fds $threads $closewait $hist" >> "$samples"
+  printf '%6s %8s %8s %6s %7s %6s %6s %9s %10s %8s\n' "$min" "$rss" "$anon" "$fds" "$threads" "$estab" "$closewait" "$timewait" "$hist" "$reloads"
+  echo "$min $rss $fds $threads $closewait $hist $anon" >> "$samples"
 done
 
 ok=$(grep -c 'Config reloaded.' "$dir/log" || true)
@@ -103,12 +106,12 @@ panics=$(grep -ci 'panicked' "$dir/log" || true)
 # Growth: the mean of the first 3 samples after the warm-up vs the mean of the last 3 (one
 # sample swings with whatever probe is reading a big body at that moment).
 awk -v w="$warmup" -v ok="$ok" -v bad="$failed_reloads" -v panics="$panics" '
-  $1 >= w { n++; t[n] = $1; r[n] = $2; f[n] = $3; h[n] = $6; if ($5 > maxcw) maxcw = $5 }
+  $1 >= w { n++; t[n] = $1; r[n] = $2; f[n] = $3; h[n] = $6; a[n] = $7; if ($5 > maxcw) maxcw = $5 }
   END {
     if (n < 6) { print "soak: too short to measure growth after the warm-up"; exit 0 }
-    for (i = 1; i <= 3; i++) { r0 += r[i] / 3; f0 += f[i] / 3; r1 += r[n - 3 + i] / 3; f1 += f[n - 3 + i] / 3 }
+    for (i = 1; i <= 3; i++) { r0 += r[i] / 3; f0 += f[i] / 3; a0 += a[i] / 3; r1 += r[n - 3 + i] / 3; f1 += f[n - 3 + i] / 3; a1 += a[n - 3 + i] / 3 }
     hours = (t[n] - t[2]) / 60
-    printf "soak: minute %.1f to %.1f (means of 3 samples at each end): RSS %d -> %d kB (%+.1f%%, %+.1f%%/h), fds %.1f -> %.1f (%+.1f%%), history %d -> %d kB, max CLOSE-WAIT %d, reloads ok %d failed %d, panics %d\n",
-      t[1], t[n], r0, r1, (r1 - r0) * 100 / r0, (r1 - r0) * 100 / r0 / hours, f0, f1, (f1 - f0) * 100 / f0, h[1], h[n], maxcw, ok, bad, panics
+    printf "soak: minute %.1f to %.1f (means of 3 samples at each end): anonymous %d -> %d kB (%+.1f%%), RSS %d -> %d kB (%+.1f%%, %+.1f%%/h), fds %.1f -> %.1f (%+.1f%%), history %d -> %d kB, max CLOSE-WAIT %d, reloads ok %d failed %d, panics %d\n",
+      t[1], t[n], a0, a1, (a1 - a0) * 100 / (a0 > 0 ? a0 : 1), r0, r1, (r1 - r0) * 100 / r0, (r1 - r0) * 100 / r0 / hours, f0, f1, (f1 - f0) * 100 / f0, h[1], h[n], maxcw, ok, bad, panics
   }' "$samples"
 [ "$panics" -eq 0 ] || { echo "soak: the daemon panicked"; exit 1; }
