@@ -1,5 +1,7 @@
 //! Config validation: every error at once, each with file:line:column and field path.
 
+mod support;
+
 use pathwatch::config::Config;
 
 fn errors(yaml: &str) -> Vec<String> {
@@ -251,5 +253,29 @@ fn hostile_files_are_refused_with_a_position() {
     assert!(
         errs[0].contains("the config expands to more than 32 MiB of text (through aliases?)"),
         "{errs:?}"
+    );
+}
+
+/// A reload compares what a check's CA file holds, not only its name: a rotated CA makes
+/// the check a changed one.
+#[test]
+fn a_rotated_ca_file_makes_a_check_changed_for_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let yaml = format!(
+        "checks:\n  - {{name: c, type: tls, target: \"localhost:443\", ca_file: \"{}\"}}\n",
+        ca.display()
+    );
+    let load = |pem: &str| {
+        std::fs::write(&ca, pem).unwrap();
+        Config::from_str(&yaml, "t.yaml", &|_| None).unwrap().checks[0].clone()
+    };
+    let first = support::Pki::builder(&["localhost"]).build().root_pem;
+    let second = support::Pki::builder(&["localhost"]).build().root_pem;
+    let a = load(&first);
+    assert!(a.same_settings(&load(&first)));
+    assert!(
+        !a.same_settings(&load(&second)),
+        "a rotated CA file is a change"
     );
 }

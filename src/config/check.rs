@@ -110,6 +110,10 @@ impl Check {
             && self.interval == other.interval
             && self.timeout == other.timeout
             && self.thresholds == other.thresholds
+            && match (self.spec.tls_client(), other.spec.tls_client()) {
+                (Some(a), Some(b)) => a.same_files(b),
+                _ => true,
+            }
     }
 
     /// What a reload changed that makes this a different check (its state starts over),

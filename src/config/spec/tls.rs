@@ -64,6 +64,23 @@ pub enum Trust {
 }
 
 impl TlsVerify {
+    /// The CA and client certificate files read the same as `other`'s (a reload re-reads
+    /// them: a rotated file makes the check a changed one).
+    pub fn same_files(&self, other: &TlsVerify) -> bool {
+        let roots_same = match (&self.trust, &other.trust) {
+            (Trust::Roots(a), Trust::Roots(b)) => a.roots == b.roots,
+            (Trust::Mozilla, Trust::Mozilla) | (Trust::Demo, Trust::Demo) => true,
+            // `ca_file: demo` resolved against unresolved: the same file text.
+            _ => self.ca_file == other.ca_file,
+        };
+        let cert_same = match (&self.client_cert, &other.client_cert) {
+            (Some(a), Some(b)) => a.chain == b.chain && a.key.secret_der() == b.key.secret_der(),
+            (None, None) => true,
+            _ => false,
+        };
+        roots_same && cert_same
+    }
+
     pub(crate) fn validate(&mut self, path: &str, ctx: &Context<'_>, out: &mut Problems) {
         if let Some(name) = &self.server_name
             && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
