@@ -3,7 +3,6 @@
 //! certificate covers under RFC 6125 (a wildcard covers exactly one label) and which name
 //! the user probably meant.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use rustls::client::WebPkiServerVerifier;
@@ -31,7 +30,7 @@ pub enum Alpn {
 /// ring, with the SHA-256 suites offered first (AES-128-GCM before AES-256-GCM), as Go and
 /// browsers do: SHA-256 runs on the CPU's SHA extensions where SHA-384 does not, and the
 /// handshake hashes its transcript many times (SHA-384 was 4% of an HTTPS probe's CPU).
-static PROVIDER: LazyLock<Arc<CryptoProvider>> = LazyLock::new(|| {
+pub(crate) static PROVIDER: LazyLock<Arc<CryptoProvider>> = LazyLock::new(|| {
     let mut provider = rustls::crypto::ring::default_provider();
     use rustls::CipherSuite as C;
     let sha384 = [
@@ -75,76 +74,6 @@ pub fn client_config(alpn: Alpn) -> Arc<ClientConfig> {
         Alpn::None => CONFIG_NONE.clone(),
         Alpn::Http1 => CONFIG_HTTP1.clone(),
     }
-}
-
-/// The client settings of one handshake: the shared ones, plus a record of whether the
-/// server asked for a client certificate (and the configured one to answer with).
-pub fn client_config_for(
-    alpn: Alpn,
-    client: &TlsVerify,
-) -> Result<(Arc<ClientConfig>, Arc<ClientAuth>), Failure> {
-    let cert = match &client.client_cert {
-        None => None,
-        Some(c) => {
-            let key = PROVIDER
-                .key_provider
-                .load_private_key(c.key.clone_key())
-                .map_err(|_| {
-                    Failure::new(
-                        Reason::TlsHandshake,
-                        "the client key (tls.key_file) is of a kind pathwatch cannot sign with",
-                    )
-                })?;
-            Some(Arc::new(rustls::sign::CertifiedKey::new(
-                c.chain.clone(),
-                key,
-            )))
-        }
-    };
-    let auth = Arc::new(ClientAuth {
-        cert,
-        asked: AtomicBool::new(false),
-    });
-    let mut config = (*client_config(alpn)).clone();
-    config.client_auth_cert_resolver = auth.clone();
-    Ok((Arc::new(config), auth))
-}
-
-/// Answers a server's request for a client certificate, and remembers that it asked.
-#[derive(Debug)]
-pub struct ClientAuth {
-    cert: Option<Arc<rustls::sign::CertifiedKey>>,
-    asked: AtomicBool,
-}
-
-impl ClientAuth {
-    /// The server asked for a client certificate and none is configured.
-    pub fn asked_in_vain(&self) -> bool {
-        self.asked.load(Ordering::Relaxed) && self.cert.is_none()
-    }
-}
-
-impl rustls::client::ResolvesClientCert for ClientAuth {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[SignatureScheme],
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        self.asked.store(true, Ordering::Relaxed);
-        self.cert.clone()
-    }
-
-    fn has_certs(&self) -> bool {
-        true
-    }
-}
-
-/// What a probe says when the server wants a client certificate it did not get.
-pub fn client_cert_required() -> Failure {
-    Failure::new(
-        Reason::TlsHandshake,
-        "the server requires a client certificate (it asked for one in the handshake); configure tls.cert_file and tls.key_file",
-    )
 }
 
 /// Lets every chain through the handshake (handshake signatures are still verified), so

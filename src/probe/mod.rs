@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod certs;
+pub mod client_cert;
 pub mod dns;
 pub mod expect;
 pub mod http;

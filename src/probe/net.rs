@@ -11,9 +11,9 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::Prober;
-use super::certs;
 use super::result::{Failure, Phase, Reason, TlsInfo};
 use super::timing::Timeline;
+use super::{certs, client_cert};
 use crate::config::TlsVerify;
 
 /// Resolves `host` to its addresses (an IP literal resolves to itself in no time).
@@ -131,7 +131,7 @@ pub async fn handshake(
         )
     })?;
     let peer = tcp.peer_addr().ok();
-    let (config, auth) = certs::client_config_for(alpn, client)?;
+    let (config, auth) = client_cert::client_config_for(alpn, client)?;
     let connector = TlsConnector::from(config);
     let mut stream = tl
         .step(Phase::Tls, async {
@@ -140,7 +140,7 @@ pub async fn handshake(
                 .await
                 .map_err(|e| {
                     if auth.asked_in_vain() {
-                        return certs::client_cert_required();
+                        return client_cert::client_cert_required();
                     }
                     let at = peer.map(|p| format!(" with {p}")).unwrap_or_default();
                     Failure::new(
@@ -159,7 +159,7 @@ pub async fn handshake(
                 let mut byte = [0u8; 1];
                 let read = tokio::io::AsyncReadExt::read(&mut stream, &mut byte);
                 match tokio::time::timeout(CLIENT_CERT_VERDICT, read).await {
-                    Ok(Err(_)) | Ok(Ok(0)) => Err(certs::client_cert_required()),
+                    Ok(Err(_)) | Ok(Ok(0)) => Err(client_cert::client_cert_required()),
                     _ => Ok(()),
                 }
             })
