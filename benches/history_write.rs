@@ -67,7 +67,7 @@ fn main() {
         };
         let name = format!("c{check}");
         let t = trackers[check].observe(&name, status, None, run.at_ms, &damping);
-        history.record(&name, run, trackers[check].clone(), t);
+        history.record(&name, run, trackers[check].clone(), t, None);
         // Stay under the queue's capacity: this measures the writer, not the drop path.
         if i % 50_000 == 49_999 {
             history.flush();

@@ -67,6 +67,16 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// A span a person reads: `4.2s` under 10 s, else whole seconds as `2m10s` or `1h5m`.
+pub fn fmt_span(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
+    humantime::format_duration(Duration::from_secs(d.as_secs()))
+        .to_string()
+        .replace(' ', "")
+}
+
 /// Whole days from `now` until `not_after` (unix seconds), rounded down: negative once
 /// expired, 0 on its last day.
 pub fn days_left(not_after: i64, now: i64) -> i64 {

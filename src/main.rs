@@ -44,6 +44,10 @@ enum Command {
         checks: Vec<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Right after a deploy: try again, every second, checks whose target says it is
+        /// starting or refuses connections, for at most this long (e.g. 5m).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        wait_ready: Option<std::time::Duration>,
     },
     /// Report every config error at once; exit 0 valid, 2 invalid.
     Validate,
@@ -66,6 +70,9 @@ enum Command {
         /// Write the CA of that certificate here (PEM), for `ca_file:` of other processes.
         #[arg(long, requires = "tls_listen")]
         ca_out: Option<std::path::PathBuf>,
+        /// Start cold: answer "starting" (health 503, /ws 1011) for this long, e.g. 20s.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        cold_start: Option<std::time::Duration>,
     },
 }
 
@@ -97,9 +104,14 @@ fn main() -> ExitCode {
         listen,
         tls_listen,
         ca_out,
+        cold_start,
     } = command
     {
-        let demo = DemoConfig { listen, tls_listen };
+        let demo = DemoConfig {
+            listen,
+            tls_listen,
+            cold_start,
+        };
         let serving = app::serve_demo(demo, ca_out.as_deref(), app::shutdown_signal());
         return match runtime.block_on(serving) {
             Ok(()) => ExitCode::SUCCESS,
@@ -143,9 +155,13 @@ fn main() -> ExitCode {
             print!("{}", pathwatch::rules::generate_as(&config, slo, format));
             ExitCode::SUCCESS
         }
-        Command::Check { checks, format } => runtime.block_on(async {
+        Command::Check {
+            checks,
+            format,
+            wait_ready,
+        } => runtime.block_on(async {
             let reports = match app::build(config) {
-                Ok(built) => app::run_once(&built, &checks).await,
+                Ok(built) => app::run_once(&built, &checks, wait_ready).await,
                 Err(e) => Err(format!("{e:#}")),
             };
             let reports = match reports {

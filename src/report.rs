@@ -16,6 +16,31 @@ pub struct CheckReport {
     pub check: Arc<Check>,
     pub result: ProbeResult,
     pub assessment: Assessment,
+    /// How long `--wait-ready` waited for the check, when it tried more than once.
+    pub waited: Option<Waited>,
+}
+
+/// `check --wait-ready`: the time from the first try to the last, and the tries.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Waited {
+    #[serde(rename = "waited_seconds", serialize_with = "seconds")]
+    pub waited: std::time::Duration,
+    pub tries: u32,
+}
+
+fn seconds<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl std::fmt::Display for Waited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} tries over {}",
+            self.tries,
+            crate::clock::fmt_span(self.waited)
+        )
+    }
 }
 
 pub fn exit_code(reports: &[CheckReport]) -> i32 {
@@ -38,6 +63,9 @@ pub fn text(reports: &[CheckReport]) -> String {
         ));
         if let Some(why) = &r.assessment.why {
             out.push_str(&format!("  {why}"));
+        }
+        if let (Some(w), Status::Ok) = (&r.waited, r.assessment.status) {
+            out.push_str(&format!("  ready after {w}"));
         }
         out.push('\n');
     }
@@ -78,6 +106,9 @@ struct JsonCheck<'a> {
     /// Agent events with their seconds since the message was sent.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     events: &'a [crate::probe::EventAt],
+    /// `--wait-ready`: `waited_seconds` and `tries`, when it tried more than once.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    waited: Option<Waited>,
 }
 
 pub fn json(reports: &[CheckReport]) -> String {
@@ -119,6 +150,7 @@ pub fn json(reports: &[CheckReport]) -> String {
                 http: r.result.http.as_ref().map(|h| serde_json::to_value(h).unwrap_or_default()),
                 dns: r.result.dns.as_ref().map(|d| serde_json::to_value(d).unwrap_or_default()),
                 events: &r.result.events,
+                waited: r.waited,
             }
         })
         .collect();

@@ -114,7 +114,7 @@ pub fn generate_as(config: &Config, slo: f64, format: Format) -> String {
             &secs(*interval * 5),
             "ticket",
             "{{ $labels.check }} is degraded (WARN) in {{ $labels.location }}",
-            "The probe succeeds but crossed a warning threshold (latency or certificate days left). Compare `pathwatch_probe_duration_seconds` with `pathwatch_threshold_latency_seconds` and the certificate's days left on /checks/{{ $labels.check }}.",
+            "The probe succeeds but crossed a warning threshold (latency or certificate days left), or the target says it is starting (reason `starting`: a cold start, CRIT after cold_start_grace). Compare `pathwatch_probe_duration_seconds` with `pathwatch_threshold_latency_seconds` and the certificate's days left on /checks/{{ $labels.check }}; for a start-up, `pathwatch_cold_start_seconds`.",
         )));
     }
     let mut checks = Vec::new();

@@ -108,7 +108,7 @@ async fn faults_give_their_reasons() {
         (
             "fault=close1011",
             Reason::WsClosed,
-            "server closed the connection with 1011 \"Service not ready\" (server error)",
+            "server closed the connection with 1011 \"Internal error\" (server error)",
         ),
         (
             "fault=reorder",
@@ -345,7 +345,7 @@ async fn keepalives_crosstalk_and_sub_agents_do_not_break_the_run() {
 }
 
 #[tokio::test]
-async fn a_cold_start_fails_until_the_backend_is_ready() {
+async fn a_cold_start_is_starting_until_the_backend_is_ready() {
     let addr = spawn_demo(
         DemoBackend::builder()
             .cold_start(Duration::from_millis(600))
@@ -354,7 +354,7 @@ async fn a_cold_start_fails_until_the_backend_is_ready() {
     .await;
     let r = run(addr, "", "").await;
     let f = r.failure.unwrap();
-    assert_eq!(f.reason, Reason::WsClosed);
+    assert_eq!(f.reason, Reason::Starting);
     assert!(
         f.message
             .contains("1011 \"Service not ready\" (server error)"),
@@ -372,7 +372,7 @@ async fn a_cold_start_fails_until_the_backend_is_ready() {
         .await
         .failure
         .unwrap();
-    assert_eq!(f.reason, Reason::HttpStatus);
+    assert_eq!(f.reason, Reason::Starting);
     assert!(f.message.contains("Startup in progress"), "{}", f.message);
 
     tokio::time::sleep(Duration::from_millis(700)).await;

@@ -52,7 +52,7 @@ const D: Damping = Damping {
 fn feed(h: &History, tracker: &mut Tracker, check: &str, runs: &[RunRecord]) {
     for r in runs {
         let t = tracker.observe(check, r.status, r.why.as_deref(), r.at_ms, &D);
-        h.record(check, r.clone(), tracker.clone(), t);
+        h.record(check, r.clone(), tracker.clone(), t, None);
     }
 }
 

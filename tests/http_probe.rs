@@ -44,18 +44,47 @@ async fn healthy_endpoint_passes_with_every_phase_timed() {
 }
 
 #[tokio::test]
-async fn unhealthy_503_reports_status_and_body() {
-    let app = Router::new().route(
-        "/health",
-        get(|| async {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                r#"{"status":"unhealthy","message":"Startup in progress"}"#,
-            )
-        }),
-    );
+async fn a_503_is_an_outage_unless_the_target_says_it_is_starting() {
+    let app = Router::new()
+        .route(
+            "/down",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"status":"unhealthy","message":"Database unreachable"}"#,
+                )
+            }),
+        )
+        .route(
+            "/starting",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"status":"unhealthy","message":"Startup in progress"}"#,
+                )
+            }),
+        )
+        .route(
+            "/retry",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [("retry-after", "10")],
+                    "Service Unavailable",
+                )
+            }),
+        )
+        .route(
+            "/booting",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "model shards LOADING (3/8)",
+                )
+            }),
+        );
     let addr = spawn_app(app).await;
-    let r = run(&http_check(&format!("http://{addr}/health"), "")).await;
+    let r = run(&http_check(&format!("http://{addr}/down"), "")).await;
     let f = r.failure.unwrap();
     assert_eq!(f.reason, Reason::HttpStatus);
     assert!(
@@ -64,7 +93,41 @@ async fn unhealthy_503_reports_status_and_body() {
         "{}",
         f.message
     );
+    assert!(f.message.contains("Database unreachable"), "{}", f.message);
+
+    let f = run(&http_check(&format!("http://{addr}/starting"), ""))
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::Starting);
+    assert!(
+        f.message.contains("HTTP 503 Service Unavailable"),
+        "{}",
+        f.message
+    );
     assert!(f.message.contains("Startup in progress"), "{}", f.message);
+
+    let f = run(&http_check(&format!("http://{addr}/retry"), ""))
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::Starting);
+    assert!(f.message.ends_with("(Retry-After: 10)"), "{}", f.message);
+
+    // The target's own words, per check or in defaults; `[]` turns it off.
+    let booting = format!("http://{addr}/booting");
+    let f = run(&http_check(&booting, "")).await.failure.unwrap();
+    assert_eq!(f.reason, Reason::HttpStatus, "not a default phrase");
+    let own = format!(
+        "defaults:\n  starting_patterns: ['shards loading']\n{}",
+        http_check(&booting, "")
+    );
+    assert_eq!(run(&own).await.failure.unwrap().reason, Reason::Starting);
+    let off = http_check(
+        &format!("http://{addr}/retry"),
+        "    starting_patterns: []\n",
+    );
+    assert_eq!(run(&off).await.failure.unwrap().reason, Reason::HttpStatus);
 }
 
 #[tokio::test]

@@ -130,8 +130,15 @@ async fn a_golden_path_fault_pages_and_resolves_through_prometheus_and_alertmana
     let tls = spawn_tls_demo(pki.server.clone(), DemoBackend::default()).await;
     let ca = dir.path().join("demo-ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
+    // A second demo that starts cold: its start-up feeds the dashboard's start-up panel.
+    let cold = spawn_demo(
+        DemoBackend::builder()
+            .cold_start(Duration::from_secs(2))
+            .build(),
+    )
+    .await;
     let yaml = format!(
-        "location: e2e\ndefaults: {{interval: 1s, timeout: 800ms}}\nchecks:\n  - {{name: golden-path, type: agent_pipeline, target: \"ws://{demo}/ws\"}}\n  - {{name: backend-health, type: http, target: \"http://{demo}/health\"}}\n  - {{name: backend-cert, type: tls, target: \"localhost:{}\", ca_file: \"{}\"}}\nmodules:\n  http_2xx: {{type: http, timeout: 2s}}\nprobe:\n  allow_targets: [\"127.0.0.1:*\"]\n",
+        "location: e2e\ndefaults: {{interval: 1s, timeout: 800ms}}\nchecks:\n  - {{name: golden-path, type: agent_pipeline, target: \"ws://{demo}/ws\"}}\n  - {{name: backend-health, type: http, target: \"http://{demo}/health\"}}\n  - {{name: cold-health, type: http, target: \"http://{cold}/health\"}}\n  - {{name: backend-cert, type: tls, target: \"localhost:{}\", ca_file: \"{}\"}}\nmodules:\n  http_2xx: {{type: http, timeout: 2s}}\nprobe:\n  allow_targets: [\"127.0.0.1:*\"]\n",
         tls.port(),
         ca.display()
     );

@@ -200,6 +200,7 @@ async fn check_api_and_page_agree_on_days_left() {
         check: cert.clone(),
         assessment: assess(&result, &cert.thresholds),
         result: result.clone(),
+        waited: None,
     };
     let check: Value = serde_json::from_str(&pathwatch::report::json(&[report])).unwrap();
     sink.record(&cert, result);

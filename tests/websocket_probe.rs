@@ -111,8 +111,7 @@ async fn refusals_and_closes_keep_their_reasons() {
     let f = r.failure.unwrap();
     assert_eq!(f.reason, Reason::WsClosed);
     assert!(
-        f.message
-            .contains("1011 \"Service not ready\" (server error)"),
+        f.message.contains("1011 \"Internal error\" (server error)"),
         "{}",
         f.message
     );
@@ -232,4 +231,33 @@ async fn an_upgrade_answered_with_a_redirect_names_where_it_points() {
         f.message,
         "server answered the WebSocket upgrade with HTTP 301 Moved Permanently, redirecting to wss://api-staging.example.test/v2/ws?token=<redacted>; an upgrade is not redirected: point the target there"
     );
+}
+
+#[tokio::test]
+async fn an_upgrade_refused_while_starting_is_starting() {
+    use axum::http::StatusCode;
+    let app = axum::Router::new()
+        .route(
+            "/ws",
+            axum::routing::get(|| async {
+                (StatusCode::SERVICE_UNAVAILABLE, "instance is warming up")
+            }),
+        )
+        .route(
+            "/down",
+            axum::routing::get(|| async {
+                (StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream")
+            }),
+        );
+    let addr = spawn_app(app).await;
+    let f = run(&format!("ws://{addr}/ws"), "").await.failure.unwrap();
+    assert_eq!(f.reason, Reason::Starting);
+    assert!(
+        f.message
+            .starts_with("server refused the WebSocket upgrade with HTTP 503 Service Unavailable"),
+        "{}",
+        f.message
+    );
+    let f = run(&format!("ws://{addr}/down"), "").await.failure.unwrap();
+    assert_eq!(f.reason, Reason::WsUpgrade, "{}", f.message);
 }

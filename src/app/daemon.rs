@@ -53,14 +53,23 @@ impl Sink for DaemonSink {
         let verdict = assess(&result, &check.thresholds);
         self.metrics.record(check, &result);
         tracing::debug!(check = %check.name, success = result.success(), duration_ms = result.duration.as_secs_f64() * 1e3, "Probe finished.");
-        let run = RunRecord::new(&result, &verdict);
-        let (tracker, transition) = self.board.observe(check, &run);
-        self.metrics.set_state(&check.name, tracker.state);
-        if let Some(t) = &transition {
+        let seen = self.board.observe(check, RunRecord::new(&result, &verdict));
+        self.metrics.set_state(&check.name, seen.tracker.state);
+        if let Some(t) = &seen.transition {
             self.metrics.transition(t);
             log_transition(t);
         }
-        self.history.record(&check.name, run, tracker, transition);
+        if let Some(took) = seen.start_up {
+            self.metrics.start_up(&check.name, took);
+            tracing::info!(check = %check.name, took = %crate::clock::fmt_span(took), "Start-up finished.");
+        }
+        self.history.record(
+            &check.name,
+            seen.run,
+            seen.tracker,
+            seen.transition,
+            seen.start_up,
+        );
     }
 }
 

@@ -99,7 +99,9 @@ async fn start_demo(
     stop: &CancellationToken,
     guard: Option<&Arc<Guard>>,
 ) -> anyhow::Result<()> {
-    let backend = DemoBackend::default();
+    let backend = DemoBackend::builder()
+        .cold_start(demo.cold_start.unwrap_or_default())
+        .build();
     let bind = |addr| async move {
         TcpListener::bind(addr)
             .await

@@ -3,13 +3,27 @@
 
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
 use super::App;
+use crate::clock::fmt_span;
 use crate::config::Check;
-use crate::report::CheckReport;
+use crate::probe::{ProbeResult, Reason};
+use crate::report::{CheckReport, Waited};
 use crate::verdict::assess;
 
+/// Pause between the tries of `--wait-ready`.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// Runs the named checks (all when `names` is empty) once. Unknown names are an error.
-pub async fn run_once(app: &App, names: &[String]) -> Result<Vec<CheckReport>, String> {
+/// With `wait_ready`, a check whose target says it is starting, or refuses connections (a
+/// deploy in progress), is tried again every second until it passes, fails otherwise, or
+/// the budget ends; its report says how long it waited.
+pub async fn run_once(
+    app: &App,
+    names: &[String],
+    wait_ready: Option<Duration>,
+) -> Result<Vec<CheckReport>, String> {
     let config = &app.config;
     let unknown: Vec<&str> = names
         .iter()
@@ -41,14 +55,42 @@ pub async fn run_once(app: &App, names: &[String]) -> Result<Vec<CheckReport>, S
     for (i, check) in selected.into_iter().enumerate() {
         let prober = prober.clone();
         tasks.spawn(async move {
-            let result = prober.run(&check.target, &check.spec, check.timeout).await;
-            let assessment = assess(&result, &check.thresholds);
+            let first = Instant::now();
+            let mut tries = 1;
+            let mut result = prober.run(&check.target, &check.spec, check.timeout).await;
+            while let Some(budget) = wait_ready
+                && not_ready_yet(&result)
+                && first.elapsed() + RETRY_PAUSE < budget
+            {
+                tokio::time::sleep(RETRY_PAUSE).await;
+                tries += 1;
+                result = prober.run(&check.target, &check.spec, check.timeout).await;
+            }
+            let waited = (tries > 1).then(|| Waited {
+                waited: first.elapsed().saturating_sub(result.duration),
+                tries,
+            });
+            let mut assessment = assess(&result, &check.thresholds);
+            if let (Some(why), Some(budget)) = (assessment.why.as_mut(), wait_ready)
+                && not_ready_yet(&result)
+            {
+                why.push_str(&format!(
+                    "; not ready within --wait-ready {} ({})",
+                    fmt_span(budget),
+                    waited.map_or("1 try".to_string(), |w| w.to_string())
+                ));
+            } else if let Some(why) = assessment.why.as_mut()
+                && starting(&result)
+            {
+                why.push_str("; `pathwatch check --wait-ready 5m` waits for a start-up");
+            }
             (
                 i,
                 CheckReport {
                     check,
                     result,
                     assessment,
+                    waited,
                 },
             )
         });
@@ -59,4 +101,18 @@ pub async fn run_once(app: &App, names: &[String]) -> Result<Vec<CheckReport>, S
     }
     reports.sort_by_key(|(i, _)| *i);
     Ok(reports.into_iter().map(|(_, r)| r).collect())
+}
+
+fn starting(r: &ProbeResult) -> bool {
+    r.failure
+        .as_ref()
+        .is_some_and(|f| f.reason == Reason::Starting)
+}
+
+/// Worth another try while waiting for a deploy: starting, or refusing connections.
+fn not_ready_yet(r: &ProbeResult) -> bool {
+    starting(r)
+        || r.failure
+            .as_ref()
+            .is_some_and(|f| f.reason == Reason::Connect)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::spec::{Spec, Target};
+use super::spec::{Phrase, Spec, Target};
 use super::validate::Validator;
 use super::value::{label_safe, opt_duration};
 use super::yaml;
@@ -21,6 +21,9 @@ pub(super) struct Defaults {
     pub(super) timeout: Option<Duration>,
     #[serde(default)]
     pub(super) thresholds: RawThresholds,
+    /// `starting_patterns` of every http, websocket and agent_pipeline check that sets none.
+    #[serde(default)]
+    pub(super) starting_patterns: Option<Vec<Phrase>>,
 }
 
 /// `thresholds:` of a check or of `defaults:`.
@@ -49,6 +52,10 @@ pub(super) struct RawThresholds {
     /// It comes back after this many consecutive better runs (default 2).
     #[serde(default)]
     successes_to_recover: Option<u32>,
+    /// A target that says it is starting is WARN for this long from its first `starting`
+    /// run, then CRIT (default 2m).
+    #[serde(default, deserialize_with = "opt_duration")]
+    cold_start_grace: Option<Duration>,
 }
 
 impl RawThresholds {
@@ -61,6 +68,7 @@ impl RawThresholds {
             failures_to_crit: self.failures_to_crit.or(d.failures_to_crit),
             window: self.window.or(d.window),
             successes_to_recover: self.successes_to_recover.or(d.successes_to_recover),
+            cold_start_grace: self.cold_start_grace.or(d.cold_start_grace),
         }
     }
 
@@ -71,6 +79,7 @@ impl RawThresholds {
             cert_days_warn: self.cert_days_warn.unwrap_or(14),
             cert_days_crit: self.cert_days_crit.unwrap_or(7),
             damping: self.damping(),
+            cold_start_grace: self.cold_start_grace.unwrap_or(DEFAULT_COLD_START_GRACE),
         }
     }
 
@@ -87,6 +96,7 @@ impl RawThresholds {
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
+const DEFAULT_COLD_START_GRACE: Duration = Duration::from_secs(120);
 
 /// One scheduled check.
 #[derive(Debug, Clone)]
@@ -110,6 +120,7 @@ impl Check {
             && self.interval == other.interval
             && self.timeout == other.timeout
             && self.thresholds == other.thresholds
+            && self.spec.starting_patterns() == other.spec.starting_patterns()
             && match (self.spec.tls_client(), other.spec.tls_client()) {
                 (Some(a), Some(b)) => a.same_files(b),
                 _ => true,
@@ -189,6 +200,8 @@ pub struct Thresholds {
     pub cert_days_warn: u32,
     pub cert_days_crit: u32,
     pub damping: Damping,
+    /// How long a target may say it is starting before that is CRIT.
+    pub cold_start_grace: Duration,
 }
 
 /// How many runs move a check's state: CRIT (or WARN) after `failures` bad runs among the
@@ -202,7 +215,8 @@ pub struct Damping {
 
 impl Validator<'_> {
     pub(super) fn check(&mut self, item: Value, path: &str, defaults: &Defaults) -> Option<Check> {
-        let (common, spec) = self.typed_spec(&item, path, &CHECK_KEYS)?;
+        let (common, mut spec) = self.typed_spec(&item, path, &CHECK_KEYS)?;
+        spec.inherit_starting(defaults.starting_patterns.as_ref());
         let source = item.clone();
         // The target is judged even when other common keys are wrong, so both are reported.
         let target = match common
@@ -303,7 +317,8 @@ impl Validator<'_> {
         path: &str,
         defaults: &Defaults,
     ) -> Option<Module> {
-        let (common, spec) = self.typed_spec(&item, path, &MODULE_KEYS)?;
+        let (common, mut spec) = self.typed_spec(&item, path, &MODULE_KEYS)?;
+        spec.inherit_starting(defaults.starting_patterns.as_ref());
         let common: ModuleCommon = self.section(Value::Object(common), path)?;
         if !label_safe(name) {
             self.error(

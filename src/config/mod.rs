@@ -62,6 +62,11 @@ pub struct DemoConfig {
     /// certificate for localhost made at start; checks trust it with `ca_file: demo`.
     #[serde(default)]
     pub tls_listen: Option<SocketAddr>,
+    /// Start cold: for this long after start, health answers `503 Startup in progress` and
+    /// `/ws` closes with 1011 "Service not ready" (`PUT /demo/fault?restart=20s` does it
+    /// again in a running demo).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub cold_start: Option<Duration>,
 }
 
 /// `history:`

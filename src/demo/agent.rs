@@ -228,8 +228,11 @@ async fn converse(
     demo: DemoBackend,
     session: Session,
 ) -> Result<(), axum::Error> {
-    if session.fault == Some(Fault::Close1011) || demo.cold() {
+    if demo.cold() {
         return close(&mut ws, 1011, "Service not ready").await;
+    }
+    if session.fault == Some(Fault::Close1011) {
+        return close(&mut ws, 1011, "Internal error").await;
     }
     let established = json!({"type": "connection_established", "data": {"connection_id": "demo-conn"}, "timestamp": epoch_now()});
     send_json(&mut ws, established).await?;

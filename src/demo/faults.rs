@@ -70,12 +70,28 @@ impl DemoBackend {
 
 /// `PUT /demo/fault?ws=drop:tool_completed&health=slow:800`: every later request that
 /// names no fault gets these (a fault injected into a running demo, e.g. by a test).
+/// `PUT /demo/fault?restart=20s` simulates a redeploy: a cold start of 20 s from now (the
+/// faults set stay as they are).
 pub(super) async fn set(
     State(demo): State<DemoBackend>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if let Some(Err(e)) = q.get("ws").map(|f| parse_fault(f)) {
         return (StatusCode::BAD_REQUEST, e).into_response();
+    }
+    if let Some(restart) = q.get("restart") {
+        let Ok(d) = crate::clock::parse_duration(restart) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("restart must be a duration like 20s, not `{restart}`"),
+            )
+                .into_response();
+        };
+        demo.restart(d);
+        tracing::info!(cold_start = %humantime::format_duration(d), "Demo restarting.");
+        if q.len() == 1 {
+            return show(State(demo)).await;
+        }
     }
     let mut forced = demo.forced.lock().unwrap_or_else(|p| p.into_inner());
     *forced = Forced {

@@ -43,9 +43,9 @@ pub struct DemoBackend {
     pub delays: [Duration; 5],
     pub auth: Arc<DemoAuth>,
     pub sent: Arc<SendLog>,
-    /// For this long after start, health says `503 Startup in progress` and `/ws` closes
-    /// with 1011 "Service not ready" (a cold start).
-    pub cold_start: Duration,
+    /// Until then, health says `503 Startup in progress` and `/ws` closes with 1011
+    /// "Service not ready" (a cold start; `PUT /demo/fault?restart=20s` starts another).
+    cold_until: Arc<Mutex<Option<tokio::time::Instant>>>,
     started: tokio::time::Instant,
     /// Faults set at run time (`PUT /demo/fault`) for requests that name none.
     forced: Arc<Mutex<Forced>>,
@@ -58,7 +58,7 @@ impl Default for DemoBackend {
             delays: [ms(40), ms(80), ms(60), ms(120), ms(60)],
             auth: Arc::default(),
             sent: Arc::default(),
-            cold_start: Duration::ZERO,
+            cold_until: Arc::default(),
             started: tokio::time::Instant::now(),
             forced: Arc::default(),
         }
@@ -72,7 +72,14 @@ impl DemoBackend {
     }
 
     fn cold(&self) -> bool {
-        self.started.elapsed() < self.cold_start
+        let until = *self.cold_until.lock().unwrap_or_else(|p| p.into_inner());
+        until.is_some_and(|t| tokio::time::Instant::now() < t)
+    }
+
+    /// Starts a cold start of `d` now (a redeploy): health 503, `/ws` 1011 until it ends.
+    pub fn restart(&self, d: Duration) {
+        *self.cold_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(tokio::time::Instant::now() + d);
     }
 
     pub fn router(self) -> Router {
@@ -163,9 +170,8 @@ impl DemoBuilder {
     }
 
     /// "Starting" (503 on health, 1011 on `/ws`) for this long from now.
-    pub fn cold_start(mut self, cold_start: Duration) -> Self {
-        self.0.cold_start = cold_start;
-        self.0.started = tokio::time::Instant::now();
+    pub fn cold_start(self, cold_start: Duration) -> Self {
+        self.0.restart(cold_start);
         self
     }
 

@@ -108,14 +108,15 @@ impl History {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a run, its check's state after it, and the transition it caused. Never
-    /// blocks; a full queue drops the run and counts it.
+    /// Queues a run, its check's state after it, the transition it caused and how long
+    /// the start-up it ended took. Never blocks; a full queue drops the run and counts it.
     pub fn record(
         &self,
         check: &str,
         run: RunRecord,
         tracker: Tracker,
         transition: Option<Transition>,
+        start_up: Option<std::time::Duration>,
     ) {
         let Some(tx) = &self.tx else { return };
         let write = Write::Run {
@@ -123,6 +124,7 @@ impl History {
             run: Box::new(run),
             tracker: Box::new(tracker),
             transition,
+            start_up,
         };
         let why = if self.queued.fetch_add(1, Ordering::Relaxed) >= QUEUE {
             self.queued.fetch_sub(1, Ordering::Relaxed);
@@ -268,6 +270,36 @@ impl History {
         rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
     }
 
+    /// The start-ups kept (as long as roll-ups) of `check`, or of every check: the last one
+    /// and the 95th percentile.
+    pub fn start_ups(&self, check: Option<&str>) -> Result<HashMap<String, StartUps>, String> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT check_name, at_ms, seconds FROM startups
+                 WHERE (?1 IS NULL OR check_name = ?1) ORDER BY at_ms",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map(params![check], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, f64>(2)?,
+                ))
+            })
+            .map_err(|e| e.to_string())?;
+        let mut all: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
+        for row in rows {
+            let (name, at_ms, seconds) = row.map_err(|e| e.to_string())?;
+            all.entry(name).or_default().push((at_ms, seconds));
+        }
+        Ok(all
+            .into_iter()
+            .filter_map(|(name, ups)| Some((name, StartUps::of(&ups)?)))
+            .collect())
+    }
+
     /// Hourly roll-ups from `since_ms` of `check`, or of every check (one query for the
     /// whole status page), oldest first.
     pub fn hourly(
@@ -304,6 +336,33 @@ impl History {
             out.entry(name).or_default().push(rollup);
         }
         Ok(out)
+    }
+}
+
+/// A check's start-ups in the history (see [`History::start_ups`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StartUps {
+    pub count: usize,
+    /// Unix ms of the success that ended the last one.
+    pub last_at_ms: i64,
+    pub last_seconds: f64,
+    /// Nearest-rank 95th percentile.
+    pub p95_seconds: f64,
+}
+
+impl StartUps {
+    /// Of (at_ms, seconds) pairs, oldest first; None for none.
+    fn of(ups: &[(i64, f64)]) -> Option<StartUps> {
+        let &(last_at_ms, last_seconds) = ups.last()?;
+        let mut seconds: Vec<f64> = ups.iter().map(|(_, s)| *s).collect();
+        seconds.sort_by(f64::total_cmp);
+        let rank = (seconds.len() as f64 * 0.95).ceil() as usize;
+        Some(StartUps {
+            count: ups.len(),
+            last_at_ms,
+            last_seconds,
+            p95_seconds: seconds[rank.clamp(1, seconds.len()) - 1],
+        })
     }
 }
 
@@ -351,7 +410,7 @@ mod tests {
             // The writer cannot commit while this is held: the queue fills.
             let _stuck = h.conn();
             for _ in 0..total {
-                h.record("c", run.clone(), Tracker::default(), None);
+                h.record("c", run.clone(), Tracker::default(), None, None);
             }
             assert!(counters.dropped.get() >= 20_000 - BATCH as u64);
         }

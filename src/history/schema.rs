@@ -1,4 +1,5 @@
-//! The SQLite schema (version 1) and the checks a file must pass before it is used.
+//! The SQLite schema (version 1; tables added later are created in files that lack them)
+//! and the checks a file must pass before it is used.
 
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub(super) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
              check_name TEXT NOT NULL, hour_ms INTEGER NOT NULL, runs INTEGER NOT NULL,
              failures INTEGER NOT NULL, duration_sum REAL NOT NULL, duration_max REAL NOT NULL,
              PRIMARY KEY (check_name, hour_ms));
+         CREATE TABLE IF NOT EXISTS startups (
+             check_name TEXT NOT NULL, at_ms INTEGER NOT NULL, seconds REAL NOT NULL);
+         CREATE INDEX IF NOT EXISTS startups_by_check ON startups (check_name, at_ms);
          PRAGMA user_version = 1;
          COMMIT;",
     )

@@ -19,6 +19,7 @@ pub(super) enum Write {
         run: Box<RunRecord>,
         tracker: Box<Tracker>,
         transition: Option<Transition>,
+        start_up: Option<Duration>,
     },
     Flush(std::sync::mpsc::Sender<()>),
 }
@@ -63,7 +64,8 @@ pub(super) fn write_loop(
                     run,
                     tracker,
                     transition,
-                } => Some((check, run, tracker, transition)),
+                    start_up,
+                } => Some((check, run, tracker, transition, start_up)),
             })
             .collect();
         queued.fetch_sub(runs.len(), Ordering::Relaxed);
@@ -93,7 +95,13 @@ pub(super) fn write_loop(
     }
 }
 
-type RunWrite = (String, Box<RunRecord>, Box<Tracker>, Option<Transition>);
+type RunWrite = (
+    String,
+    Box<RunRecord>,
+    Box<Tracker>,
+    Option<Transition>,
+    Option<Duration>,
+);
 
 fn write_batch(conn: &mut Connection, runs: &[RunWrite]) -> rusqlite::Result<()> {
     if runs.is_empty() {
@@ -119,7 +127,13 @@ fn write_batch(conn: &mut Connection, runs: &[RunWrite]) -> rusqlite::Result<()>
             "INSERT INTO transitions (check_name, at_ms, from_state, to_state, cause)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for (check, run, tracker, transition) in runs {
+        let mut start_up_stmt = tx.prepare_cached(
+            "INSERT INTO startups (check_name, at_ms, seconds) VALUES (?1, ?2, ?3)",
+        )?;
+        for (check, run, tracker, transition, start_up) in runs {
+            if let Some(took) = start_up {
+                start_up_stmt.execute(params![check, run.at_ms, took.as_secs_f64()])?;
+            }
             let record = serde_json::to_string(run).unwrap_or_default();
             run_stmt.execute(params![check, run.at_ms, record])?;
             let tracker = serde_json::to_string(tracker).unwrap_or_default();
@@ -161,6 +175,10 @@ fn prune(conn: &Connection, (runs, rollups): (Duration, Duration)) -> rusqlite::
     )?;
     conn.execute(
         "DELETE FROM rollups WHERE hour_ms < ?1",
+        params![cut(rollups)],
+    )?;
+    conn.execute(
+        "DELETE FROM startups WHERE at_ms < ?1",
         params![cut(rollups)],
     )?;
     Ok(())

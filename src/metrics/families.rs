@@ -5,7 +5,7 @@ use super::CheckSeries;
 use super::text::Family;
 use crate::verdict::CheckState;
 
-pub(super) const CHECK_FAMILIES: [Family<CheckSeries>; 15] = [
+pub(super) const CHECK_FAMILIES: [Family<CheckSeries>; 16] = [
     (
         "pathwatch_probe_duration_seconds",
         "histogram",
@@ -59,6 +59,16 @@ pub(super) const CHECK_FAMILIES: [Family<CheckSeries>; 15] = [
             let live = c.live();
             if live.last.is_some() {
                 t.sample(n, l, None, live.last_run);
+            }
+        },
+    ),
+    (
+        "pathwatch_cold_start_seconds",
+        "histogram",
+        "Start-ups: from the first failed run to the first success, when the target said it was starting.",
+        |t, n, l, c| {
+            if let Some(h) = &c.live().start_ups {
+                t.histogram(n, l, None, h);
             }
         },
     ),

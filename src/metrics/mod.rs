@@ -82,6 +82,8 @@ struct Live {
     state: CheckState,
     transitions: [u64; 4],
     skipped: u64,
+    /// Start-up durations; none until the first start-up ended.
+    start_ups: Option<Histogram>,
 }
 
 impl CheckSeries {
@@ -299,6 +301,16 @@ impl Metrics {
     /// `pathwatch_check_state{state}`: 1 for the current state, 0 for the others.
     pub fn set_state(&self, check: &str, current: CheckState) {
         self.live(check, |live| live.state = current);
+    }
+
+    /// `pathwatch_cold_start_seconds`: a start-up that ended (the check's first success
+    /// after its target said it was starting), from its first failed run.
+    pub fn start_up(&self, check: &str, took: std::time::Duration) {
+        self.live(check, |live| {
+            live.start_ups
+                .get_or_insert_with(|| Histogram::over(&text::START_UP_BUCKETS))
+                .observe(took.as_secs_f64())
+        });
     }
 
     pub fn transition(&self, t: &Transition) {

@@ -112,7 +112,7 @@ impl<'a> Text<'a> {
         h: &Histogram,
     ) {
         let mut cumulative = 0;
-        for (count, le) in h.counts.iter().zip(BUCKET_LABELS) {
+        for (count, le) in h.counts.iter().zip(h.buckets.labels) {
             cumulative += count;
             self.line(name, "_bucket", labels, extra, Some(le), cumulative);
         }
@@ -184,26 +184,62 @@ pub fn write_families<T>(text: &mut Text, families: &[Family<T>], rows: Rows<T>)
     }
 }
 
-/// Buckets of the probe and agent-event duration histograms, seconds.
-pub const BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-const BUCKET_LABELS: [&str; 14] = [
-    "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
-    "10", "30",
-];
+/// The 14 upper bounds of a histogram's buckets, seconds, and how they are written.
+#[derive(Debug)]
+pub struct Buckets {
+    pub le: [f64; 14],
+    labels: [&'static str; 14],
+}
 
-/// A duration histogram over `BUCKETS`: per-bucket (not cumulative) counts, sum, count.
-#[derive(Debug, Clone, Default)]
+/// Buckets of the probe and agent-event duration histograms.
+pub const BUCKETS: Buckets = Buckets {
+    le: [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ],
+    labels: [
+        "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+        "10", "30",
+    ],
+};
+
+/// Buckets of start-up durations (`pathwatch_cold_start_seconds`): seconds to minutes.
+pub const START_UP_BUCKETS: Buckets = Buckets {
+    le: [
+        0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0,
+    ],
+    labels: [
+        "0.5", "1", "2", "3", "5", "7.5", "10", "15", "20", "30", "45", "60", "120", "300",
+    ],
+};
+
+/// A histogram over 14 buckets: per-bucket (not cumulative) counts, sum, count.
+#[derive(Debug, Clone)]
 pub struct Histogram {
+    buckets: &'static Buckets,
     counts: [u64; 14],
     sum: f64,
     count: u64,
 }
 
+impl Default for Histogram {
+    /// Over [`BUCKETS`].
+    fn default() -> Self {
+        Histogram::over(&BUCKETS)
+    }
+}
+
 impl Histogram {
+    pub fn over(buckets: &'static Buckets) -> Histogram {
+        Histogram {
+            buckets,
+            counts: [0; 14],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
     pub fn observe(&mut self, v: f64) {
-        if let Some(i) = BUCKETS.iter().position(|b| v <= *b) {
+        if let Some(i) = self.buckets.le.iter().position(|b| v <= *b) {
             self.counts[i] += 1;
         }
         self.sum += v;

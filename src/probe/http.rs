@@ -126,7 +126,14 @@ fn check_expectations(
         if !body.is_empty() {
             msg.push_str(&format!("; body: {}", excerpt(body)));
         }
-        return Err(Failure::new(Reason::HttpStatus, msg));
+        let failure = Failure::new(Reason::HttpStatus, msg);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let retry_after = headers
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok());
+            return Err(failure.saying(body, retry_after));
+        }
+        return Err(failure);
     }
     let mut problems = Vec::new();
     for (name, pattern) in &expect.headers {

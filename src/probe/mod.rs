@@ -11,6 +11,7 @@ pub mod http;
 pub mod net;
 pub mod request;
 pub mod result;
+pub mod starting;
 pub mod timing;
 pub mod tls;
 pub mod websocket;
@@ -111,6 +112,7 @@ impl Prober {
             )),
         };
         result.failure = failure.map(|mut f| {
+            starting::classify(&mut f, spec.starting_patterns());
             f.message = self.secrets.redact(&f.message);
             f
         });

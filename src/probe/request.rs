@@ -65,6 +65,7 @@ pub async fn call(
         max_redirects: 0,
         max_body_bytes: 64 * 1024,
         tls: tls.clone(),
+        starting_patterns: None,
     };
     let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
     let body = json_body

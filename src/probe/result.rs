@@ -29,10 +29,12 @@ pub enum Reason {
     EventSchema,
     AgentError,
     Protocol,
+    /// The target says it is starting up (a cold start, not an outage).
+    Starting,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Dns,
         Reason::Connect,
         Reason::TlsHandshake,
@@ -52,6 +54,7 @@ impl Reason {
         Reason::EventSchema,
         Reason::AgentError,
         Reason::Protocol,
+        Reason::Starting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Reason {
             Reason::EventSchema => "event_schema",
             Reason::AgentError => "agent_error",
             Reason::Protocol => "protocol",
+            Reason::Starting => "starting",
         }
     }
 }
@@ -145,6 +149,18 @@ pub struct Failure {
     pub reason: Reason,
     pub phase: Option<Phase>,
     pub message: String,
+    /// What the server said when it answered 503 or closed with 1011/1013: whether it says
+    /// it is starting is decided once the run ends, against the check's `starting_patterns`.
+    #[serde(skip)]
+    pub said: Option<Said>,
+}
+
+/// The words of a 503 answer (its body) or of a 1011/1013 close (its reason), and the
+/// answer's `Retry-After`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Said {
+    pub words: String,
+    pub retry_after: Option<String>,
 }
 
 impl Failure {
@@ -153,11 +169,22 @@ impl Failure {
             reason,
             phase: None,
             message: message.into(),
+            said: None,
         }
     }
 
     pub fn in_phase(mut self, phase: Phase) -> Self {
         self.phase = Some(phase);
+        self
+    }
+
+    /// Keeps what the server said (see [`Failure::said`]); `words` are cut at 4 KiB.
+    pub fn saying(mut self, words: &[u8], retry_after: Option<&str>) -> Self {
+        let words = &words[..words.len().min(4096)];
+        self.said = Some(Said {
+            words: String::from_utf8_lossy(words).into_owned(),
+            retry_after: retry_after.map(str::to_string),
+        });
         self
     }
 }

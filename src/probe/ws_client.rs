@@ -159,10 +159,18 @@ fn refused(resp: &tokio_tungstenite::tungstenite::handshake::client::Response) -
     } else {
         Reason::WsUpgrade
     };
-    Failure::new(
+    let failure = Failure::new(
         reason,
         format!("server refused the WebSocket upgrade with HTTP {status}{body}"),
-    )
+    );
+    if status.as_u16() != 503 {
+        return failure;
+    }
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok());
+    failure.saying(resp.body().as_deref().unwrap_or_default(), retry_after)
 }
 
 /// What went wrong in the upgrade's answer, in words.
@@ -289,11 +297,16 @@ pub(crate) fn close_failure(code: Option<u16>, reason: &str) -> Failure {
     } else {
         Reason::WsClosed
     };
-    Failure::new(
+    let failure = Failure::new(
         kind,
         format!(
             "server closed the connection with {code}{why} ({})",
             close_class(code)
         ),
-    )
+    );
+    // 1011 (internal error) and 1013 (try again later): the reason may say "not ready".
+    match code {
+        1011 | 1013 => failure.saying(reason.as_bytes(), None),
+        _ => failure,
+    }
 }

@@ -101,6 +101,7 @@ pub struct Detail {
     pub deadlines: Vec<(String, f64)>,
     pub run_deadline: Option<f64>,
     pub expected_events: Vec<String>,
+    pub start_ups: Option<crate::history::StartUps>,
 }
 
 pub async fn detail(s: &AppState, name: &str, runs: usize) -> Result<Detail, Response> {
@@ -108,8 +109,12 @@ pub async fn detail(s: &AppState, name: &str, runs: usize) -> Result<Detail, Res
         return Err(not_found(name));
     };
     let key = name.to_string();
-    let (runs, transitions) = read(s, move |h| {
-        Ok((h.runs(&key, 0, runs)?, h.transitions(Some(&key), 0, 20)?))
+    let (runs, transitions, mut start_ups) = read(s, move |h| {
+        Ok((
+            h.runs(&key, 0, runs)?,
+            h.transitions(Some(&key), 0, 20)?,
+            h.start_ups(Some(&key))?,
+        ))
     })
     .await?;
     let (deadlines, run_deadline, expected_events) = match &check.spec {
@@ -132,6 +137,7 @@ pub async fn detail(s: &AppState, name: &str, runs: usize) -> Result<Detail, Res
         deadlines,
         run_deadline,
         expected_events,
+        start_ups: start_ups.remove(name),
     })
 }
 
@@ -146,6 +152,12 @@ pub async fn check(State(s): State<AppState>, Path(name): Path<String>) -> Respo
                 "deadlines_seconds": d.deadlines.into_iter().collect::<HashMap<_, _>>(),
                 "run_deadline_seconds": d.run_deadline,
             },
+            "start_ups": d.start_ups.map(|u| json!({
+                "count": u.count,
+                "last_seconds": u.last_seconds,
+                "last_at": rfc3339_ms(u.last_at_ms),
+                "p95_seconds": u.p95_seconds,
+            })),
         }))
         .into_response(),
         Err(r) => r,

@@ -177,11 +177,14 @@ pub async fn overview(State(s): State<AppState>) -> Response {
     let snapshot = s.board.snapshot();
     let history = s.history.clone();
     let since = now - 90 * DAY_MS;
-    let rollups = tokio::task::spawn_blocking(move || history.hourly(None, since))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let (rollups, start_ups) = tokio::task::spawn_blocking(move || {
+        (
+            history.hourly(None, since).unwrap_or_default(),
+            history.start_ups(None).unwrap_or_default(),
+        )
+    })
+    .await
+    .unwrap_or_default();
 
     let mut counts = [0usize; 4];
     let mut rows = String::new();
@@ -193,12 +196,20 @@ pub async fn overview(State(s): State<AppState>) -> Response {
         let r = rollups.get(&check.name).unwrap_or(&empty);
         let _ = write!(
             rows,
-            r#"<tr id="check-{name}" data-state="{state}"><td>{badge}</td><td><a href="{href}">{name}</a><br><span class="muted">{kind}</span></td><td class="why">{why}</td><td>{since}</td><td class="hide-narrow">{spark}</td><td class="hide-narrow">{day}<br>{quarter}</td><td class="nowrap hide-narrow">{cert}</td></tr>"#,
+            r#"<tr id="check-{name}" data-state="{state}"><td>{badge}</td><td><a href="{href}">{name}</a><br><span class="muted">{kind}</span>{start_up}</td><td class="why">{why}</td><td>{since}</td><td class="hide-narrow">{spark}</td><td class="hide-narrow">{day}<br>{quarter}</td><td class="nowrap hide-narrow">{cert}</td></tr>"#,
             name = esc(&v.name),
             state = v.state,
             badge = badge(v.state),
             href = href(&v.name),
             kind = v.kind,
+            start_up = start_ups
+                .get(&check.name)
+                .map(|u| format!(
+                    r#"<br><span class="muted" title="start-ups: last and 95th percentile">start-up {} (p95 {})</span>"#,
+                    secs(u.last_seconds),
+                    secs(u.p95_seconds)
+                ))
+                .unwrap_or_default(),
             why = why(&v),
             since = ago(v.since_ms, now),
             spark = sparkline(&recent),
@@ -291,6 +302,16 @@ pub async fn check(State(s): State<AppState>, Path(name): Path<String>) -> Respo
         }
         main.push_str("<h2>Phases</h2>");
         main.push_str(&phases(last));
+    }
+    if let Some(u) = &d.start_ups {
+        let _ = write!(
+            main,
+            r#"<h2>Start-ups</h2><p>The last start-up took {last} ({when}); the 95th percentile of the {n} kept is {p95}.</p><p class="muted">A load-balancer health check or readiness probe must allow a new instance at least {p95} before it gives up on it.</p>"#,
+            last = secs(u.last_seconds),
+            when = ago(u.last_at_ms, now),
+            n = u.count,
+            p95 = secs(u.p95_seconds),
+        );
     }
     main.push_str(r#"<h2>Recent runs</h2><div class="scroll"><table><thead><tr><th scope="col">When</th><th scope="col">Verdict</th><th scope="col">Time</th><th scope="col">Why</th></tr></thead><tbody>"#);
     for r in &d.runs {

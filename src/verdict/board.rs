@@ -29,6 +29,15 @@ pub struct Entry {
     pub recent: VecDeque<(i64, f64, bool)>,
 }
 
+/// A run after the board judged it: the run as judged, the check's state after it, the
+/// transition it caused, and how long the start-up it ended took.
+pub struct Observed {
+    pub run: RunRecord,
+    pub tracker: Tracker,
+    pub transition: Option<Transition>,
+    pub start_up: Option<std::time::Duration>,
+}
+
 pub struct Board {
     inner: Mutex<Inner>,
 }
@@ -125,10 +134,15 @@ impl Board {
         }
     }
 
-    /// Feeds a run into the check's state; returns the state after it and the transition.
-    pub fn observe(&self, check: &Check, run: &RunRecord) -> (Tracker, Option<Transition>) {
+    /// Feeds a run into the check's state: a run whose target says it is starting is
+    /// judged against the start-up it belongs to first (WARN within the grace, CRIT after).
+    pub fn observe(&self, check: &Check, mut run: RunRecord) -> Observed {
         let mut inner = self.inner();
         let e = inner.entries.entry(check.name.clone()).or_default();
+        let start_up = e
+            .tracker
+            .startup
+            .judge(&mut run, check.thresholds.cold_start_grace);
         let transition = e.tracker.observe(
             &check.name,
             run.status,
@@ -142,7 +156,12 @@ impl Board {
             e.recent.pop_front();
         }
         e.last = Some(run.clone());
-        (e.tracker.clone(), transition)
+        Observed {
+            tracker: e.tracker.clone(),
+            transition,
+            run,
+            start_up,
+        }
     }
 
     /// Every check in config order with its entry.

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::assess::Status;
+use super::startup::StartUp;
 use crate::config::Damping;
 
 #[derive(
@@ -63,6 +64,9 @@ pub struct Tracker {
     /// Why the state is what it is, in one line.
     pub cause: String,
     recent: VecDeque<Status>,
+    /// The start-up the check is in, if its target says it is starting.
+    #[serde(default)]
+    pub startup: StartUp,
 }
 
 impl Default for Tracker {
@@ -72,6 +76,7 @@ impl Default for Tracker {
             since_ms: 0,
             cause: "no run yet".into(),
             recent: VecDeque::new(),
+            startup: StartUp::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
+use super::expect::Phrase;
 use super::tls::TlsVerify;
 use super::{Problems, default_max_body, yes};
 use crate::config::value::{DurationValue, opt_duration};
@@ -41,6 +42,11 @@ pub struct AgentSpec {
     /// Certificate verification for wss targets.
     #[serde(default)]
     pub tls: TlsVerify,
+    /// Regexes (any case) that, in a 503 body or a 1011/1013 close reason, say the target
+    /// is starting: reason `starting`, not an outage. Default: `defaults.starting_patterns`,
+    /// else startup in progress, starting up, warming up, not ready, initializing.
+    #[serde(default)]
+    pub starting_patterns: Option<Vec<Phrase>>,
     /// Get a token over HTTP first (password login or a test-bypass endpoint).
     #[serde(default)]
     pub login: Option<LoginSpec>,

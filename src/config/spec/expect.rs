@@ -78,21 +78,65 @@ impl TryFrom<String> for Pattern {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, String> {
-        regex::RegexBuilder::new(&s)
-            .size_limit(1 << 20)
-            .build()
-            .map(Pattern)
-            .map_err(|e| {
-                // Syntax errors come as a multi-line drawing; its last line says what is wrong.
-                let text = e.to_string();
-                let why = text
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .trim_start_matches("error: ");
-                format!("invalid regex `{s}`: {why}")
-            })
+        compile(&s, false).map(Pattern)
     }
+}
+
+fn compile(s: &str, any_case: bool) -> Result<Regex, String> {
+    regex::RegexBuilder::new(s)
+        .case_insensitive(any_case)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            // Syntax errors come as a multi-line drawing; its last line says what is wrong.
+            let text = e.to_string();
+            let why = text
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            format!("invalid regex `{s}`: {why}")
+        })
+}
+
+/// One of `starting_patterns`: a regex matched, in any case, against the body of a 503 or
+/// the reason of a 1011/1013 close; a match says the target is starting, not down.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Phrase(pub Regex);
+
+impl TryFrom<String> for Phrase {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        compile(&s, true).map(Phrase)
+    }
+}
+
+impl PartialEq for Phrase {
+    fn eq(&self, other: &Phrase) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// What `starting_patterns` is when neither the check nor `defaults` sets it.
+pub const STARTING_PHRASES: [&str; 5] = [
+    "startup in progress",
+    "starting up",
+    "warming up",
+    "not ready",
+    "initializing",
+];
+
+/// [`STARTING_PHRASES`], compiled once.
+pub fn default_starting() -> &'static [Phrase] {
+    static PHRASES: std::sync::LazyLock<Vec<Phrase>> = std::sync::LazyLock::new(|| {
+        STARTING_PHRASES
+            .iter()
+            .filter_map(|p| Phrase::try_from(p.to_string()).ok())
+            .collect()
+    });
+    &PHRASES
 }
 
 /// A rule on one field of a JSON body. `path` is dotted (`checks.db.status`, `items.0.id`);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::expect::{JsonRule, Pattern, StatusRule};
+use super::expect::{JsonRule, Pattern, Phrase, StatusRule};
 use super::tls::TlsVerify;
 use super::{Problems, default_max_body, yes};
 use crate::config::yaml;
@@ -36,6 +36,11 @@ pub struct HttpSpec {
     /// Certificate verification for https targets.
     #[serde(default)]
     pub tls: TlsVerify,
+    /// Regexes (any case) that, in a 503 body or a 1011/1013 close reason, say the target
+    /// is starting: reason `starting`, not an outage. Default: `defaults.starting_patterns`,
+    /// else startup in progress, starting up, warming up, not ready, initializing.
+    #[serde(default)]
+    pub starting_patterns: Option<Vec<Phrase>>,
 }
 
 fn default_method() -> String {

@@ -18,7 +18,7 @@ use url::Url;
 use super::yaml;
 pub use agent::{AgentExpect, AgentSpec, LoginSpec, Order, TokenSpec, Transport};
 pub use dns::{DnsSpec, RecordKind};
-pub use expect::{JsonRule, Pattern, StatusRule};
+pub use expect::{JsonRule, Pattern, Phrase, STARTING_PHRASES, StatusRule, default_starting};
 pub use http::{HttpExpect, HttpSpec};
 pub use tls::{TlsVerify, Trust};
 pub use websocket::{FrameExpect, WebSocketSpec};
@@ -73,6 +73,30 @@ impl Spec {
         };
         if let Some(tls) = self.tls_client_mut() {
             tls.validate(&tls_path, ctx, out);
+        }
+    }
+
+    /// The phrases that say this check's target is starting (none for tls and dns).
+    pub fn starting_patterns(&self) -> &[Phrase] {
+        let own = match self {
+            Spec::Http(h) => &h.starting_patterns,
+            Spec::Agent(a) => &a.starting_patterns,
+            Spec::WebSocket(w) => &w.starting_patterns,
+            Spec::Tls(_) | Spec::Dns(_) => return &[],
+        };
+        own.as_deref().unwrap_or(default_starting())
+    }
+
+    /// Gives a check that sets no `starting_patterns` those of `defaults:`.
+    pub(crate) fn inherit_starting(&mut self, inherited: Option<&Vec<Phrase>>) {
+        let own = match self {
+            Spec::Http(h) => &mut h.starting_patterns,
+            Spec::Agent(a) => &mut a.starting_patterns,
+            Spec::WebSocket(w) => &mut w.starting_patterns,
+            Spec::Tls(_) | Spec::Dns(_) => return,
+        };
+        if own.is_none() {
+            *own = inherited.cloned();
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::expect::{JsonRule, Pattern};
+use super::expect::{JsonRule, Pattern, Phrase};
 use super::tls::TlsVerify;
 use super::{Problems, default_max_body};
 use crate::config::yaml;
@@ -31,6 +31,11 @@ pub struct WebSocketSpec {
     /// Certificate verification for wss targets.
     #[serde(default)]
     pub tls: TlsVerify,
+    /// Regexes (any case) that, in a 503 body or a 1011/1013 close reason, say the target
+    /// is starting: reason `starting`, not an outage. Default: `defaults.starting_patterns`,
+    /// else startup in progress, starting up, warming up, not ready, initializing.
+    #[serde(default)]
+    pub starting_patterns: Option<Vec<Phrase>>,
 }
 
 /// `expect:` of a websocket check: rules one frame must meet.

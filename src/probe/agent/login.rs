@@ -89,11 +89,15 @@ pub async fn token(
         } else {
             format!("; body: {}", excerpt(&answer))
         };
-        return Err(Failure::new(
+        let failure = Failure::new(
             Reason::Login,
             format!("login at {at} answered HTTP {status}{body}"),
         )
-        .in_phase(Phase::Login));
+        .in_phase(Phase::Login);
+        if status.as_u16() == 503 {
+            return Err(failure.saying(&answer, None));
+        }
+        return Err(failure);
     }
     let doc: Value = serde_json::from_slice(&answer).map_err(|e| {
         Failure::new(
