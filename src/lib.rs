@@ -14,6 +14,7 @@
 //!   [`probe::ProbeResult`].
 //! - [`verdict`]: a run's OK / WARN / CRIT, the run record, damped check states, the board.
 //! - [`history`]: runs, transitions and states in SQLite, written off the probe path.
+//! - [`alerting`]: alerts posted to Alertmanager directly (paging without Prometheus).
 //! - [`scheduler`]: one task per check, spread, jitter, no overlap, concurrency limit, drain.
 //! - [`live`]: the config and prober that run now (swapped by a reload), the reload handle.
 //! - [`metrics`]: per-check series in the Prometheus text format, blackbox `probe_*`
@@ -40,6 +41,8 @@ pub mod probe;
 pub mod verdict;
 
 pub mod history;
+
+pub mod alerting;
 
 pub mod scheduler;
 

@@ -152,6 +152,11 @@ fn main() -> ExitCode {
             } else {
                 pathwatch::rules::Format::RuleFile
             };
+            if config.alerting.is_some() {
+                eprintln!(
+                    "warning: this config also sends alerts to Alertmanager itself (alerting.alertmanagers); with these rules loaded in Prometheus every page would come twice. Use one or the other."
+                );
+            }
             print!("{}", pathwatch::rules::generate_as(&config, slo, format));
             ExitCode::SUCCESS
         }

@@ -279,3 +279,42 @@ fn a_rotated_ca_file_makes_a_check_changed_for_a_reload() {
         "a rotated CA file is a change"
     );
 }
+
+#[test]
+fn alerting_is_validated_and_its_secrets_stay_secret() {
+    let errs = errors(
+        "alerting:
+  alertmanagers: [http://127.0.0.1:9093, 'ftp://am', '']
+  resend: 100ms
+  external_url: status-page
+  labels: {check: x, 'bad-name': y, team: ''}
+  basic_auth: {username: pw, password: '${SECRET}'}
+  bearer_token: '${SECRET}'
+",
+    );
+    let want = [
+        "bad.yaml:2:42: alerting.alertmanagers[1]: URL scheme must be http or https, not `ftp`",
+        "bad.yaml:3:11: alerting.resend: resend must be at least 1s",
+        "bad.yaml:4:17: alerting.external_url: `status-page` is not a URL",
+        "bad.yaml:5:12: alerting.labels.check: `check` is set by pathwatch on every alert",
+        "alerting.labels.bad-name: `bad-name` is not a label name",
+        "alerting.labels.team: an empty label value removes the label",
+        "alerting.bearer_token: use basic_auth or bearer_token, not both",
+    ];
+    for w in want {
+        assert!(errs.iter().any(|e| e.contains(w)), "{w}\n{errs:#?}");
+    }
+    assert!(
+        errs.iter().any(|e| e.contains("alerting.alertmanagers[2]")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().all(|e| !e.contains("hunter2-secret")),
+        "{errs:#?}"
+    );
+    let errs = errors("alerting: {alertmanagers: []}\n");
+    assert!(
+        errs[0].contains("name at least one Alertmanager URL"),
+        "{errs:?}"
+    );
+}

@@ -11,69 +11,16 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::post;
 use pathwatch::demo::{DemoBackend, DemoPki};
 use serde_json::Value;
 use support::*;
 
 const PROMETHEUS: &str = "prometheus";
-const ALERTMANAGER: &str = "prometheus-alertmanager";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Notifications the webhook receiver got: (path, body, when).
-type Inbox = Arc<Mutex<Vec<(String, Value, Instant)>>>;
-
-async fn receiver() -> (std::net::SocketAddr, Inbox) {
-    let inbox: Inbox = Arc::default();
-    async fn take(
-        State(inbox): State<Inbox>,
-        uri: axum::http::Uri,
-        axum::Json(body): axum::Json<Value>,
-    ) {
-        inbox
-            .lock()
-            .unwrap()
-            .push((uri.path().to_string(), body, Instant::now()));
-    }
-    let app = Router::new()
-        .route("/page", post(take))
-        .route("/ticket", post(take))
-        .with_state(inbox.clone());
-    (spawn_app(app).await, inbox)
-}
-
-/// The first notification to `path` with `status` holding an alert named `alert`.
-async fn wait_for(inbox: &Inbox, path: &str, status: &str, alert: &str, limit: Duration) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        {
-            let got = inbox.lock().unwrap();
-            for (p, body, _) in got.iter() {
-                let alerts = body["alerts"].as_array().cloned().unwrap_or_default();
-                if p == path
-                    && let Some(a) = alerts
-                        .iter()
-                        .find(|a| a["labels"]["alertname"] == alert && a["status"] == status)
-                {
-                    return a.clone();
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {status} {alert} on {path} within {limit:?}; got: {:#?}",
-                got.iter().map(|(p, b, _)| (p, b)).collect::<Vec<_>>()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Every query of a dashboard: panel targets and the selectors of label_values() variables.
@@ -148,41 +95,26 @@ async fn a_golden_path_fault_pages_and_resolves_through_prometheus_and_alertmana
     let pathwatch_addr = d.base.trim_start_matches("http://").to_string();
 
     let (hook, inbox) = receiver().await;
-    let (am_port, prom_port) = (closed_port().await.port(), closed_port().await.port());
-    let am = format!("127.0.0.1:{am_port}");
+    let prom_port = closed_port().await.port();
     let prom = format!("127.0.0.1:{prom_port}");
+    let alertmanager = Alertmanager::start(dir.path(), hook, None).await;
+    let am = &alertmanager.addr;
 
     // The shipped files, pointed at this test's addresses and made fast.
     let shipped = |p: &str| std::fs::read_to_string(root().join(p)).unwrap();
-    let am_yml = shipped("deploy/alertmanager/alertmanager.yml")
-        .replace("http://127.0.0.1:9099", &format!("http://{hook}"))
-        .replace("group_wait: 30s", "group_wait: 1s")
-        .replace("group_wait: 10s", "group_wait: 1s")
-        .replace("group_interval: 5m", "group_interval: 1s")
-        .replace("group_interval: 1m", "group_interval: 1s");
     let prom_yml = shipped("deploy/prometheus/prometheus.yml")
         .replace("scrape_interval: 15s", "scrape_interval: 1s")
         .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
-        .replace("127.0.0.1:9093", &am)
+        .replace("127.0.0.1:9093", am)
         .replace("127.0.0.1:9115", &pathwatch_addr);
     let write = |name: &str, text: &str| -> PathBuf {
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
         p
     };
-    let am_file = write("alertmanager.yml", &am_yml);
     let prom_file = write("prometheus.yml", &prom_yml);
     write("rules.yml", &rules);
     let arg = |k: &str, v: &dyn std::fmt::Display| format!("--{k}={v}");
-    let _alertmanager = run_program(
-        ALERTMANAGER,
-        &[
-            arg("config.file", &am_file.display()),
-            arg("storage.path", &dir.path().join("am").display()),
-            arg("web.listen-address", &am),
-            "--cluster.listen-address=".into(),
-        ],
-    );
     let _prometheus = run_program(
         PROMETHEUS,
         &[
@@ -192,7 +124,6 @@ async fn a_golden_path_fault_pages_and_resolves_through_prometheus_and_alertmana
         ],
     );
     let prom = format!("http://{prom}");
-    wait_http(&format!("http://{am}/-/ready")).await;
     wait_http(&format!("{prom}/-/ready")).await;
 
     // Prometheus scrapes pathwatch and sees the golden path OK before the fault.
@@ -218,7 +149,7 @@ async fn a_golden_path_fault_pages_and_resolves_through_prometheus_and_alertmana
     .await;
     assert_eq!(status, 200);
     let fault_at = Instant::now();
-    let page = wait_for(
+    let page = wait_for_alert(
         &inbox,
         "/page",
         "firing",
@@ -240,7 +171,7 @@ async fn a_golden_path_fault_pages_and_resolves_through_prometheus_and_alertmana
     // Cleared: the page resolves.
     http("DELETE", &format!("http://{demo}/demo/fault"), None).await;
     let cleared_at = Instant::now();
-    wait_for(
+    wait_for_alert(
         &inbox,
         "/page",
         "resolved",

@@ -31,7 +31,7 @@ fn daemon(yaml: &str) -> (AppState, DaemonSink) {
         History::open(&config.history, &config.base_dir, metrics.history.clone()).unwrap(),
     );
     let board = Arc::new(Board::new(&config.checks, Default::default()));
-    let sink = DaemonSink::new(metrics.clone(), board.clone(), history.clone());
+    let sink = DaemonSink::new(metrics.clone(), board.clone(), history.clone(), None);
     let state = AppState {
         live: Arc::new(pathwatch::live::Live::new(config, app.prober.clone())),
         metrics,

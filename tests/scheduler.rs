@@ -241,6 +241,7 @@ async fn damping_moves_the_state_at_the_expected_runs() {
             metrics.clone(),
             board.clone(),
             history.clone(),
+            None,
         )),
         metrics: metrics.clone(),
         max_concurrency: 10,

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::reload::Reload;
+use crate::alerting::Notifier;
 use crate::config::{Check, Config};
 use crate::history::History;
 use crate::live::{Live, Reloader};
@@ -31,14 +32,21 @@ pub struct DaemonSink {
     metrics: Arc<Metrics>,
     board: Arc<Board>,
     history: Arc<History>,
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl DaemonSink {
-    pub fn new(metrics: Arc<Metrics>, board: Arc<Board>, history: Arc<History>) -> DaemonSink {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        board: Arc<Board>,
+        history: Arc<History>,
+        notifier: Option<Arc<Notifier>>,
+    ) -> DaemonSink {
         DaemonSink {
             metrics,
             board,
             history,
+            notifier,
         }
     }
 }
@@ -58,6 +66,9 @@ impl Sink for DaemonSink {
         if let Some(t) = &seen.transition {
             self.metrics.transition(t);
             log_transition(t);
+        }
+        if let Some(n) = &self.notifier {
+            n.observe(check, &seen.tracker, &seen.run);
         }
         if let Some(took) = seen.start_up {
             self.metrics.start_up(&check.name, took);
@@ -84,12 +95,24 @@ fn log_transition(t: &Transition) {
 }
 
 /// Opens the history and resumes every check's state from it (without announcing states
-/// that were already announced before the restart).
-fn resume(config: &Config, metrics: &Metrics) -> anyhow::Result<(Arc<History>, Arc<Board>)> {
+/// that were already announced before the restart). Also returns the checks that are no
+/// longer configured but were WARN or CRIT when pathwatch stopped (their alerts end).
+fn resume(
+    config: &Config,
+    metrics: &Metrics,
+) -> anyhow::Result<(Arc<History>, Arc<Board>, Vec<String>)> {
     let history = History::open(&config.history, &config.base_dir, metrics.history.clone())
         .map_err(anyhow::Error::msg)?;
     let saved = history.load().map_err(anyhow::Error::msg)?;
     let resumed = saved.len();
+    let gone = saved
+        .iter()
+        .filter(|(name, s)| {
+            config.check(name).is_none()
+                && matches!(s.tracker.state, CheckState::Warn | CheckState::Crit)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
     let board = Board::new(&config.checks, saved);
     for (check, entry) in board.snapshot() {
         metrics.set_state(&check.name, entry.tracker.state);
@@ -105,7 +128,7 @@ fn resume(config: &Config, metrics: &Metrics) -> anyhow::Result<(Arc<History>, A
     if resumed > 0 {
         tracing::info!(checks = resumed, "Resumed check states from the history.");
     }
-    Ok((Arc::new(history), Arc::new(board)))
+    Ok((Arc::new(history), Arc::new(board), gone))
 }
 
 /// Where the daemon finds its config again, how often it looks, and its web config.
@@ -161,7 +184,28 @@ pub async fn run_with(
     let config = app.config.clone();
     let live = Arc::new(Live::new(config.clone(), app.prober.clone()));
     let metrics = Arc::new(Metrics::new(&config.location, &config.checks)?);
-    let (history, board) = resume(&config, &metrics)?;
+    let (history, board, gone) = resume(&config, &metrics)?;
+    let notifier = config.alerting.as_ref().map(|alerting| {
+        let n = Notifier::start(
+            alerting,
+            &config.location,
+            config.secrets.clone(),
+            app.prober.clone(),
+            metrics.notifications.clone(),
+            &token,
+        );
+        let firing: Vec<_> = board
+            .snapshot()
+            .into_iter()
+            .map(|(check, entry)| (check, entry.tracker, entry.last))
+            .collect();
+        n.resume(&firing, &gone);
+        tracing::info!(
+            alertmanagers = alerting.urls.len(),
+            "Alerts go to Alertmanager directly."
+        );
+        n
+    });
     let (reloader, requests) = match reload.path {
         Some(_) => {
             let (r, q) = Reloader::channel();
@@ -193,6 +237,7 @@ pub async fn run_with(
             metrics.clone(),
             board.clone(),
             history.clone(),
+            notifier.clone(),
         )),
         metrics: metrics.clone(),
         max_concurrency: config.scheduler.max_concurrency,
@@ -205,6 +250,7 @@ pub async fn run_with(
             metrics,
             board,
             history: history.clone(),
+            notifier,
             running,
             pki: app.demo_pki().cloned(),
             checksum: std::sync::Mutex::new(checksum),

@@ -31,6 +31,7 @@ pub(super) struct Reload {
     pub metrics: Arc<Metrics>,
     pub board: Arc<Board>,
     pub history: Arc<History>,
+    pub notifier: Option<Arc<crate::alerting::Notifier>>,
     pub running: Running<Live, DaemonSink>,
     pub pki: Option<Arc<DemoPki>>,
     /// Checksum of the file as last read (by start-up or a reload attempt).
@@ -145,6 +146,9 @@ impl Reload {
                 tracing::warn!(check = %t.check, error = %e, "Cannot store the reset in the history.");
             }
         }
+        if let Some(n) = &self.notifier {
+            n.reconcile(&new.checks, &reset_names);
+        }
         let config = Arc::new(new);
         self.live.swap(config.clone(), prober);
         let c = self.running.update(&config.checks);
@@ -194,6 +198,10 @@ fn keep_restart_settings(mut new: Config, old: &Config) -> (Config, Vec<String>)
     if format!("{:?}", new.demo) != format!("{:?}", old.demo) {
         restart.push("demo".to_string());
         new.demo = old.demo.clone();
+    }
+    if format!("{:?}", new.alerting) != format!("{:?}", old.alerting) {
+        restart.push("alerting".to_string());
+        new.alerting = old.alerting.clone();
     }
     if new.scheduler.max_concurrency != old.scheduler.max_concurrency {
         restart.push(format!(

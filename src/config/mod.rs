@@ -4,6 +4,7 @@
 //! neither the probe nor the demo. Sections here; one check in [`check`]; per-type
 //! settings in [`spec`]; the walk that finds every problem in [`validate`].
 
+pub mod alerting;
 pub mod check;
 pub mod error;
 pub mod spec;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::secrets::Secrets;
+pub use alerting::AlertingConfig;
 pub use check::{Check, Damping, Module, Thresholds};
 pub use error::{ConfigError, ConfigErrors};
 pub use spec::{DnsSpec, HostPort, HttpSpec, Spec, Target, TlsVerify, Trust};
@@ -44,6 +46,8 @@ pub struct Config {
     /// work offline).
     pub demo: Option<DemoConfig>,
     pub history: HistoryConfig,
+    /// Post alerts to Alertmanager directly (no Prometheus needed).
+    pub alerting: Option<AlertingConfig>,
     /// The config file's folder (relative paths in the config are taken from it).
     pub base_dir: PathBuf,
     pub secrets: Secrets,

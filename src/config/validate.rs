@@ -15,7 +15,8 @@ use super::yaml::{self, Doc, Located};
 use super::*;
 use crate::secrets::Secrets;
 
-const ROOT_KEYS: [&str; 10] = [
+const ROOT_KEYS: [&str; 11] = [
+    "alerting",
     "demo",
     "history",
     "server",
@@ -182,6 +183,21 @@ impl Validator<'_> {
                 }
             }
         }
+        let alerting: Option<Option<AlertingConfig>> = match get("alerting") {
+            Value::Null => Some(None),
+            v => self.section(v, "alerting").map(|mut a: AlertingConfig| {
+                let ctx = Context {
+                    base_dir: &self.base_dir,
+                    demo_tls: self.demo_tls,
+                };
+                let mut problems = Problems::default();
+                a.validate("alerting", &ctx, &mut problems);
+                for p in problems.0 {
+                    self.error(&p.path, p.at_key, p.message);
+                }
+                Some(a)
+            }),
+        };
         let defaults = defaults.unwrap_or_default();
         self.check_thresholds(defaults.thresholds, "defaults.thresholds");
 
@@ -228,6 +244,7 @@ impl Validator<'_> {
             probe: probe?,
             demo: demo?,
             history: history?,
+            alerting: alerting?,
             base_dir: self.base_dir.clone(),
             secrets,
             notes: self.notes.clone(),

@@ -36,6 +36,7 @@ pub struct Metrics {
     scheduler_lag: PromHistogram,
     in_flight: IntGauge,
     pub history: crate::history::HistoryCounters,
+    pub notifications: crate::alerting::NotifyCounters,
     reload_ok: IntGauge,
     reload_at: Gauge,
 }
@@ -213,12 +214,29 @@ impl Metrics {
                 "Failed history writes (each may hold many runs).",
             )?,
         };
+        let sent = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "pathwatch_notifications_total",
+                "Alerts posted to Alertmanager (alerting.alertmanagers), by result (success, failure).",
+            ),
+            &["alertmanager", "result"],
+        )?;
+        reg.register(Box::new(sent.clone()))?;
+        let notifications = crate::alerting::NotifyCounters {
+            sent,
+            dropped: plain_counter(
+                &reg,
+                "pathwatch_notifications_dropped_total",
+                "Alerts dropped because an Alertmanager's queue was full.",
+            )?,
+        };
         let metrics = Metrics {
             series: RwLock::default(),
             registry: reg,
             scheduler_lag,
             in_flight,
             history,
+            notifications,
             reload_ok,
             reload_at,
         };

@@ -150,6 +150,9 @@ impl Board {
             run.at_ms,
             &check.thresholds.damping,
         );
+        if transition.is_some() {
+            e.tracker.reason = run.reason.clone();
+        }
         e.recent
             .push_back((run.at_ms, run.duration_seconds, run.success));
         while e.recent.len() > SPARK {

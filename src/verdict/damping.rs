@@ -67,6 +67,9 @@ pub struct Tracker {
     /// The start-up the check is in, if its target says it is starting.
     #[serde(default)]
     pub startup: StartUp,
+    /// The failure reason of the run that caused the last transition (alerts carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Default for Tracker {
@@ -77,6 +80,7 @@ impl Default for Tracker {
             cause: "no run yet".into(),
             recent: VecDeque::new(),
             startup: StartUp::default(),
+            reason: None,
         }
     }
 }

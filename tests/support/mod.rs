@@ -557,3 +557,118 @@ impl Binary {
         self.log()
     }
 }
+
+// ---------------------------------------------------------------- Alertmanager webhooks
+
+/// Notifications the webhook receiver got: (path, body, when).
+pub type Inbox = Arc<Mutex<Vec<(String, Value, std::time::Instant)>>>;
+
+pub async fn receiver() -> (std::net::SocketAddr, Inbox) {
+    let inbox: Inbox = Arc::default();
+    async fn take(
+        axum::extract::State(inbox): axum::extract::State<Inbox>,
+        uri: axum::http::Uri,
+        axum::Json(body): axum::Json<Value>,
+    ) {
+        inbox
+            .lock()
+            .unwrap()
+            .push((uri.path().to_string(), body, std::time::Instant::now()));
+    }
+    let app = axum::Router::new()
+        .route("/page", axum::routing::post(take))
+        .route("/ticket", axum::routing::post(take))
+        .with_state(inbox.clone());
+    (spawn_app(app).await, inbox)
+}
+
+/// The first notification to `path` with `status` holding an alert named `alert`.
+pub async fn wait_for_alert(
+    inbox: &Inbox,
+    path: &str,
+    status: &str,
+    alert: &str,
+    limit: Duration,
+) -> Value {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        {
+            let got = inbox.lock().unwrap();
+            for (p, body, _) in got.iter() {
+                let alerts = body["alerts"].as_array().cloned().unwrap_or_default();
+                if p == path
+                    && let Some(a) = alerts
+                        .iter()
+                        .find(|a| a["labels"]["alertname"] == alert && a["status"] == status)
+                {
+                    return a.clone();
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {status} {alert} on {path} within {limit:?}; got: {:#?}",
+                got.iter().map(|(p, b, _)| (p, b)).collect::<Vec<_>>()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Debian's Alertmanager binary.
+pub const ALERTMANAGER: &str = "prometheus-alertmanager";
+
+/// Alertmanager with the shipped routing (deploy/alertmanager/alertmanager.yml), made fast
+/// (group_wait and group_interval 1 s) and sending to the webhook receiver at `hook`.
+pub struct Alertmanager {
+    pub addr: String,
+    args: Vec<String>,
+    child: Option<tokio::process::Child>,
+}
+
+impl Alertmanager {
+    /// Starts it with its files under `dir`, on `addr` (a free port when None).
+    pub async fn start(dir: &Path, hook: SocketAddr, addr: Option<String>) -> Alertmanager {
+        let addr = match addr {
+            Some(a) => a,
+            None => format!("127.0.0.1:{}", closed_port().await.port()),
+        };
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/alertmanager/alertmanager.yml"),
+        )
+        .unwrap();
+        let yml = shipped
+            .replace("http://127.0.0.1:9099", &format!("http://{hook}"))
+            .replace("group_wait: 30s", "group_wait: 1s")
+            .replace("group_wait: 10s", "group_wait: 1s")
+            .replace("group_interval: 5m", "group_interval: 1s")
+            .replace("group_interval: 1m", "group_interval: 1s");
+        let file = dir.join("alertmanager.yml");
+        std::fs::write(&file, yml).unwrap();
+        let args = vec![
+            format!("--config.file={}", file.display()),
+            format!("--storage.path={}", dir.join("am").display()),
+            format!("--web.listen-address={addr}"),
+            "--cluster.listen-address=".into(),
+        ];
+        let mut am = Alertmanager {
+            addr,
+            args,
+            child: None,
+        };
+        am.resume().await;
+        am
+    }
+
+    /// Stops it (its storage stays).
+    pub async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Starts it again on the same address and storage.
+    pub async fn resume(&mut self) {
+        self.child = Some(run_program(ALERTMANAGER, &self.args));
+        wait_http(&format!("http://{}/-/ready", self.addr)).await;
+    }
+}
