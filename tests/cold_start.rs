@@ -97,6 +97,7 @@ async fn a_cold_start_is_warn_then_ok_and_its_length_is_measured() {
     assert_eq!(metric(&m, count), Some(1.0), "{m}");
     let took = metric(&m, sum).unwrap();
     assert!((4.0..7.0).contains(&took), "a 5 s cold start took {took} s");
+    println!("a 5 s demo cold start: pathwatch_cold_start_seconds observed {took:.2} s");
 
     // The API and the status page show it, with the advice.
     let (_, detail) = get_text(&format!("{}/api/v1/checks/health", d.base), &[]).await;
