@@ -213,4 +213,58 @@ proptest! {
             in_words(&p);
         }
     }
+
+    #[test]
+    fn an_event_stream_parses_the_same_however_it_is_cut(
+        events in prop::collection::vec(("[a-z_]{0,8}", "\\PC{0,40}", 0usize..3), 0..8),
+        ending in prop::sample::select(vec!["\n", "\r\n", "\r"]),
+        cuts in prop::collection::vec(0usize..400, 0..12),
+        garbage in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        use pathwatch::probe::sse::SseParser;
+        // The stream: each event as `event:` and `data:` lines (multi-line data with the
+        // chosen line end), comments in between.
+        let mut text = String::new();
+        for (name, data, comments) in &events {
+            for _ in 0..*comments {
+                text.push_str(": keep-alive");
+                text.push_str(ending);
+            }
+            if !name.is_empty() {
+                text.push_str(&format!("event: {name}{ending}"));
+            }
+            for line in data.split(['\n', '\r']) {
+                text.push_str(&format!("data: {line}{ending}"));
+            }
+            text.push_str(ending);
+        }
+        let bytes = text.as_bytes();
+        let whole = {
+            let mut p = SseParser::new(1 << 20);
+            let mut out = Vec::new();
+            p.feed(bytes, &mut out).unwrap();
+            out
+        };
+        prop_assert_eq!(whole.len(), events.len());
+        let mut at: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        at.sort_unstable();
+        let mut p = SseParser::new(1 << 20);
+        let mut out = Vec::new();
+        let mut from = 0;
+        for cut in at {
+            p.feed(&bytes[from..cut], &mut out).unwrap();
+            from = cut;
+        }
+        p.feed(&bytes[from..], &mut out).unwrap();
+        // A lone CR at the very end may still pair with an LF: the same events either way.
+        prop_assert_eq!(&out, &whole);
+        // Garbage never panics and never grows past the limit.
+        let mut p = SseParser::new(256);
+        let mut sink = Vec::new();
+        for chunk in garbage.chunks(7) {
+            if p.feed(chunk, &mut sink).is_err() {
+                break;
+            }
+        }
+    }
 }

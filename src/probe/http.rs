@@ -122,7 +122,8 @@ fn check_expectations(
     let expect = &spec.expect;
     if !expect.status.iter().any(|r| r.accepts(status.as_u16())) {
         let wanted: Vec<String> = expect.status.iter().map(|r| r.to_string()).collect();
-        let mut msg = format!("got HTTP {status}, expected {}", wanted.join(" or "));
+        let status_text = crate::probe::result::status_words(status);
+        let mut msg = format!("got HTTP {status_text}, expected {}", wanted.join(" or "));
         if !body.is_empty() {
             msg.push_str(&format!("; body: {}", excerpt(body)));
         }

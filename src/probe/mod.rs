@@ -11,6 +11,7 @@ pub mod http;
 pub mod net;
 pub mod request;
 pub mod result;
+pub mod sse;
 pub mod starting;
 pub mod timing;
 pub mod tls;

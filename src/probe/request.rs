@@ -210,6 +210,17 @@ fn hyper_failure(e: &hyper::Error) -> Failure {
 
 pub(crate) async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, Failure> {
     let mut buf = BytesMut::new();
+    while let Some(data) = next_chunk(&mut body).await? {
+        if buf.len() + data.len() > limit {
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.freeze())
+}
+
+/// The next piece of a body as it arrives; None at its end.
+pub(crate) async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>, Failure> {
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             Failure::new(
@@ -218,13 +229,10 @@ pub(crate) async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes,
             )
         })?;
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(too_large(limit));
-            }
-            buf.extend_from_slice(&data);
+            return Ok(Some(data));
         }
     }
-    Ok(buf.freeze())
+    Ok(None)
 }
 
 pub(crate) fn too_large(limit: usize) -> Failure {

@@ -195,6 +195,15 @@ impl fmt::Display for Failure {
     }
 }
 
+/// An HTTP status as people read it: `503 Service Unavailable`, or `529` alone when it has
+/// no standard name (never hyper's `<unknown status code>`).
+pub fn status_words(status: hyper::StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(name) => format!("{} {name}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
 /// One certificate as presented by the server.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CertInfo {

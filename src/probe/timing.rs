@@ -63,6 +63,15 @@ impl Timeline {
         }
     }
 
+    /// The time spent in `phase` so far.
+    pub fn spent(&self, phase: Phase) -> Duration {
+        self.phases
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|(_, d)| *d)
+            .unwrap_or_default()
+    }
+
     pub fn add(&mut self, phase: Phase, took: Duration) {
         match self.phases.iter_mut().find(|(p, _)| *p == phase) {
             Some((_, total)) => *total += took,
@@ -78,12 +87,7 @@ impl Timeline {
             .filter(|(p, _)| *p != phase)
             .map(|(p, d)| format!("{p} {}", fmt_duration(*d)))
             .collect();
-        let waited = self
-            .phases
-            .iter()
-            .find(|(p, _)| *p == phase)
-            .map(|(_, d)| *d)
-            .unwrap_or_default();
+        let waited = self.spent(phase);
         let mut message = format!(
             "timed out in phase {phase} after waiting {} (probe timeout {})",
             fmt_duration(waited),

@@ -134,6 +134,7 @@ pub(crate) fn upgrade_failure(e: WsError) -> Failure {
 /// A non-101 answer to the upgrade: the status, where a redirect points, a body excerpt.
 fn refused(resp: &tokio_tungstenite::tungstenite::handshake::client::Response) -> Failure {
     let status = resp.status();
+    let status_text = crate::probe::result::status_words(status);
     if status.is_redirection() {
         let to = resp
             .headers()
@@ -143,7 +144,7 @@ fn refused(resp: &tokio_tungstenite::tungstenite::handshake::client::Response) -
         return Failure::new(
             Reason::WsUpgrade,
             format!(
-                "server answered the WebSocket upgrade with HTTP {status}, redirecting to {}; an upgrade is not redirected: point the target there",
+                "server answered the WebSocket upgrade with HTTP {status_text}, redirecting to {}; an upgrade is not redirected: point the target there",
                 crate::secrets::display_str(to)
             ),
         );
@@ -161,7 +162,7 @@ fn refused(resp: &tokio_tungstenite::tungstenite::handshake::client::Response) -
     };
     let failure = Failure::new(
         reason,
-        format!("server refused the WebSocket upgrade with HTTP {status}{body}"),
+        format!("server refused the WebSocket upgrade with HTTP {status_text}{body}"),
     );
     if status.as_u16() != 503 {
         return failure;

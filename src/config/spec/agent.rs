@@ -188,6 +188,21 @@ fn default_ticket_path() -> String {
 
 impl AgentSpec {
     /// The transport in effect: as configured, else `header` when a token exists.
+    /// Whether these settings fit `url`'s transport: a WebSocket subprotocol or the
+    /// handshake variant need a ws:// or wss:// target.
+    pub fn fits(&self, url: &Url) -> Result<(), String> {
+        if matches!(url.scheme(), "ws" | "wss") {
+            return Ok(());
+        }
+        if self.handshake {
+            return Err("`handshake` is a WebSocket exchange; an http(s) target streams Server-Sent Events (use ws:// or wss://)".into());
+        }
+        if self.token.transport == Some(Transport::Subprotocol) {
+            return Err("token transport `subprotocol` is for WebSocket targets; over Server-Sent Events use `header` or `query`".into());
+        }
+        Ok(())
+    }
+
     pub fn transport(&self) -> Transport {
         let has_token = self.login.is_some() || self.token.value.is_some();
         match self.token.transport {

@@ -54,7 +54,12 @@ impl Spec {
             Spec::Http(_) => parse_http_url(text).map(Target::Url),
             Spec::Tls(_) => HostPort::parse(text).map(Target::HostPort),
             Spec::Dns(_) => parse_dns_name(text).map(Target::Name),
-            Spec::Agent(_) | Spec::WebSocket(_) => parse_ws_target(text).map(Target::Url),
+            Spec::Agent(a) => {
+                let url = parse_url(text, ["ws", "wss", "http", "https"], "agent URL")?;
+                a.fits(&url)?;
+                Ok(Target::Url(url))
+            }
+            Spec::WebSocket(_) => parse_ws_target(text).map(Target::Url),
         }
     }
 
@@ -193,14 +198,14 @@ fn parse_ws_target(text: &str) -> Result<Url, String> {
     parse_url(text, ["ws", "wss"], "WebSocket URL")
 }
 
-/// A URL with a host and one of two schemes (plain, TLS).
-fn parse_url(text: &str, schemes: [&str; 2], what: &str) -> Result<Url, String> {
+/// A URL with a host and one of `schemes`.
+fn parse_url<const N: usize>(text: &str, schemes: [&str; N], what: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
     if !schemes.contains(&url.scheme()) {
+        let (last, first) = schemes.split_last().unwrap_or((&"", &[]));
         return Err(format!(
-            "{what} scheme must be {} or {}, not `{}`",
-            schemes[0],
-            schemes[1],
+            "{what} scheme must be {} or {last}, not `{}`",
+            first.join(", "),
             url.scheme()
         ));
     }

@@ -40,8 +40,13 @@ impl AgentEvent {
 pub fn normalise(frame: &str) -> Result<Vec<AgentEvent>, String> {
     let value: Value =
         serde_json::from_str(frame).map_err(|e| format!("frame is not JSON ({e})"))?;
+    normalise_value(&value)
+}
+
+/// [`normalise`] of an already parsed frame.
+pub fn normalise_value(value: &Value) -> Result<Vec<AgentEvent>, String> {
     let mut out = Vec::new();
-    collect(&value, 0, &mut out)?;
+    collect(value, 0, &mut out)?;
     Ok(out)
 }
 

@@ -82,6 +82,7 @@ pub async fn token(
     let (status, answer) = call(p, tl, Phase::Login, req)
         .await
         .map_err(|f| request_failure(f, "login"))?;
+    let status_text = crate::probe::result::status_words(status);
     let at = crate::secrets::display_url(url);
     if !status.is_success() {
         let body = if answer.is_empty() {
@@ -91,7 +92,7 @@ pub async fn token(
         };
         let failure = Failure::new(
             Reason::Login,
-            format!("login at {at} answered HTTP {status}{body}"),
+            format!("login at {at} answered HTTP {status_text}{body}"),
         )
         .in_phase(Phase::Login);
         if status.as_u16() == 503 {
@@ -156,12 +157,13 @@ pub async fn ticket(
     let (status, answer) = call(p, tl, Phase::Login, req)
         .await
         .map_err(|f| request_failure(f, "ticket"))?;
+    let status_text = crate::probe::result::status_words(status);
     let at = crate::secrets::display_url(url);
     if !status.is_success() {
         return Err(Failure::new(
             Reason::Login,
             format!(
-                "ticket endpoint {at} answered HTTP {status}; body: {}",
+                "ticket endpoint {at} answered HTTP {status_text}; body: {}",
                 excerpt(&answer)
             ),
         )

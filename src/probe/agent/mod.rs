@@ -2,10 +2,12 @@
 //! server's first frame, the message, then frames normalised into agent events
 //! ([`events`]) and fed to the rules of one run ([`rules`]) until the run completes, fails
 //! or a deadline passes. Keepalives are answered. The socket is [`super::ws_client`]'s.
+//! Over `http(s)://` the same run goes over Server-Sent Events ([`stream`]).
 
 pub mod events;
 pub mod login;
 pub mod rules;
+mod stream;
 
 use std::time::Duration;
 
@@ -84,6 +86,9 @@ async fn golden_path(
             }
             Transport::None => {}
         }
+    }
+    if matches!(url.scheme(), "http" | "https") {
+        return stream::converse(p, tl, result, spec, &url, headers).await;
     }
     let mut ws = open(
         p,
