@@ -260,3 +260,76 @@ fn websocket_only_settings_are_refused_for_an_sse_target() {
         "{err}"
     );
 }
+
+/// The demo's `/sse`: the same conversation and faults as its `/ws`.
+async fn demo_run(demo: pathwatch::demo::DemoBackend, query: &str, extra: &str) -> ProbeResult {
+    let addr = spawn_demo(demo).await;
+    let yaml = format!(
+        "checks:\n  - name: sse\n    type: agent_pipeline\n    target: http://{addr}/sse?{query}\n    timeout: 2s\n{extra}"
+    );
+    probe_once(&config(&yaml)).await
+}
+
+#[tokio::test]
+async fn the_demo_streams_its_run_over_sse_with_its_faults() {
+    use pathwatch::demo::DemoBackend;
+    let demo = DemoBackend::default();
+    let log = demo.sent.clone();
+    let r = demo_run(demo, "envelope=data&heartbeat=1", "").await;
+    assert!(r.success(), "{:?}", r.failure);
+    assert_eq!(
+        r.events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        FIVE
+    );
+    // Measured against when the demo really sent each event: within a few ms.
+    let sent = log.last().unwrap();
+    for (e, (name, at)) in r.events.iter().zip(&sent) {
+        assert_eq!(&e.name, name);
+        assert!(
+            e.at >= *at && e.at - *at < Duration::from_millis(50),
+            "{name}: {:?} vs {at:?}",
+            e.at
+        );
+    }
+
+    let f = demo_run(DemoBackend::default(), "fault=drop:tool_completed", "")
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::EventMissing, "{}", f.message);
+    let f = demo_run(DemoBackend::default(), "fault=error", "")
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::AgentError, "{}", f.message);
+    let f = demo_run(DemoBackend::default(), "fault=close1011", "")
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::Protocol, "{}", f.message);
+    let f = demo_run(DemoBackend::default(), "auth=required", "")
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::HttpStatus);
+    assert!(
+        f.message
+            .ends_with("HTTP 401 Unauthorized: authentication_error: Authentication failed"),
+        "{}",
+        f.message
+    );
+    let cold = DemoBackend::builder()
+        .cold_start(Duration::from_secs(30))
+        .build();
+    let f = demo_run(cold, "", "").await.failure.unwrap();
+    assert_eq!(f.reason, Reason::Starting, "{}", f.message);
+    assert!(f.message.contains("(Retry-After: 5)"), "{}", f.message);
+
+    // A token from the demo's login, by header.
+    let addr = spawn_demo(DemoBackend::default()).await;
+    let yaml = format!(
+        "checks:\n  - name: sse\n    type: agent_pipeline\n    target: http://{addr}/sse?auth=required\n    timeout: 2s\n    login: {{url: http://{addr}/auth/login, body: {{email: demo@pathwatch.local, password: demo-password}}}}\n"
+    );
+    let r = probe_once(&config(&yaml)).await;
+    assert!(r.success(), "{:?}", r.failure);
+}

@@ -31,7 +31,7 @@ pub struct SendLog(Mutex<std::collections::VecDeque<Vec<(String, Duration)>>>);
 impl SendLog {
     const KEEP: usize = 100;
 
-    fn push(&self, run: Vec<(String, Duration)>) {
+    pub(super) fn push(&self, run: Vec<(String, Duration)>) {
         let mut runs = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if runs.len() == Self::KEEP {
             runs.pop_front();
@@ -65,9 +65,9 @@ enum Envelope {
 
 /// What one connection asked for in its query string.
 #[derive(Debug, Clone)]
-struct Session {
+pub(super) struct Session {
     envelope: Envelope,
-    fault: Option<Fault>,
+    pub(super) fault: Option<Fault>,
     /// `handshake=1`: handshake_response -> handshake_acknowledged -> handshake_complete first.
     handshake: bool,
     /// `heartbeat=1`: a heartbeat and a ping before every event.
@@ -78,12 +78,12 @@ struct Session {
     crosstalk: bool,
 }
 
-pub(super) async fn upgrade(
-    State(demo): State<DemoBackend>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
+/// The connection's envelope, fault and flags from its query string; an answer when the
+/// query is wrong or the fault refuses the connection outright.
+pub(super) fn session_of(
+    demo: &DemoBackend,
+    q: &HashMap<String, String>,
+) -> Result<Session, Box<Response>> {
     let envelope = match q.get("envelope").map(String::as_str).unwrap_or("flat") {
         "flat" => Envelope::Flat,
         "data" => Envelope::Data,
@@ -91,27 +91,58 @@ pub(super) async fn upgrade(
         "wrapped" => Envelope::Wrapped,
         "batch" => Envelope::Batch,
         other => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("unknown envelope `{other}`"),
-            )
-                .into_response();
+            return Err(Box::new(
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown envelope `{other}`"),
+                )
+                    .into_response(),
+            ));
         }
     };
-    let fault = match demo
-        .fault(&q, On::Ws)
+    let fault = demo
+        .fault(q, On::Ws)
         .and_then(|f| f.as_deref().map(parse_fault).transpose())
-    {
-        Ok(f) => f,
-        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
-    };
+        .map_err(|e| Box::new((StatusCode::BAD_REQUEST, e).into_response()))?;
     if let Some(Fault::Reject(status)) = fault {
-        return (status, axum::Json(json!({"detail": "Not authenticated"}))).into_response();
+        let answer = (status, axum::Json(json!({"detail": "Not authenticated"})));
+        return Err(Box::new(answer.into_response()));
     }
-    let token = presented_token(&demo, &headers, &q);
-    let auth_failed = fault == Some(Fault::AuthFail)
+    let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
+    Ok(Session {
+        envelope,
+        fault,
+        handshake: flag("handshake"),
+        heartbeat: flag("heartbeat"),
+        subagent: flag("subagent"),
+        crosstalk: flag("crosstalk"),
+    })
+}
+
+/// Whether the connection's token (or its absence, with `auth=required`) fails auth.
+pub(super) fn auth_fails(
+    demo: &DemoBackend,
+    session: &Session,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> bool {
+    let token = presented_token(demo, headers, q);
+    session.fault == Some(Fault::AuthFail)
         || matches!(token, Some(Err(())))
-        || (token.is_none() && q.get("auth").is_some_and(|a| a == "required"));
+        || (token.is_none() && q.get("auth").is_some_and(|a| a == "required"))
+}
+
+pub(super) async fn upgrade(
+    State(demo): State<DemoBackend>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let session = match session_of(&demo, &q) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    let auth_failed = auth_fails(&demo, &session, &headers, &q);
     // A 101 does not mean auth passed: the service accepts, then says AUTH_FAILED.
     let ws = ws.read_buffer_size(8 << 10).write_buffer_size(8 << 10);
     ws.protocols(["jwt-auth"]).on_upgrade(move |mut socket| async move {
@@ -121,17 +152,32 @@ pub(super) async fn upgrade(
             let _ = close(&mut socket, 1008, "Authentication failed").await;
             return;
         }
-        let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
-        let session = Session {
-            envelope,
-            fault,
-            handshake: flag("handshake"),
-            heartbeat: flag("heartbeat"),
-            subagent: flag("subagent"),
-            crosstalk: flag("crosstalk"),
-        };
         let _ = converse(socket, demo, session).await;
     })
+}
+
+/// Where a run's frames go: a WebSocket, or the body of a Server-Sent Events answer.
+pub(super) trait Emit {
+    /// One event.
+    async fn json(&mut self, v: Value) -> Result<(), axum::Error>;
+    /// Text that is not what it should be (the `malformed` fault).
+    async fn raw(&mut self, text: &str) -> Result<(), axum::Error>;
+    /// Bytes that are not text (the `binary` fault).
+    async fn binary(&mut self, bytes: Vec<u8>) -> Result<(), axum::Error>;
+}
+
+impl Emit for WebSocket {
+    async fn json(&mut self, v: Value) -> Result<(), axum::Error> {
+        self.send(Message::Text(v.to_string().into())).await
+    }
+
+    async fn raw(&mut self, text: &str) -> Result<(), axum::Error> {
+        self.send(Message::Text(text.to_string().into())).await
+    }
+
+    async fn binary(&mut self, bytes: Vec<u8>) -> Result<(), axum::Error> {
+        self.send(Message::Binary(bytes.into())).await
+    }
 }
 
 fn fields_of(name: &str, run: &str) -> Map<String, Value> {
@@ -197,8 +243,8 @@ fn envelope(env: Envelope, name: &str, run: &str) -> Value {
     }
 }
 
-async fn send_json(ws: &mut WebSocket, v: Value) -> Result<(), axum::Error> {
-    ws.send(Message::Text(v.to_string().into())).await
+async fn send_json(ws: &mut impl Emit, v: Value) -> Result<(), axum::Error> {
+    ws.json(v).await
 }
 
 /// Waits for the handshake acknowledgement; false when the client did something else.
@@ -288,8 +334,8 @@ async fn await_message(ws: &mut WebSocket) -> Result<bool, axum::Error> {
 
 /// Sends the golden events with their delays and the session's fault; returns when each
 /// was sent (since the message arrived), or None when the fault ended the run early.
-async fn play_run(
-    ws: &mut WebSocket,
+pub(super) async fn play_run(
+    ws: &mut impl Emit,
     demo: &DemoBackend,
     session: &Session,
 ) -> Result<Option<Vec<(String, Duration)>>, axum::Error> {
@@ -342,7 +388,7 @@ async fn play_run(
 /// What the session asked to see before an event: keepalives, another run's event on the
 /// same socket, a sub-agent finishing before the top-level agent.
 async fn extras_before(
-    ws: &mut WebSocket,
+    ws: &mut impl Emit,
     session: &Session,
     name: &str,
 ) -> Result<(), axum::Error> {
@@ -371,21 +417,15 @@ async fn extras_before(
 }
 
 /// The faults that strike right after agent_started; false when the run ends there.
-async fn after_started(ws: &mut WebSocket, fault: &Option<Fault>) -> Result<bool, axum::Error> {
+async fn after_started(ws: &mut impl Emit, fault: &Option<Fault>) -> Result<bool, axum::Error> {
     match fault {
         Some(Fault::Error) => {
             let err = json!({"type": "agent_error", "run_id": RUN, "data": {"error": "LLM provider returned 429 (quota exceeded)"}});
             send_json(ws, err).await?;
             return Ok(false);
         }
-        Some(Fault::Malformed) => {
-            ws.send(Message::Text("{\"type\": \"agent_thinking\", ".into()))
-                .await?
-        }
-        Some(Fault::Binary) => {
-            ws.send(Message::Binary(vec![0u8, 159, 146, 150].into()))
-                .await?
-        }
+        Some(Fault::Malformed) => ws.raw("{\"type\": \"agent_thinking\", ").await?,
+        Some(Fault::Binary) => ws.binary(vec![0u8, 159, 146, 150]).await?,
         Some(Fault::Oversize) => {
             let big = json!({"type": "partial_result", "data": {"text": "x".repeat(4 << 20)}});
             send_json(ws, big).await?;

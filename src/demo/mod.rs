@@ -15,11 +15,15 @@
 //! (`X-E2E-Bypass-Key: DEMO_BYPASS_KEY`), `POST /api/websocket/ticket` (Bearer token); the
 //! socket takes the token as a Bearer header, a `jwt.`/`jwt-auth.`/`bearer.` subprotocol
 //! (raw or base64url), `?token=`/`?access_token=`, or `?ticket=` (single use).
+//!
+//! `POST /sse` with the message runs the same conversation (query, faults, auth) over
+//! Server-Sent Events.
 
 mod agent;
 mod auth;
 mod faults;
 mod health;
+mod stream;
 pub mod tls;
 
 use std::future::Future;
@@ -107,6 +111,7 @@ impl DemoBackend {
             .route("/auth/e2e/test-auth", post(auth::bypass))
             .route("/api/websocket/ticket", post(auth::ticket))
             .route("/ws", get(agent::upgrade))
+            .route("/sse", post(stream::run))
             .merge(admin)
             .with_state(self)
     }
