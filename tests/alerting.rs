@@ -224,19 +224,24 @@ async fn delivery_retries_authenticates_and_a_hanging_alertmanager_slows_nothing
         tokio::time::sleep(Duration::from_secs(3600)).await;
     })
     .await;
-    let down = closed_port().await;
+    // Answers every request with a 500: a failing check target, and an Alertmanager that
+    // refuses (not a closed port: under load another test may take that port).
+    let broken = spawn_app(axum::Router::new().fallback(|| async {
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+    }))
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("am-password");
     std::fs::write(&secret, "am-hunter2\n").unwrap();
     let yaml = format!(
         "location: here
 alerting:
-  alertmanagers: [http://{am}/prefix/, http://{hang}/, http://{down}/]
+  alertmanagers: [http://{am}/prefix/, http://{hang}/, http://{broken}/]
   resend: 1s
   timeout: 1s
   basic_auth: {{username: pathwatch, password: '${{file:{}}}'}}
 checks:
-  - {{name: api, type: http, target: \"http://{down}/health\", interval: 200ms, timeout: 150ms}}
+  - {{name: api, type: http, target: \"http://{broken}/health\", interval: 200ms, timeout: 150ms}}
 ",
         secret.display()
     );
@@ -263,7 +268,7 @@ checks:
         format!("Basic {}", BASE64.encode(b"pathwatch:am-hunter2"))
     );
     assert_eq!(alert["labels"]["alertname"], "PathwatchCheckCritical");
-    assert_eq!(alert["labels"]["reason"], "connect");
+    assert_eq!(alert["labels"]["reason"], "http_status");
     assert!(alert["endsAt"].as_str().unwrap() > alert["startsAt"].as_str().unwrap());
 
     // The hanging and the refusing Alertmanager cost the probes nothing: runs go on at
@@ -282,7 +287,7 @@ checks:
             .unwrap()
     };
     assert!(runs(&after) - runs(&before) >= 5.0, "probes slowed down");
-    for am in [am.to_string(), hang.to_string(), down.to_string()] {
+    for am in [am.to_string(), hang.to_string(), broken.to_string()] {
         let failed = format!("pathwatch_notifications_total{{alertmanager=\"http://{am}/");
         assert!(after.contains(&failed), "{am} counted:\n{after}");
     }
