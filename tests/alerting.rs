@@ -226,9 +226,9 @@ async fn delivery_retries_authenticates_and_a_hanging_alertmanager_slows_nothing
     .await;
     // Answers every request with a 500: a failing check target, and an Alertmanager that
     // refuses (not a closed port: under load another test may take that port).
-    let broken = spawn_app(axum::Router::new().fallback(|| async {
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR
-    }))
+    let broken = spawn_app(
+        axum::Router::new().fallback(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+    )
     .await;
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("am-password");
