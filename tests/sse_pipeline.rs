@@ -333,3 +333,30 @@ async fn the_demo_streams_its_run_over_sse_with_its_faults() {
     let r = probe_once(&config(&yaml)).await;
     assert!(r.success(), "{:?}", r.failure);
 }
+
+#[tokio::test]
+async fn an_https_stream_is_verified_and_its_certificate_reported() {
+    use pathwatch::demo::{DemoBackend, DemoPki};
+    let pki = DemoPki::generate().unwrap();
+    let addr = spawn_tls_demo(pki.server.clone(), DemoBackend::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let check = |tls: &str| {
+        format!(
+            "checks:\n  - name: sse\n    type: agent_pipeline\n    target: https://localhost:{}/sse\n    timeout: 2s\n{tls}",
+            addr.port()
+        )
+    };
+    let r = probe_once(&config(&check(&format!(
+        "    tls: {{ca_file: {}}}\n",
+        ca.display()
+    ))))
+    .await;
+    assert!(r.success(), "{:?}", r.failure);
+    assert!(r.tls.as_ref().unwrap().verified);
+    assert!(r.phase(pathwatch::probe::Phase::Tls).is_some());
+    // Without trust in the demo's CA nothing is sent.
+    let f = probe_once(&config(&check(""))).await.failure.unwrap();
+    assert_eq!(f.reason, Reason::TlsUntrusted, "{}", f.message);
+}
