@@ -360,3 +360,20 @@ async fn an_https_stream_is_verified_and_its_certificate_reported() {
     let f = probe_once(&config(&check(""))).await.failure.unwrap();
     assert_eq!(f.reason, Reason::TlsUntrusted, "{}", f.message);
 }
+
+#[tokio::test]
+async fn an_endless_line_is_cut_at_max_frame_bytes() {
+    let endless = vec![(0, b"data: ".to_vec()), (0, vec![b'x'; 100_000])];
+    let (addr, _) = server(STREAM, endless).await;
+    let f = run(addr, "    max_frame_bytes: 4096\n")
+        .await
+        .failure
+        .unwrap();
+    assert_eq!(f.reason, Reason::Protocol);
+    assert!(
+        f.message
+            .starts_with("the server sent an event of over 4096 bytes (max_frame_bytes)"),
+        "{}",
+        f.message
+    );
+}

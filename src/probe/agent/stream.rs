@@ -112,7 +112,8 @@ pub(super) async fn converse(
     let mut stream = Stream {
         body: response.into_body(),
         parser: SseParser::new(spec.max_frame_bytes),
-        ready: Vec::new(),
+        ready: Default::default(),
+        parsed: Vec::new(),
     };
     let outcome = read_run(tl, &mut stream, &mut state, sent)
         .await
@@ -158,22 +159,25 @@ fn refused(status: StatusCode, body: &[u8]) -> Failure {
 struct Stream {
     body: Incoming,
     parser: SseParser,
-    ready: Vec<SseEvent>,
+    /// Events parsed and not yet judged (one chunk can hold thousands).
+    ready: std::collections::VecDeque<SseEvent>,
+    parsed: Vec<SseEvent>,
 }
 
 impl Stream {
     /// The next event's agent events; None when the stream ended cleanly or said `[DONE]`.
     async fn next(&mut self) -> Result<Option<Vec<AgentEvent>>, Failure> {
         loop {
-            if !self.ready.is_empty() {
-                let ev = self.ready.remove(0);
+            if let Some(ev) = self.ready.pop_front() {
                 return to_agent_events(&ev);
             }
             match next_chunk(&mut self.body).await {
-                Ok(Some(chunk)) => self
-                    .parser
-                    .feed(&chunk, &mut self.ready)
-                    .map_err(|e| Failure::new(Reason::Protocol, format!("the server sent {e}")))?,
+                Ok(Some(chunk)) => {
+                    self.parser.feed(&chunk, &mut self.parsed).map_err(|e| {
+                        Failure::new(Reason::Protocol, format!("the server sent {e}"))
+                    })?;
+                    self.ready.extend(self.parsed.drain(..));
+                }
                 Ok(None) if self.parser.cut() => {
                     return Err(Failure::new(
                         Reason::Protocol,
