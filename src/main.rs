@@ -89,26 +89,7 @@ enum Format {
     Junit,
 }
 
-/// glibc gives every thread its own malloc arena and keeps each at its high-water mark: the
-/// daemon's RSS grew ~30% over its first quarter hour with a flat heap (heaptrack). Two
-/// arenas give freed memory back to the next allocation instead (BENCHMARKS.md, soak: RSS
-/// +1.3% from minute 5 to 15). `MALLOC_ARENA_MAX` in the environment still wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: called first thing in main, before any other thread exists; mallopt only
-        // sets a glibc tunable and reports success as 1.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
-
 fn main() -> ExitCode {
-    limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
