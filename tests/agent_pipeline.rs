@@ -118,7 +118,7 @@ async fn faults_give_their_reasons() {
         (
             "fault=malformed",
             Reason::Protocol,
-            "bad frame: frame is not JSON",
+            "bad frame: not JSON: {\"type\": \"agent_thinking\"",
         ),
         ("fault=binary", Reason::Protocol, "binary frame of 4 bytes"),
         ("fault=oversize", Reason::Protocol, "max_frame_bytes"),

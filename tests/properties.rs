@@ -6,13 +6,14 @@
 
 use std::time::Duration;
 
-use pathwatch::config::spec::AgentExpect;
+use pathwatch::config::spec::{AgentSpec, Spec};
 use pathwatch::config::{Config, TlsVerify};
 use pathwatch::probe::Reason;
-use pathwatch::probe::agent::events::normalise;
+use pathwatch::probe::agent::profiles::{Read, Reader};
 use pathwatch::probe::agent::rules::{RunState, Step};
 use pathwatch::probe::certs::{check_chain, hostname_message, name_covered, parse_cert};
 use pathwatch::probe::expect::{body_problems, lookup};
+use pathwatch::protocol::profiles::Profile;
 use proptest::prelude::*;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
@@ -45,6 +46,29 @@ fn in_words(message: &str) {
     }
 }
 
+/// An agent_pipeline check of `profile` as a config file gives it (max_events 50).
+fn agent_spec(profile: Profile) -> AgentSpec {
+    let custom = if profile == Profile::Custom {
+        "\n    custom: {started: [start], deltas: [text-delta], delta_path: delta, tool_start: [tool-input-start], tool_end: [tool-output-available], tool_id_path: toolCallId, completed: [finish], error: [error]}"
+    } else {
+        ""
+    };
+    let target = if profile == Profile::OpenaiRealtime {
+        "ws"
+    } else {
+        "http"
+    };
+    let text = format!(
+        "checks:\n  - name: a\n    type: agent_pipeline\n    target: {target}://127.0.0.1:9/x\n    profile: {}\n    expect: {{max_events: 50}}{custom}\n",
+        profile.name()
+    );
+    let config = Config::from_str(&text, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
+    match &config.checks[0].spec {
+        Spec::Agent(a) => a.clone(),
+        _ => unreachable!(),
+    }
+}
+
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -62,6 +86,27 @@ fn json_value() -> impl Strategy<Value = Value> {
             "system_message",
             "heartbeat",
             "final_report",
+            "RUN_STARTED",
+            "TEXT_MESSAGE_CONTENT",
+            "TOOL_CALL_START",
+            "RUN_FINISHED",
+            "RUN_ERROR",
+            "response.created",
+            "response.output_text.delta",
+            "response.output_item.added",
+            "response.completed",
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_stop",
+            "tool_use",
+            "start",
+            "text-delta",
+            "tool-input-start",
+            "finish",
+            "response.done",
+            "[DONE]",
         ])
         .prop_map(Value::from),
     ];
@@ -133,18 +178,31 @@ proptest! {
     }
 
     #[test]
-    fn the_run_rules_take_any_frames_in_any_order(
-        frames in prop::collection::vec(json_value(), 0..40)
+    fn the_run_rules_take_any_frames_in_any_order_in_every_profile(
+        profile in prop::sample::select(Profile::ALL.to_vec()),
+        frames in prop::collection::vec(
+            (prop::option::of(prop::sample::select(vec!["message", "metadata", "messages", "error", "updates|sub"])), json_value()),
+            0..40,
+        )
     ) {
-        let rules = AgentExpect {
-            max_events: 50,
-            ..AgentExpect::default()
-        };
-        let mut state = RunState::new(&rules);
+        let spec = agent_spec(profile);
+        let mut reader = Reader::new(&spec);
+        let mut state = RunState::new(&spec.expect, spec.profile);
         let mut at = Duration::ZERO;
-        for frame in frames {
+        for (sse, frame) in frames {
             at += Duration::from_millis(7);
-            let Ok(events) = normalise(&frame.to_string()) else { continue };
+            let text = match &frame {
+                Value::String(s) if s == "[DONE]" => s.clone(),
+                other => other.to_string(),
+            };
+            let events = match reader.read(sse, &text) {
+                Ok(Read::Events(events)) => events,
+                Ok(Read::End) => break,
+                Err(why) => {
+                    in_words(&why);
+                    continue;
+                }
+            };
             let mut ended = false;
             for ev in events {
                 match state.observe(&ev, at) {
@@ -167,6 +225,7 @@ proptest! {
         let f = state.timed_out(at + Duration::from_secs(1));
         prop_assert_eq!(f.reason, Reason::EventTimeout);
         prop_assert!(state.observed().len() <= 250);
+        let _ = state.stats();
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::DemoBackend;
 use super::auth::presented_token;
 use super::faults::{Fault, On, parse_fault};
 use crate::clock::{now_secs_f64 as epoch_now, rfc3339_now as iso_now};
+use crate::protocol::profiles::Profile;
 use crate::protocol::{
     AGENT_COMPLETED, AGENT_STARTED, AGENT_THINKING, GOLDEN, MESSAGE_TYPES, TOOL_COMPLETED,
     TOOL_EXECUTING,
@@ -66,6 +67,12 @@ enum Envelope {
 /// What one connection asked for in its query string.
 #[derive(Debug, Clone)]
 pub(super) struct Session {
+    /// `profile=ag-ui|openai-responses|...`: the protocol spoken (default agent-events).
+    pub(super) profile: Profile,
+    /// `deltas=N`: content deltas of a profile's answer (default 12).
+    pub(super) deltas: usize,
+    /// `gap_ms=N`: time between two deltas (default 5 ms).
+    pub(super) gap: Duration,
     envelope: Envelope,
     pub(super) fault: Option<Fault>,
     /// `handshake=1`: handshake_response -> handshake_acknowledged -> handshake_complete first.
@@ -104,12 +111,22 @@ pub(super) fn session_of(
         .fault(q, On::Ws)
         .and_then(|f| f.as_deref().map(parse_fault).transpose())
         .map_err(|e| Box::new((StatusCode::BAD_REQUEST, e).into_response()))?;
+    let profile = match q.get("profile") {
+        None => Profile::AgentEvents,
+        Some(p) => serde_json::from_value(json!(p)).map_err(|_| {
+            Box::new((StatusCode::BAD_REQUEST, format!("unknown profile `{p}`")).into_response())
+        })?,
+    };
     if let Some(Fault::Reject(status)) = fault {
-        let answer = (status, axum::Json(json!({"detail": "Not authenticated"})));
-        return Err(Box::new(answer.into_response()));
+        return Err(Box::new(super::profiles::refusal(profile, status)));
     }
     let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
+    let deltas = q.get("deltas").and_then(|d| d.parse().ok()).unwrap_or(12);
+    let gap = q.get("gap_ms").and_then(|d| d.parse().ok()).unwrap_or(5);
     Ok(Session {
+        profile,
+        deltas,
+        gap: Duration::from_millis(gap),
         envelope,
         fault,
         handshake: flag("handshake"),
@@ -164,6 +181,14 @@ pub(super) trait Emit {
     async fn raw(&mut self, text: &str) -> Result<(), axum::Error>;
     /// Bytes that are not text (the `binary` fault).
     async fn binary(&mut self, bytes: Vec<u8>) -> Result<(), axum::Error>;
+    /// One event with a name: the SSE `event:` line (a WebSocket frame carries no name).
+    async fn named(&mut self, _event: &str, v: Value) -> Result<(), axum::Error> {
+        self.json(v).await
+    }
+    /// The start of an event the stream ends in (the `truncate` fault; nothing on a socket).
+    async fn cut(&mut self, _text: &str) -> Result<(), axum::Error> {
+        Ok(())
+    }
 }
 
 impl Emit for WebSocket {
@@ -280,15 +305,31 @@ async fn converse(
     if session.fault == Some(Fault::Close1011) {
         return close(&mut ws, 1011, "Internal error").await;
     }
-    let established = json!({"type": "connection_established", "data": {"connection_id": "demo-conn"}, "timestamp": epoch_now()});
+    let realtime = session.profile == Profile::OpenaiRealtime;
+    let established = if realtime {
+        json!({"type": "session.created", "event_id": "event_0", "session": {"id": "sess_1", "object": "realtime.session"}})
+    } else {
+        json!({"type": "connection_established", "data": {"connection_id": "demo-conn"}, "timestamp": epoch_now()})
+    };
     send_json(&mut ws, established).await?;
     if session.handshake && !handshake(&mut ws, "thread-hs-1").await? {
         return Ok(());
     }
-    if !await_message(&mut ws).await? {
+    let accepted: &[&str] = if realtime {
+        &["response.create"]
+    } else {
+        &MESSAGE_TYPES
+    };
+    if !await_message(&mut ws, accepted).await? {
         return Ok(());
     }
-    let Some(sent_at) = play_run(&mut ws, &demo, &session).await? else {
+    let played = if realtime {
+        super::profiles::play(&mut ws, &demo, &session).await?
+    } else {
+        play_run(&mut ws, &demo, &session).await?
+    };
+    let Some(sent_at) = played else {
+        // A truncated run is a connection that drops without a close.
         return Ok(());
     };
     demo.sent.push(sent_at);
@@ -310,7 +351,7 @@ async fn close(ws: &mut WebSocket, code: u16, reason: &str) -> Result<(), axum::
 
 /// Waits for the user's message, answering anything else as the service does; false when
 /// the client went away first.
-async fn await_message(ws: &mut WebSocket) -> Result<bool, axum::Error> {
+async fn await_message(ws: &mut WebSocket, accepted: &[&str]) -> Result<bool, axum::Error> {
     loop {
         let Some(Ok(msg)) = ws.recv().await else {
             return Ok(false);
@@ -320,7 +361,7 @@ async fn await_message(ws: &mut WebSocket) -> Result<bool, axum::Error> {
             .ok()
             .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
             .unwrap_or_default();
-        if MESSAGE_TYPES.contains(&kind.as_str()) {
+        if accepted.contains(&kind.as_str()) {
             return Ok(true);
         }
         let reply = if kind == "ping" {

@@ -132,6 +132,10 @@ pub(super) enum Fault {
     Oversize,
     Reject(StatusCode),
     AuthFail,
+    /// The stream ends in the middle of an event (SSE) or the connection drops (WebSocket).
+    Truncate,
+    /// Every event trickles out in small pieces, slowly.
+    Slow,
 }
 
 pub(super) fn parse_fault(text: &str) -> Result<Fault, String> {
@@ -152,6 +156,12 @@ pub(super) fn parse_fault(text: &str) -> Result<Fault, String> {
         ["oversize"] => Fault::Oversize,
         ["reject401"] => Fault::Reject(StatusCode::UNAUTHORIZED),
         ["reject403"] => Fault::Reject(StatusCode::FORBIDDEN),
+        ["reject429"] => Fault::Reject(StatusCode::TOO_MANY_REQUESTS),
+        ["reject529"] => {
+            Fault::Reject(StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE))
+        }
+        ["truncate"] => Fault::Truncate,
+        ["slow"] => Fault::Slow,
         ["authfail"] => Fault::AuthFail,
         _ => return Err(format!("unknown fault `{text}`")),
     })

@@ -17,12 +17,16 @@
 //! (raw or base64url), `?token=`/`?access_token=`, or `?ticket=` (single use).
 //!
 //! `POST /sse` with the message runs the same conversation (query, faults, auth) over
-//! Server-Sent Events.
+//! Server-Sent Events. `?profile=ag-ui|openai-responses|openai-chat|anthropic-messages|
+//! langgraph|ai-sdk` speaks another agent protocol over SSE instead, and
+//! `/ws?profile=openai-realtime` OpenAI Realtime over the socket, with the same faults
+//! named by the protocol's events, plus `reject429`, `reject529`, `truncate` and `slow`.
 
 mod agent;
 mod auth;
 mod faults;
 mod health;
+mod profiles;
 mod stream;
 pub mod tls;
 

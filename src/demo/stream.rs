@@ -16,17 +16,29 @@ use tokio::sync::mpsc;
 use super::DemoBackend;
 use super::agent::{Emit, auth_fails, play_run, session_of};
 use super::faults::Fault;
+use super::profiles::{accepts, play};
 use crate::protocol::MESSAGE_TYPES;
+use crate::protocol::profiles::Profile;
 
-/// The answer's body, fed as events are played.
-struct SseOut(mpsc::Sender<Bytes>);
+/// The answer's body, fed as events are played; with `drip`, a few bytes at a time.
+struct SseOut {
+    tx: mpsc::Sender<Bytes>,
+    drip: bool,
+}
 
 impl SseOut {
     async fn send(&mut self, bytes: Vec<u8>) -> Result<(), axum::Error> {
-        self.0
-            .send(Bytes::from(bytes))
-            .await
-            .map_err(|_| axum::Error::new("the client went away"))
+        let piece = if self.drip { 8 } else { bytes.len().max(1) };
+        for chunk in bytes.chunks(piece) {
+            if self.drip {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            self.tx
+                .send(Bytes::copy_from_slice(chunk))
+                .await
+                .map_err(|_| axum::Error::new("the client went away"))?;
+        }
+        Ok(())
     }
 }
 
@@ -44,6 +56,18 @@ impl Emit for SseOut {
         event.extend(bytes);
         event.extend(b"\n\n");
         self.send(event).await
+    }
+
+    async fn named(&mut self, event: &str, v: Value) -> Result<(), axum::Error> {
+        if event.is_empty() {
+            return self.json(v).await;
+        }
+        self.send(format!("event: {event}\ndata: {v}\n\n").into_bytes())
+            .await
+    }
+
+    async fn cut(&mut self, text: &str) -> Result<(), axum::Error> {
+        self.send(format!("data: {text}").into_bytes()).await
     }
 }
 
@@ -78,36 +102,58 @@ pub(super) async fn run(
             "Authentication failed",
         );
     }
-    let kind = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string));
-    if !kind.as_deref().is_some_and(|k| MESSAGE_TYPES.contains(&k)) {
+    let message = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    if session.profile != Profile::AgentEvents {
+        if let Err(why) = accepts(session.profile, &message) {
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", why);
+        }
+    } else if !message
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|k| MESSAGE_TYPES.contains(&k))
+    {
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "the body must be a JSON message with a `type` of user_message, chat_message or start_agent",
         );
     }
+    let session_profile = session.profile;
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
         // `close1011` is a connection that breaks: the stream just ends.
         if session.fault == Some(Fault::Close1011) {
             return;
         }
-        let mut out = SseOut(tx);
-        if let Ok(Some(sent_at)) = play_run(&mut out, &demo, &session).await {
+        let mut out = SseOut {
+            tx,
+            drip: session.fault == Some(Fault::Slow),
+        };
+        let played = if session.profile == Profile::AgentEvents {
+            play_run(&mut out, &demo, &session).await
+        } else {
+            play(&mut out, &demo, &session).await
+        };
+        if let Ok(Some(sent_at)) = played {
             demo.sent.push(sent_at);
         }
     });
     let stream = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|b| b.map(Ok::<_, Infallible>))
     });
-    (
+    let mut answer = (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         Body::from_stream(stream),
     )
-        .into_response()
+        .into_response();
+    if session_profile == Profile::AiSdk {
+        answer.headers_mut().insert(
+            "x-vercel-ai-ui-message-stream",
+            axum::http::HeaderValue::from_static("v1"),
+        );
+    }
+    answer
 }

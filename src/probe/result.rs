@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::protocol::profiles::Stage;
+
 /// Why a probe failed: a closed set, used as a metric label and in alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -276,6 +278,9 @@ pub struct ProbeResult {
     pub dns: Option<DnsInfo>,
     /// Agent events of the run, with their time since the message was sent.
     pub events: Vec<EventAt>,
+    /// The agent run's stages, deltas and output rate (agent_pipeline only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<RunStats>,
 }
 
 impl ProbeResult {
@@ -290,6 +295,7 @@ impl ProbeResult {
             http: None,
             dns: None,
             events: Vec::new(),
+            agent: None,
         }
     }
 
@@ -303,6 +309,45 @@ impl ProbeResult {
             .find(|(p, _)| *p == phase)
             .map(|(_, d)| *d)
     }
+}
+
+/// What an agent run measured beyond its events: when each stage first arrived (since
+/// the message was sent), how many deltas streamed, and the output rate after the first
+/// token (content characters per second; tokens per second where the stream reports usage,
+/// not counting the first token).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunStats {
+    pub profile: &'static str,
+    #[serde(serialize_with = "stage_seconds")]
+    pub stages: Vec<(Stage, Duration)>,
+    pub deltas: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chars_per_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_second: Option<f64>,
+}
+
+impl RunStats {
+    pub fn stage(&self, stage: Stage) -> Option<Duration> {
+        self.stages
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map(|(_, d)| *d)
+    }
+}
+
+fn stage_seconds<S: serde::Serializer>(
+    stages: &[(Stage, Duration)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(stages.len()))?;
+    for (stage, d) in stages {
+        m.serialize_entry(stage.name(), &d.as_secs_f64())?;
+    }
+    m.end()
 }
 
 /// One agent event of a run: its name and when it first arrived, since the message was

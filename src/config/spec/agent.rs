@@ -13,28 +13,39 @@ use super::tls::TlsVerify;
 use super::{Problems, default_max_body, yes};
 use crate::config::value::{DurationValue, opt_duration};
 use crate::config::yaml;
-use crate::protocol::{AGENT_STARTED, GOLDEN, REQUIRED_FIELDS};
+use crate::protocol::profiles::{Carries, Profile};
 
-/// `type: agent_pipeline`: the golden path over a WebSocket. `target` is the ws:// or
-/// wss:// URL of the chat socket.
+/// `type: agent_pipeline`: the golden path. `target` is the ws:// or wss:// URL of the chat
+/// socket, or the http:// or https:// URL the message is POSTed to for a stream of
+/// Server-Sent Events; `profile` says which protocol the agent speaks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// Headers of the upgrade request (e.g. `Authorization: Bearer ${TOKEN}`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// The message that starts a run, any JSON. Default: the canonical `user_message`.
-    #[serde(default = "default_agent_message")]
+    /// Which protocol the agent speaks (default `agent-events`, AGENT_PROTOCOL.md).
+    #[serde(default)]
+    pub profile: Profile,
+    /// The names and paths of `profile: custom`.
+    #[serde(default)]
+    pub custom: Option<CustomProfile>,
+    /// The message that starts a run (request body or first frame), any JSON. Default: the
+    /// profile's (the canonical `user_message` for `agent-events`).
+    #[serde(default)]
     pub message: Value,
-    /// Wait for the server's first frame (`connection_established`) before sending (default true).
-    #[serde(default = "yes")]
-    pub server_first: bool,
+    /// Over a WebSocket, wait for the server's first frame (`connection_established`,
+    /// `session.created`) before sending. Default: the profile's.
+    #[serde(default)]
+    pub server_first: Option<bool>,
     /// The handshake variant: wait for `handshake_response`, answer
     /// `handshake_acknowledged` with its thread_id, and send the message in that thread.
     #[serde(default)]
     pub handshake: bool,
-    /// What the run must show.
-    #[serde(default)]
+    /// What the run must show, as written (merged with the profile's defaults into `expect`).
+    #[serde(default, rename = "expect")]
+    given: RawExpect,
+    #[serde(skip)]
     pub expect: AgentExpect,
     /// Largest frame accepted, in bytes (default 1 MiB); a larger one fails the probe.
     #[serde(default = "default_max_body")]
@@ -194,6 +205,12 @@ impl AgentSpec {
         if matches!(url.scheme(), "ws" | "wss") {
             return Ok(());
         }
+        if self.profile.info().carries == Carries::WebSocketOnly {
+            return Err(format!(
+                "profile `{}` runs over a WebSocket (use ws:// or wss://)",
+                self.profile.name()
+            ));
+        }
         if self.handshake {
             return Err("`handshake` is a WebSocket exchange; an http(s) target streams Server-Sent Events (use ws:// or wss://)".into());
         }
@@ -201,6 +218,12 @@ impl AgentSpec {
             return Err("token transport `subprotocol` is for WebSocket targets; over Server-Sent Events use `header` or `query`".into());
         }
         Ok(())
+    }
+
+    /// Over a WebSocket, whether the server speaks first.
+    pub fn server_first(&self) -> bool {
+        self.server_first
+            .unwrap_or(self.profile.info().server_first)
     }
 
     pub fn transport(&self) -> Transport {
@@ -213,8 +236,46 @@ impl AgentSpec {
     }
 }
 
-fn default_agent_message() -> Value {
-    serde_json::json!({"type": "user_message", "payload": {"content": "pathwatch synthetic check: say hello"}})
+/// `custom:` of a `profile: custom` check: how its events are named and what they mean.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomProfile {
+    /// The JSON path of the event's name in each event (default `type`); without one, the
+    /// SSE `event:` name.
+    #[serde(default = "default_type_path")]
+    pub type_path: String,
+    /// Events that start the run.
+    #[serde(default)]
+    pub started: Vec<String>,
+    /// Content or reasoning deltas (the first one is `first_token`; they are counted).
+    #[serde(default)]
+    pub deltas: Vec<String>,
+    /// The JSON path of a delta's text (for output throughput).
+    #[serde(default)]
+    pub delta_path: Option<String>,
+    #[serde(default)]
+    pub tool_start: Vec<String>,
+    #[serde(default)]
+    pub tool_end: Vec<String>,
+    /// The JSON path of the id that pairs a tool start with its end.
+    #[serde(default)]
+    pub tool_id_path: Option<String>,
+    /// Events that end the run well.
+    #[serde(default)]
+    pub completed: Vec<String>,
+    /// Events that end the run as a failure (reason `agent_error`).
+    #[serde(default)]
+    pub error: Vec<String>,
+    /// The JSON path of an error event's text (default: `error.message`, `message`, `error`).
+    #[serde(default)]
+    pub error_path: Option<String>,
+    /// Whether `data: [DONE]` ends the stream (default true).
+    #[serde(default = "yes")]
+    pub done_ends: bool,
+}
+
+fn default_type_path() -> String {
+    "type".into()
 }
 
 /// How strictly the first arrivals of the expected events must follow their listed order.
@@ -235,8 +296,7 @@ pub enum Order {
 
 /// `expect:` of an agent_pipeline check: what a run must show. Unset keys take the
 /// protocol's defaults (AGENT_PROTOCOL.md).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(from = "RawExpect")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentExpect {
     /// Events that must appear (default the five golden events).
     pub events: Vec<String>,
@@ -257,26 +317,40 @@ pub struct AgentExpect {
 
 impl Default for AgentExpect {
     fn default() -> Self {
+        AgentExpect::of(Profile::AgentEvents, RawExpect::default())
+    }
+}
+
+impl AgentExpect {
+    /// The profile's defaults with what the check wrote on top.
+    fn of(profile: Profile, raw: RawExpect) -> Self {
+        let info = profile.info();
+        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut deadlines = BTreeMap::from([(info.start.to_string(), Duration::from_secs(10))]);
+        if profile != Profile::AgentEvents {
+            deadlines = BTreeMap::from([("started".to_string(), Duration::from_secs(10))]);
+        }
+        deadlines.extend(raw.deadlines.into_iter().map(|(k, v)| (k, v.0)));
+        let mut required_fields: BTreeMap<String, Vec<String>> = info
+            .required
+            .iter()
+            .map(|(event, fields)| (event.to_string(), strings(fields)))
+            .collect();
+        required_fields.extend(raw.required_fields);
         AgentExpect {
-            events: GOLDEN.iter().map(|s| s.to_string()).collect(),
-            order: Order::default(),
-            deadlines: BTreeMap::from([(AGENT_STARTED.to_string(), Duration::from_secs(10))]),
-            run_deadline: Duration::from_secs(120),
-            required_fields: REQUIRED_FIELDS
-                .iter()
-                .map(|(event, fields)| {
-                    let fields = fields.iter().map(|f| f.to_string()).collect();
-                    (event.to_string(), fields)
-                })
-                .collect(),
-            pair_tools: true,
-            max_events: 10_000,
+            events: raw.events.unwrap_or_else(|| strings(info.events)),
+            order: raw.order.unwrap_or_default(),
+            deadlines,
+            run_deadline: raw.run_deadline.unwrap_or(Duration::from_secs(120)),
+            required_fields,
+            pair_tools: raw.pair_tools.unwrap_or(info.pair_tools),
+            max_events: raw.max_events.unwrap_or(10_000),
         }
     }
 }
 
-/// `expect:` as written: every key optional, so the defaults can be merged in.
-#[derive(Deserialize)]
+/// `expect:` as written: every key optional, so the profile's defaults can be merged in.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExpect {
     #[serde(default)]
@@ -295,31 +369,28 @@ struct RawExpect {
     max_events: Option<usize>,
 }
 
-impl From<RawExpect> for AgentExpect {
-    fn from(raw: RawExpect) -> Self {
-        let mut e = AgentExpect::default();
-        if let Some(events) = raw.events {
-            e.events = events;
-        }
-        e.order = raw.order.unwrap_or_default();
-        e.deadlines
-            .extend(raw.deadlines.into_iter().map(|(k, v)| (k, v.0)));
-        if let Some(d) = raw.run_deadline {
-            e.run_deadline = d;
-        }
-        e.required_fields.extend(raw.required_fields);
-        if let Some(p) = raw.pair_tools {
-            e.pair_tools = p;
-        }
-        if let Some(m) = raw.max_events {
-            e.max_events = m;
-        }
-        e
-    }
-}
-
 impl AgentSpec {
     pub(crate) fn validate(&mut self, path: &str, out: &mut Problems) {
+        let info = self.profile.info();
+        if self.message.is_null() {
+            self.message = serde_json::from_str(info.message).unwrap_or_default();
+        }
+        self.expect = AgentExpect::of(self.profile, self.given.clone());
+        match (&self.custom, self.profile) {
+            (None, Profile::Custom) => out.value(
+                yaml::child(path, "profile"),
+                "profile `custom` needs a `custom:` section (the names of its start and end events)",
+            ),
+            (Some(_), p) if p != Profile::Custom => out.value(
+                yaml::child(path, "custom"),
+                format!("`custom:` is for `profile: custom`, not `{}`", p.name()),
+            ),
+            (Some(c), _) if c.completed.is_empty() => out.value(
+                yaml::child(path, "custom.completed"),
+                "name the event(s) that end a run well",
+            ),
+            _ => {}
+        }
         if let Some(login) = &mut self.login {
             match super::parse_http_url(&login.url) {
                 Ok(u) => login.parsed_url = Some(u),

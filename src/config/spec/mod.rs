@@ -16,7 +16,7 @@ use std::path::Path;
 use url::Url;
 
 use super::yaml;
-pub use agent::{AgentExpect, AgentSpec, LoginSpec, Order, TokenSpec, Transport};
+pub use agent::{AgentExpect, AgentSpec, CustomProfile, LoginSpec, Order, TokenSpec, Transport};
 pub use dns::{DnsSpec, RecordKind};
 pub use expect::{JsonRule, Pattern, Phrase, STARTING_PHRASES, StatusRule, default_starting};
 pub use http::{HttpExpect, HttpSpec};

@@ -1,8 +1,12 @@
 //! Agent events off the wire, normalised. The service used four envelope families
 //! (AGENT_PROTOCOL.md §6); this module turns any of them, and `event_batch` frames, into
 //! [`AgentEvent`]s: a name and the union of the fields of the root, `payload` and `data`.
+//! Other protocols' events become [`AgentEvent`]s in [`super::profiles`]; each carries a
+//! [`Mark`]: what it means for the run (its stage, a delta, an error, a tool call).
 
 use serde_json::{Map, Value};
+
+use crate::protocol::profiles::Stage;
 
 const ENVELOPE_KEYS: [&str; 4] = ["type", "event", "payload", "data"];
 /// A batch inside a batch inside a batch is hostile or broken, not a protocol variant.
@@ -12,9 +16,83 @@ const MAX_BATCH_DEPTH: usize = 3;
 pub struct AgentEvent {
     pub name: String,
     pub fields: Map<String, Value>,
+    pub mark: Mark,
+}
+
+/// What an event means for the run, whatever the protocol called it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Mark {
+    pub stage: Option<Stage>,
+    /// Not part of the run (keepalives, acks, session frames).
+    pub noise: bool,
+    /// One of many small events (content, reasoning or tool-argument deltas): counted and
+    /// timed, not kept one by one. The characters of content it carries.
+    pub delta: Option<usize>,
+    /// The run failed: what the server said.
+    pub error: Option<String>,
+    pub tool: Option<ToolMark>,
+    /// The protocol's event counter (`sequence_number`), checked for gaps.
+    pub seq: Option<u64>,
+    /// Output tokens so far, where the stream reports usage.
+    pub output_tokens: Option<u64>,
+    /// Ids naming the run or thread the event belongs to.
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolMark {
+    /// A tool call began: its id (which pairs it with its end) and the tool's name.
+    Open {
+        id: String,
+        tool: String,
+    },
+    Close {
+        id: String,
+    },
+    /// Every open call ended (OpenAI Chat's `finish_reason: tool_calls`).
+    CloseAll,
 }
 
 impl AgentEvent {
+    pub fn new(name: impl Into<String>, value: Value) -> Self {
+        let fields = match value {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        AgentEvent {
+            name: name.into(),
+            fields,
+            mark: Mark::default(),
+        }
+    }
+
+    pub fn with(mut self, mark: Mark) -> Self {
+        self.mark = mark;
+        self
+    }
+
+    /// The value at a dotted path (`response.id`, `choices.0.delta`).
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        let (head, rest) = match path.split_once('.') {
+            Some((h, r)) => (h, Some(r)),
+            None => (path, None),
+        };
+        let v = self.fields.get(head)?;
+        match rest {
+            None => Some(v),
+            Some(rest) => crate::probe::expect::lookup(v, rest),
+        }
+    }
+
+    /// Text at a dotted path (numbers too).
+    pub fn text_at(&self, path: &str) -> Option<String> {
+        match self.get(path)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
     pub fn str(&self, key: &str) -> Option<&str> {
         self.fields.get(key).and_then(Value::as_str)
     }
@@ -98,6 +176,7 @@ fn collect(value: &Value, depth: usize, out: &mut Vec<AgentEvent>) -> Result<(),
     out.push(AgentEvent {
         name: name.to_string(),
         fields,
+        mark: Mark::default(),
     });
     Ok(())
 }

@@ -2,10 +2,12 @@
 //! server's first frame, the message, then frames normalised into agent events
 //! ([`events`]) and fed to the rules of one run ([`rules`]) until the run completes, fails
 //! or a deadline passes. Keepalives are answered. The socket is [`super::ws_client`]'s.
-//! Over `http(s)://` the same run goes over Server-Sent Events ([`stream`]).
+//! Over `http(s)://` the same run goes over Server-Sent Events ([`stream`]). The check's
+//! `profile` says how the agent names its events ([`profiles`]).
 
 pub mod events;
 pub mod login;
+pub mod profiles;
 pub mod rules;
 mod stream;
 
@@ -21,8 +23,10 @@ use crate::probe::Prober;
 use crate::probe::result::{Failure, Phase, ProbeResult, Reason};
 use crate::probe::timing::Timeline;
 use crate::probe::ws_client::{Frame, Socket, closed_failure, next_frame, open};
+use crate::protocol::profiles::Profile;
 use crate::secrets::REDACTED;
-use events::{AgentEvent, normalise};
+use events::AgentEvent;
+use profiles::{Read, Reader};
 use rules::{RunState, Step};
 
 pub async fn probe(
@@ -109,21 +113,26 @@ async fn converse(
     spec: &AgentSpec,
     ws: &mut Socket,
 ) -> Result<(), Failure> {
+    let mut reader = Reader::new(spec);
     let mut pending: Vec<AgentEvent> = Vec::new();
-    if spec.server_first {
-        let frame = tl.step(Phase::FirstFrame, next_events(ws)).await?;
+    if spec.server_first() {
+        let frame = tl
+            .step(Phase::FirstFrame, next_events(ws, &mut reader))
+            .await?;
         pending = frame;
     }
     let mut message = spec.message.clone();
     if spec.handshake {
         let thread = loop {
-            if let Some(f) = pending.iter().find_map(auth_error) {
+            if let Some(f) = pending.iter().find_map(|e| auth_error(spec.profile, e)) {
                 return Err(f);
             }
             if let Some(ev) = pending.iter().find(|e| e.name == "handshake_response") {
                 break ev.text("thread_id");
             }
-            pending = tl.step(Phase::FirstFrame, next_events(ws)).await?;
+            pending = tl
+                .step(Phase::FirstFrame, next_events(ws, &mut reader))
+                .await?;
         };
         pending.clear();
         let ack = serde_json::json!({"type": "handshake_acknowledged", "thread_id": thread});
@@ -151,8 +160,8 @@ async fn converse(
     })
     .await?;
     let sent = Instant::now();
-    let mut state = RunState::new(&spec.expect);
-    let outcome = read_run(tl, ws, &mut state, sent, pending)
+    let mut state = RunState::new(&spec.expect, spec.profile);
+    let outcome = read_run(tl, ws, &mut reader, &mut state, sent, pending)
         .await
         .map_err(|f| {
             if f.phase.is_none() {
@@ -163,6 +172,7 @@ async fn converse(
         });
     tl.add(Phase::Complete, sent.elapsed());
     result.events = state.observed().to_vec();
+    result.agent = Some(state.stats());
     if outcome.is_ok() {
         // A polite close; its answer is not waited for.
         let _ = tokio::time::timeout(Duration::from_millis(50), ws.close(None)).await;
@@ -174,6 +184,7 @@ async fn converse(
 async fn read_run(
     tl: &Timeline,
     ws: &mut Socket,
+    reader: &mut Reader<'_>,
     state: &mut RunState<'_>,
     sent: Instant,
     mut pending: Vec<AgentEvent>,
@@ -181,7 +192,7 @@ async fn read_run(
     loop {
         for ev in pending.drain(..) {
             answer_keepalive(ws, &ev).await;
-            if let Some(f) = auth_error(&ev) {
+            if let Some(f) = auth_error(state.profile(), &ev) {
                 return Err(f);
             }
             match state.observe(&ev, sent.elapsed()) {
@@ -192,7 +203,7 @@ async fn read_run(
         }
         let (event_deadline, _) = state.next_deadline();
         let deadline = (sent + event_deadline).min(tl.deadline());
-        pending = match tokio::time::timeout_at(deadline, next_events(ws)).await {
+        pending = match tokio::time::timeout_at(deadline, next_events(ws, reader)).await {
             Ok(Ok(events)) => events,
             Ok(Err(f)) => return Err(with_timeline(f, state)),
             Err(_) => return Err(state.cut_at(sent.elapsed(), deadline - sent)),
@@ -201,11 +212,16 @@ async fn read_run(
 }
 
 /// Reads until a text frame arrives and returns its events; closes and errors are failures.
-async fn next_events(ws: &mut Socket) -> Result<Vec<AgentEvent>, Failure> {
+async fn next_events(ws: &mut Socket, reader: &mut Reader<'_>) -> Result<Vec<AgentEvent>, Failure> {
     match next_frame(ws).await? {
-        Frame::Text(text) => {
-            normalise(&text).map_err(|e| Failure::new(Reason::Protocol, format!("bad frame: {e}")))
-        }
+        Frame::Text(text) => match reader.read(None, &text) {
+            Ok(Read::Events(events)) => Ok(events),
+            Ok(Read::End) => Err(Failure::new(
+                Reason::Protocol,
+                "the server said [DONE] before the run completed",
+            )),
+            Err(e) => Err(Failure::new(Reason::Protocol, format!("bad frame: {e}"))),
+        },
         Frame::Binary(b) => Err(Failure::new(
             Reason::Protocol,
             format!(
@@ -228,9 +244,10 @@ async fn answer_keepalive(ws: &mut Socket, ev: &AgentEvent) {
     let _ = ws.send(Message::Text(reply.to_string().into())).await;
 }
 
-/// `{"type":"error_message","error_code":"AUTH_FAILED"}`: a 101 does not mean auth passed.
-fn auth_error(ev: &AgentEvent) -> Option<Failure> {
-    if ev.name != "error_message" && ev.name != "error" {
+/// `{"type":"error_message","error_code":"AUTH_FAILED"}`: a 101 does not mean auth passed
+/// (the incident's service; other protocols' errors are the run's `agent_error`).
+fn auth_error(profile: Profile, ev: &AgentEvent) -> Option<Failure> {
+    if profile != Profile::AgentEvents || (ev.name != "error_message" && ev.name != "error") {
         return None;
     }
     let code = ev.first_text(&["error_code", "code"]).unwrap_or_default();

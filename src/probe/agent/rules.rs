@@ -1,17 +1,19 @@
-//! The rules of one agent run (AGENT_PROTOCOL.md §6), as a state machine fed with
-//! normalised events and their time since the message was sent. It decides when the run is
-//! complete or failed, which event a timeout is waiting for, and narrates the timeline.
-//! It does no I/O: the WebSocket side feeds it and asks it for the next deadline.
+//! The rules of one agent run, whatever protocol it speaks, as a state machine fed with
+//! [`AgentEvent`]s (already marked by [`super::profiles`]) and their time since the
+//! message was sent. It decides when the run is complete or failed, which event or stage
+//! a timeout is waiting for, narrates the timeline and measures the stages, the first
+//! token and the output rate. It does no I/O: the WebSocket and SSE sides feed it and ask
+//! it for the next deadline.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::events::AgentEvent;
+use super::events::{AgentEvent, ToolMark};
 use crate::clock::fmt_duration;
 use crate::config::spec::{AgentExpect, Order};
 use crate::probe::EventAt;
-use crate::probe::result::{Failure, Reason};
-use crate::protocol::{ERROR_KEYS, FATAL, NOISE, RUN_ID_KEYS as ID_KEYS, TERMINAL, TOOL_ID_KEYS};
+use crate::probe::result::{Failure, Reason, RunStats};
+use crate::protocol::profiles::{Profile, Stage};
 
 #[derive(Debug, PartialEq)]
 pub enum Step {
@@ -20,25 +22,42 @@ pub enum Step {
     Fail(Failure),
 }
 
-/// Events of one run kept for the report, history and page (beyond the expected ones).
+/// Events of one run kept for the report, history and page (beyond the first arrival of
+/// each name): deltas are counted, never kept one by one.
 pub const KEPT: usize = 200;
+
+/// A tool call waiting for its end: id, tool, the event that opened it, when.
+struct OpenTool {
+    id: String,
+    tool: String,
+    event: String,
+    at: Duration,
+}
 
 pub struct RunState<'r> {
     rules: &'r AgentExpect,
+    profile: Profile,
     observed: Vec<EventAt>,
+    /// First arrival of each event name and of each stage name.
     first: HashMap<String, Duration>,
-    /// Tool executions waiting for their completion: (id, tool name, when).
-    open_tools: Vec<(String, String, Duration)>,
+    open_tools: Vec<OpenTool>,
     top_agent: Option<String>,
     ids: Vec<String>,
     other_runs: usize,
     count: usize,
+    seq: Option<u64>,
+    deltas: u64,
+    /// Content characters after the first token's, and when the last content arrived.
+    chars_after_first: u64,
+    last_content: Option<Duration>,
+    output_tokens: Option<u64>,
 }
 
 impl<'r> RunState<'r> {
-    pub fn new(rules: &'r AgentExpect) -> Self {
+    pub fn new(rules: &'r AgentExpect, profile: Profile) -> Self {
         RunState {
             rules,
+            profile,
             observed: Vec::new(),
             first: HashMap::new(),
             open_tools: Vec::new(),
@@ -46,7 +65,16 @@ impl<'r> RunState<'r> {
             ids: Vec::new(),
             other_runs: 0,
             count: 0,
+            seq: None,
+            deltas: 0,
+            chars_after_first: 0,
+            last_content: None,
+            output_tokens: None,
         }
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.profile
     }
 
     pub fn observed(&self) -> &[EventAt] {
@@ -56,6 +84,29 @@ impl<'r> RunState<'r> {
     /// Events skipped because they belonged to another run or thread.
     pub fn other_runs(&self) -> usize {
         self.other_runs
+    }
+
+    /// When each stage first arrived, the deltas and the output rate after the first token.
+    pub fn stats(&self) -> RunStats {
+        let stages = Stage::ALL
+            .into_iter()
+            .filter_map(|s| self.first.get(s.name()).map(|at| (s, *at)))
+            .collect();
+        let first = self.first.get(Stage::FirstToken.name()).copied();
+        let span = match (first, self.last_content) {
+            (Some(f), Some(l)) if l > f => Some((l - f).as_secs_f64()),
+            _ => None,
+        };
+        RunStats {
+            profile: self.profile.name(),
+            stages,
+            deltas: self.deltas,
+            chars_per_second: span.map(|s| self.chars_after_first as f64 / s),
+            tokens_per_second: span
+                .zip(self.output_tokens)
+                .map(|(s, t)| t.saturating_sub(1) as f64 / s),
+            output_tokens: self.output_tokens,
+        }
     }
 
     pub fn observe(&mut self, ev: &AgentEvent, at: Duration) -> Step {
@@ -73,28 +124,31 @@ impl<'r> RunState<'r> {
             ));
         }
         let name = ev.name.as_str();
-        if NOISE.contains(&name) {
+        let mark = &ev.mark;
+        if mark.noise {
             return Step::Continue;
         }
         if !self.belongs(ev) {
             self.other_runs += 1;
             return Step::Continue;
         }
-        // What a run keeps for its report is bounded: the first KEPT events, and the first
-        // arrival of every expected one after that (a flood of deltas costs a counter).
-        let first_expected =
-            !self.first.contains_key(name) && self.rules.events.iter().any(|e| e == name);
-        if self.observed.len() < KEPT || first_expected {
+        if let Some(f) = self.sequence_gap(ev, at) {
+            return Step::Fail(f);
+        }
+        let first_of_name = !self.first.contains_key(name);
+        if first_of_name || (mark.delta.is_none() && self.observed.len() < KEPT) {
             self.observed.push(EventAt {
                 name: name.to_string(),
                 at,
             });
         }
-        if FATAL.contains(&name) {
-            let detail = ev
-                .first_text(&ERROR_KEYS)
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default();
+        self.count_output(ev, at);
+        if let Some(text) = &mark.error {
+            let detail = if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {text}")
+            };
             return Step::Fail(Failure::new(
                 Reason::AgentError,
                 format!(
@@ -110,15 +164,22 @@ impl<'r> RunState<'r> {
                 format!("{name} at {} lacks `{missing}`", fmt_duration(at)),
             ));
         }
-        if name == "agent_started" && self.top_agent.is_none() && !self.first.contains_key(name) {
+        let stage = mark.stage;
+        if stage == Some(Stage::Started)
+            && self.top_agent.is_none()
+            && !self.first.contains_key(Stage::Started.name())
+        {
             self.top_agent = ev.text("agent_name");
-            self.ids = ID_KEYS.iter().filter_map(|k| ev.text(k)).collect();
+            self.ids = mark.ids.clone();
         }
-        let ends = TERMINAL.contains(&name) || (name == "agent_completed" && self.is_top_level(ev));
-        if !ends && let Some(f) = self.order_problem(name, at) {
+        let ends = stage == Some(Stage::Completed) && self.is_top_level(ev);
+        if !ends && let Some(f) = self.order_problem(ev, at) {
             return Step::Fail(f);
         }
         self.first.entry(name.to_string()).or_insert(at);
+        if let Some(s) = stage.filter(|s| *s != Stage::Completed || ends) {
+            self.first.entry(s.name().to_string()).or_insert(at);
+        }
         self.track_tools(ev, at);
         if ends {
             return match self.missing_at_end(name, at) {
@@ -129,13 +190,49 @@ impl<'r> RunState<'r> {
         Step::Continue
     }
 
+    /// `sequence_number` must count up by one: a gap is a lost event.
+    fn sequence_gap(&mut self, ev: &AgentEvent, at: Duration) -> Option<Failure> {
+        let seq = ev.mark.seq?;
+        let last = self.seq.replace(seq);
+        let last = last?;
+        if seq == last + 1 {
+            return None;
+        }
+        let what = if seq > last + 1 {
+            let lost = seq - last - 1;
+            format!("{lost} event{} lost", if lost == 1 { "" } else { "s" })
+        } else {
+            "out of order or repeated".to_string()
+        };
+        Some(Failure::new(
+            Reason::Protocol,
+            format!(
+                "sequence_number went from {last} to {seq} at {} ({}): {what}",
+                ev.name,
+                fmt_duration(at)
+            ),
+        ))
+    }
+
+    fn count_output(&mut self, ev: &AgentEvent, at: Duration) {
+        if let Some(t) = ev.mark.output_tokens {
+            self.output_tokens = Some(self.output_tokens.unwrap_or(0).max(t));
+        }
+        let Some(chars) = ev.mark.delta else { return };
+        self.deltas += 1;
+        if chars == 0 {
+            return;
+        }
+        if self.first.contains_key(Stage::FirstToken.name()) {
+            self.chars_after_first += chars as u64;
+        }
+        self.last_content = Some(at);
+    }
+
     /// An event is part of this run unless it names ids and none of them is this run's.
     fn belongs(&self, ev: &AgentEvent) -> bool {
-        if self.ids.is_empty() {
-            return true;
-        }
-        let theirs: Vec<String> = ID_KEYS.iter().filter_map(|k| ev.text(k)).collect();
-        theirs.is_empty() || theirs.iter().any(|id| self.ids.contains(id))
+        let theirs = &ev.mark.ids;
+        self.ids.is_empty() || theirs.is_empty() || theirs.iter().any(|id| self.ids.contains(id))
     }
 
     fn is_top_level(&self, ev: &AgentEvent) -> bool {
@@ -152,34 +249,38 @@ impl<'r> RunState<'r> {
             .find(|alts| {
                 !alts
                     .split('|')
-                    .any(|k| ev.fields.get(k).is_some_and(|v| !v.is_null()))
+                    .any(|k| ev.get(k).is_some_and(|v| !v.is_null()))
             })
             .cloned()
     }
 
-    fn order_problem(&self, name: &str, at: Duration) -> Option<Failure> {
+    /// Whether `key` (an event or stage name) has arrived.
+    fn seen(&self, key: &str) -> bool {
+        self.first.contains_key(key)
+    }
+
+    fn order_problem(&self, ev: &AgentEvent, at: Duration) -> Option<Failure> {
         let expected = &self.rules.events;
-        let pos = expected.iter().position(|e| e == name)?;
-        if self.first.contains_key(name) {
-            return None;
-        }
+        let stage = ev.mark.stage.map(Stage::name);
+        let is_key = |e: &String| *e == ev.name || Some(e.as_str()) == stage;
+        // The first expected key of this event not seen yet.
+        let pos = expected.iter().position(|e| is_key(e) && !self.seen(e))?;
+        let start = self.profile.info().start;
         let before = match self.rules.order {
             Order::Any => None,
             Order::FirstIsStarted => {
-                let started_expected = expected.iter().any(|e| e == "agent_started");
-                let nothing_yet = !expected.iter().any(|e| self.first.contains_key(e));
-                (started_expected && nothing_yet && name != "agent_started")
-                    .then(|| "agent_started".to_string())
+                let start_expected = expected.iter().any(|e| e == start || e == "started");
+                let nothing_yet = !expected.iter().any(|e| self.seen(e));
+                (start_expected && nothing_yet && ev.mark.stage != Some(Stage::Started))
+                    .then(|| start.to_string())
             }
-            Order::Strict => expected[..pos]
-                .iter()
-                .find(|e| !self.first.contains_key(*e))
-                .cloned(),
+            Order::Strict => expected[..pos].iter().find(|e| !self.seen(e)).cloned(),
         }?;
         Some(Failure::new(
             Reason::EventOrder,
             format!(
-                "{name} arrived at {} before {before}{}",
+                "{} arrived at {} before {before}{}",
+                ev.name,
                 fmt_duration(at),
                 self.so_far(at)
             ),
@@ -190,16 +291,20 @@ impl<'r> RunState<'r> {
         if !self.rules.pair_tools {
             return;
         }
-        let id = ev.first_text(&TOOL_ID_KEYS).unwrap_or_default();
-        let tool = ev.text("tool_name").unwrap_or_else(|| "?".into());
-        match ev.name.as_str() {
-            "tool_executing" => self.open_tools.push((id, tool, at)),
-            "tool_completed" => {
-                if let Some(i) = self.open_tools.iter().position(|(open, ..)| *open == id) {
+        match &ev.mark.tool {
+            Some(ToolMark::Open { id, tool }) => self.open_tools.push(OpenTool {
+                id: id.clone(),
+                tool: tool.clone(),
+                event: ev.name.clone(),
+                at,
+            }),
+            Some(ToolMark::Close { id }) => {
+                if let Some(i) = self.open_tools.iter().position(|t| t.id == *id) {
                     self.open_tools.remove(i);
                 }
             }
-            _ => {}
+            Some(ToolMark::CloseAll) => self.open_tools.clear(),
+            None => {}
         }
     }
 
@@ -208,7 +313,7 @@ impl<'r> RunState<'r> {
             .rules
             .events
             .iter()
-            .filter(|e| !self.first.contains_key(*e))
+            .filter(|e| !self.seen(e))
             .map(String::as_str)
             .collect();
         if !missing.is_empty() {
@@ -222,13 +327,16 @@ impl<'r> RunState<'r> {
                 ),
             ));
         }
-        if let Some((_, tool, when)) = self.open_tools.first() {
+        if let Some(t) = self.open_tools.first() {
             return Some(Failure::new(
                 Reason::EventMissing,
                 format!(
-                    "{name} at {}, but tool_executing({tool}) at {} has no tool_completed ({})",
+                    "{name} at {}, but {}({}) at {} has no {} ({})",
                     fmt_duration(at),
-                    fmt_duration(*when),
+                    t.event,
+                    t.tool,
+                    fmt_duration(t.at),
+                    self.profile.info().tool_end,
                     self.timeline()
                 ),
             ));
@@ -236,13 +344,13 @@ impl<'r> RunState<'r> {
         None
     }
 
-    /// The earliest pending deadline (since send) and the event it waits for.
+    /// The earliest pending deadline (since send) and the event or stage it waits for.
     pub fn next_deadline(&self) -> (Duration, String) {
         let pending = self
             .rules
             .deadlines
             .iter()
-            .filter(|(e, _)| !self.first.contains_key(*e))
+            .filter(|(e, _)| !self.seen(e))
             .map(|(e, d)| (*d, e.clone()));
         let completion = (self.rules.run_deadline, self.awaited());
         pending
@@ -251,14 +359,14 @@ impl<'r> RunState<'r> {
             .unwrap_or((self.rules.run_deadline, self.awaited()))
     }
 
-    /// The next expected event not seen yet (the completion when all were seen).
+    /// The next expected event or stage not seen yet (the run's end when all were seen).
     fn awaited(&self) -> String {
         self.rules
             .events
             .iter()
-            .find(|e| !self.first.contains_key(*e))
+            .find(|e| !self.seen(e))
             .cloned()
-            .unwrap_or_else(|| "the top-level agent_completed".into())
+            .unwrap_or_else(|| self.profile.info().end.to_string())
     }
 
     /// The `event_timeout` failure when the next deadline passed at `now` (since send).
@@ -340,7 +448,7 @@ mod tests {
     use serde_json::json;
 
     fn ev(v: serde_json::Value) -> AgentEvent {
-        let mut e = super::super::events::normalise(&v.to_string()).unwrap();
+        let mut e = super::super::profiles::agent_events(v, None).unwrap();
         e.remove(0)
     }
 
@@ -373,7 +481,7 @@ mod tests {
     }
 
     fn feed(rules: &RunRules, events: &[(AgentEvent, u64)]) -> (Step, Vec<String>) {
-        let mut st = RunState::new(rules);
+        let mut st = RunState::new(rules, Profile::AgentEvents);
         let mut last = Step::Continue;
         for (e, at) in events {
             last = st.observe(e, ms(*at));
@@ -412,7 +520,7 @@ mod tests {
     #[test]
     fn sub_agent_completions_do_not_end_the_run() {
         let rules = RunRules::default();
-        let mut st = RunState::new(&rules);
+        let mut st = RunState::new(&rules, Profile::AgentEvents);
         for (e, at) in [
             (started(), 1),
             (thinking(), 2),
@@ -537,7 +645,7 @@ mod tests {
     #[test]
     fn events_of_other_runs_and_noise_are_skipped() {
         let rules = RunRules::default();
-        let mut st = RunState::new(&rules);
+        let mut st = RunState::new(&rules, Profile::AgentEvents);
         st.observe(&started(), ms(1));
         let foreign = ev(
             json!({"type":"agent_completed","status":"ok","final_response":"x","run_id":"other","timestamp":1}),
@@ -557,7 +665,7 @@ mod tests {
             run_deadline: Duration::from_secs(30),
             ..RunRules::default()
         };
-        let mut st = RunState::new(&rules);
+        let mut st = RunState::new(&rules, Profile::AgentEvents);
         assert_eq!(
             st.next_deadline(),
             (Duration::from_secs(10), "agent_started".to_string())
@@ -599,7 +707,7 @@ mod tests {
     #[test]
     fn a_flood_keeps_a_bounded_report_with_every_first_arrival() {
         let rules = RunRules::default();
-        let mut st = RunState::new(&rules);
+        let mut st = RunState::new(&rules, Profile::AgentEvents);
         assert_eq!(st.observe(&started(), ms(1)), Step::Continue);
         let delta = ev(json!({"type":"agent_delta","run_id":"r1","text":"x"}));
         for i in 0..5_000 {
@@ -627,7 +735,7 @@ mod tests {
             max_events: 100,
             ..RunRules::default()
         };
-        let mut st = RunState::new(&small);
+        let mut st = RunState::new(&small, Profile::AgentEvents);
         st.observe(&started(), ms(1));
         let mut last = Step::Continue;
         for i in 0..200 {

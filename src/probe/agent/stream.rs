@@ -1,10 +1,11 @@
 //! The golden path over Server-Sent Events (`http://` and `https://` targets): the message
 //! is POSTed (with the token, headers and TLS verification of a WebSocket run), the answer
-//! is read as `text/event-stream` ([`crate::probe::sse`]), and each event's data is
-//! normalised into agent events and fed to the same run rules as a WebSocket run. An answer
+//! is read as `text/event-stream` ([`crate::probe::sse`]), and each event is read by the
+//! profile's [`Reader`] into agent events fed to the same run rules as a WebSocket run. An answer
 //! that is not a stream fails before the run: a 4xx/5xx with the provider's error type and
 //! message (`http_status`), a 200 that is not an event stream (`protocol`). A stream that
-//! ends (or says `[DONE]`) before the run completed is a truncated stream (`protocol`).
+//! ends (or says `[DONE]`) before the run completed is a truncated stream (`protocol`),
+//! except where the protocol's run ends with its stream (LangGraph).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
-use super::events::{AgentEvent, normalise_value};
+use super::events::AgentEvent;
+use super::profiles::{Read, Reader};
 use super::rules::{RunState, Step};
 use super::{auth_error, with_timeline};
 use crate::config::spec::{AgentSpec, HttpExpect, HttpSpec};
@@ -108,10 +110,11 @@ pub(super) async fn converse(
         )
         .in_phase(Phase::Processing));
     }
-    let mut state = RunState::new(&spec.expect);
+    let mut state = RunState::new(&spec.expect, spec.profile);
     let mut stream = Stream {
         body: response.into_body(),
         parser: SseParser::new(spec.max_frame_bytes),
+        reader: Reader::new(spec),
         ready: Default::default(),
         parsed: Vec::new(),
     };
@@ -123,6 +126,7 @@ pub(super) async fn converse(
         });
     tl.add(Phase::Complete, sent.elapsed());
     result.events = state.observed().to_vec();
+    result.agent = Some(state.stats());
     outcome
 }
 
@@ -156,20 +160,28 @@ fn refused(status: StatusCode, body: &[u8]) -> Failure {
     )
 }
 
-struct Stream {
+struct Stream<'s> {
     body: Incoming,
     parser: SseParser,
+    reader: Reader<'s>,
     /// Events parsed and not yet judged (one chunk can hold thousands).
     ready: std::collections::VecDeque<SseEvent>,
     parsed: Vec<SseEvent>,
 }
 
-impl Stream {
+impl Stream<'_> {
     /// The next event's agent events; None when the stream ended cleanly or said `[DONE]`.
     async fn next(&mut self) -> Result<Option<Vec<AgentEvent>>, Failure> {
         loop {
             if let Some(ev) = self.ready.pop_front() {
-                return to_agent_events(&ev);
+                return match self.reader.read(Some(&ev.event), &ev.data) {
+                    Ok(Read::Events(events)) => Ok(Some(events)),
+                    Ok(Read::End) => Ok(None),
+                    Err(why) => Err(Failure::new(
+                        Reason::Protocol,
+                        format!("bad event `{}`: {why}", ev.event),
+                    )),
+                };
             }
             match next_chunk(&mut self.body).await {
                 Ok(Some(chunk)) => {
@@ -196,34 +208,11 @@ impl Stream {
     }
 }
 
-/// An SSE event's data as agent events: JSON, typed by its `type` or else by the SSE
-/// `event:` name; `[DONE]` ends the stream.
-fn to_agent_events(ev: &SseEvent) -> Result<Option<Vec<AgentEvent>>, Failure> {
-    if ev.data.trim() == "[DONE]" {
-        return Ok(None);
-    }
-    let bad =
-        |why: String| Failure::new(Reason::Protocol, format!("bad event `{}`: {why}", ev.event));
-    let mut value: Value = serde_json::from_str(&ev.data).map_err(|_| {
-        bad(format!(
-            "its data is not JSON: {}",
-            excerpt(ev.data.as_bytes())
-        ))
-    })?;
-    if let Value::Object(obj) = &mut value
-        && !obj.contains_key("type")
-        && ev.event != "message"
-    {
-        obj.insert("type".into(), Value::String(ev.event.clone()));
-    }
-    normalise_value(&value).map(Some).map_err(bad)
-}
-
 /// Feeds events into the run rules until the run ends, fails, a deadline passes or the
 /// stream ends.
 async fn read_run(
     tl: &Timeline,
-    stream: &mut Stream,
+    stream: &mut Stream<'_>,
     state: &mut RunState<'_>,
     sent: Instant,
 ) -> Result<(), Failure> {
@@ -232,20 +221,23 @@ async fn read_run(
         let deadline = (sent + event_deadline).min(tl.deadline());
         let events = match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(Ok(Some(events))) => events,
-            Ok(Ok(None)) => {
-                return Err(with_timeline(
-                    Failure::new(
-                        Reason::Protocol,
-                        "the server ended the stream before the run completed (truncated)",
-                    ),
-                    state,
-                ));
-            }
+            Ok(Ok(None)) => match stream.reader.at_close() {
+                Some(end) => vec![end],
+                None => {
+                    return Err(with_timeline(
+                        Failure::new(
+                            Reason::Protocol,
+                            "the server ended the stream before the run completed (truncated)",
+                        ),
+                        state,
+                    ));
+                }
+            },
             Ok(Err(f)) => return Err(with_timeline(f, state)),
             Err(_) => return Err(state.cut_at(sent.elapsed(), deadline - sent)),
         };
         for ev in &events {
-            if let Some(f) = auth_error(ev) {
+            if let Some(f) = auth_error(state.profile(), ev) {
                 return Err(f);
             }
             match state.observe(ev, sent.elapsed()) {

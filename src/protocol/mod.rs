@@ -76,3 +76,5 @@ pub const TOOL_ID_KEYS: [&str; 4] = [
 
 /// Keys an error event hides its text under.
 pub const ERROR_KEYS: [&str; 5] = ["error", "error_message", "message", "reason", "details"];
+
+pub mod profiles;
