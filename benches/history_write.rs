@@ -63,6 +63,7 @@ fn main() {
                 ("processing".to_string(), 0.01),
             ]),
             events: Vec::new(),
+            agent: None,
             cert_days_left: None,
         };
         let name = format!("c{check}");

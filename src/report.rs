@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::clock::{days_left_now as days_left, fmt_duration, rfc3339_secs as rfc3339};
 use crate::config::Check;
 use crate::probe::ProbeResult;
+use crate::protocol::profiles::Stage;
 use crate::verdict::{Assessment, Status};
 
 pub struct CheckReport {
@@ -67,6 +68,14 @@ pub fn text(reports: &[CheckReport]) -> String {
         if let (Some(w), Status::Ok) = (&r.waited, r.assessment.status) {
             out.push_str(&format!("  ready after {w}"));
         }
+        let first_token = r
+            .result
+            .agent
+            .as_ref()
+            .and_then(|a| a.stage(Stage::FirstToken));
+        if let (Some(t), None) = (first_token, &r.assessment.why) {
+            out.push_str(&format!("  first token {}", fmt_duration(t)));
+        }
         out.push('\n');
     }
     let failed = reports
@@ -106,6 +115,9 @@ struct JsonCheck<'a> {
     /// Agent events with their seconds since the message was sent.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     events: &'a [crate::probe::EventAt],
+    /// The agent run's profile, stages, deltas and output rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<&'a crate::probe::RunStats>,
     /// `--wait-ready`: `waited_seconds` and `tries`, when it tried more than once.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     waited: Option<Waited>,
@@ -150,6 +162,7 @@ pub fn json(reports: &[CheckReport]) -> String {
                 http: r.result.http.as_ref().map(|h| serde_json::to_value(h).unwrap_or_default()),
                 dns: r.result.dns.as_ref().map(|d| serde_json::to_value(d).unwrap_or_default()),
                 events: &r.result.events,
+                agent: r.result.agent.as_ref(),
                 waited: r.waited,
             }
         })

@@ -38,6 +38,7 @@ fn run(at_ms: i64, status: Status) -> RunRecord {
         duration_seconds: 0.25,
         phases: BTreeMap::from([("connect".to_string(), 0.001)]),
         events: Vec::new(),
+        agent: None,
         cert_days_left: None,
     }
 }

@@ -328,3 +328,71 @@ async fn a_custom_profile_reads_any_stream_by_its_names() {
         f.message
     );
 }
+
+#[tokio::test]
+async fn api_keys_never_reach_the_output_even_when_the_provider_echoes_them() {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    // Providers quote the key they refused ("Incorrect API key provided: sk-...").
+    let echo = |headers: HeaderMap| async move {
+        let key = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = serde_json::json!({"type":"error","error":{"type":"authentication_error","message":format!("invalid x-api-key: {key}")}});
+        (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+    };
+    let addr =
+        spawn_app(axum::Router::new().route("/v1/messages", axum::routing::post(echo))).await;
+    let key = "sk-ant-api03-very-secret-key";
+    let yaml = format!(
+        "checks:\n  - name: claude\n    type: agent_pipeline\n    target: http://{addr}/v1/messages\n    profile: anthropic-messages\n    headers: {{x-api-key: \"${{ANTHROPIC_API_KEY}}\"}}\n"
+    );
+    let cfg = pathwatch::config::Config::from_str(&yaml, "t.yaml", &|name| {
+        (name == "ANTHROPIC_API_KEY").then(|| key.to_string())
+    })
+    .unwrap();
+    let r = probe_once(&cfg).await;
+    let f = r.failure.unwrap();
+    assert_eq!(f.reason, Reason::HttpStatus);
+    assert!(!f.message.contains(key), "{}", f.message);
+    assert!(
+        f.message
+            .contains("authentication_error: invalid x-api-key"),
+        "{}",
+        f.message
+    );
+}
+
+#[tokio::test]
+async fn the_check_page_shows_stages_and_the_output_rate_of_a_profile() {
+    let addr = spawn_demo(DemoBackend::default()).await;
+    let d = start(&format!(
+        "defaults: {{interval: 1s, timeout: 900ms}}\nchecks:\n  - name: agui\n    type: agent_pipeline\n    target: http://{addr}/sse?profile=ag-ui\n    profile: ag-ui\n    expect: {{events: [started, first_token, tool_start, tool_end, completed], deadlines: {{first_token: 2s}}}}\n"
+    ))
+    .await;
+    let mut html = String::new();
+    for _ in 0..100 {
+        let (_, page) = get_text(&format!("{}/checks/agui", d.base), &[]).await;
+        if page.contains("first token") {
+            html = page;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(html.contains("first token"), "no output line");
+    assert!(html.contains("chars/s"), "{html}");
+    assert!(html.contains(">first_token<"), "a stage row");
+    assert!(
+        html.contains(">TEXT_MESSAGE_CONTENT<"),
+        "the profile's events"
+    );
+    assert!(!html.contains("never arrived"), "every stage resolved");
+    let metrics = get_text(&format!("{}/metrics", d.base), &[]).await.1;
+    assert!(
+        metrics.contains(r#"pathwatch_agent_stage_latency_seconds_count{check="agui",location="#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pathwatch_agent_first_token_seconds_bucket{"));
+}

@@ -474,6 +474,7 @@ checks:
             duration_seconds: 0.1,
             phases: BTreeMap::new(),
             events: Vec::new(),
+            agent: None,
             cert_days_left: None,
         }
     }

@@ -403,6 +403,7 @@ mod tests {
             duration_seconds: 0.01,
             phases: BTreeMap::new(),
             events: Vec::new(),
+            agent: None,
             cert_days_left: None,
         };
         let total = QUEUE + 20_000;

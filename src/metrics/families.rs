@@ -3,9 +3,10 @@
 
 use super::CheckSeries;
 use super::text::Family;
+use crate::protocol::profiles::Stage;
 use crate::verdict::CheckState;
 
-pub(super) const CHECK_FAMILIES: [Family<CheckSeries>; 16] = [
+pub(super) const CHECK_FAMILIES: [Family<CheckSeries>; 20] = [
     (
         "pathwatch_probe_duration_seconds",
         "histogram",
@@ -158,6 +159,51 @@ pub(super) const CHECK_FAMILIES: [Family<CheckSeries>; 16] = [
         |t, n, l, c| {
             for (event, h) in &c.live().event_latency {
                 t.histogram(n, l, Some(("event", event)), h);
+            }
+        },
+    ),
+    (
+        "pathwatch_agent_stage_latency_seconds",
+        "histogram",
+        "Time from the message being sent to each stage of an agent run (first arrival per run; every profile).",
+        |t, n, l, c| {
+            for (stage, h) in &c.live().stage_latency {
+                t.histogram(n, l, Some(("stage", stage.name())), h);
+            }
+        },
+    ),
+    (
+        "pathwatch_agent_first_token_seconds",
+        "histogram",
+        "Time from the message being sent to the first content or reasoning token.",
+        |t, n, l, c| {
+            let live = c.live();
+            if let Some((_, h)) = live
+                .stage_latency
+                .iter()
+                .find(|(s, _)| *s == Stage::FirstToken)
+            {
+                t.histogram(n, l, None, h);
+            }
+        },
+    ),
+    (
+        "pathwatch_agent_output_chars_per_second",
+        "gauge",
+        "Content characters per second after the first token (the last run that measured it).",
+        |t, n, l, c| {
+            if let Some(v) = c.live().chars_per_second {
+                t.sample(n, l, None, v);
+            }
+        },
+    ),
+    (
+        "pathwatch_agent_output_tokens_per_second",
+        "gauge",
+        "Output tokens per second after the first token, where the stream reports usage (the last run that measured it).",
+        |t, n, l, c| {
+            if let Some(v) = c.live().tokens_per_second {
+                t.sample(n, l, None, v);
             }
         },
     ),

@@ -24,6 +24,7 @@ use text::{Histogram, Text, label_set, write_families};
 
 use crate::config::{Check, Spec, Target};
 use crate::probe::{Phase, ProbeResult, Reason};
+use crate::protocol::profiles::Stage;
 use crate::scheduler::SchedulerMetrics;
 use crate::verdict::{CheckState, Transition};
 
@@ -80,6 +81,11 @@ struct Live {
     failures: Vec<(Reason, u64)>,
     events: Vec<(&'static str, u64)>,
     event_latency: Vec<(&'static str, Histogram)>,
+    /// First arrival of each stage per run (all profiles).
+    stage_latency: Vec<(Stage, Histogram)>,
+    /// The last measured output rate after the first token: characters/s, tokens/s.
+    chars_per_second: Option<f64>,
+    tokens_per_second: Option<f64>,
     state: CheckState,
     transitions: [u64; 4],
     skipped: u64,
@@ -137,10 +143,12 @@ fn sees_certificates(check: &Check) -> bool {
 /// Event names come from the target: only known ones become label values.
 fn event_label(name: &str) -> &'static str {
     use crate::protocol::{FATAL, GOLDEN, TERMINAL};
+    let stages = Stage::ALL.map(Stage::name);
     GOLDEN
         .iter()
         .chain(&FATAL)
         .chain(&TERMINAL)
+        .chain(&stages)
         .find(|known| **known == name)
         .copied()
         .unwrap_or("other")
@@ -308,6 +316,13 @@ impl Metrics {
                 entry(&mut live.event_latency, event).observe(o.at.as_secs_f64());
             }
         }
+        if let Some(a) = &r.agent {
+            for (stage, at) in &a.stages {
+                entry(&mut live.stage_latency, *stage).observe(at.as_secs_f64());
+            }
+            live.chars_per_second = a.chars_per_second.or(live.chars_per_second);
+            live.tokens_per_second = a.tokens_per_second.or(live.tokens_per_second);
+        }
         live.probes[usize::from(!r.success())] += 1;
         if let Some(f) = &r.failure {
             *entry(&mut live.failures, f.reason) += 1;
@@ -394,6 +409,40 @@ mod tests {
 
     use super::*;
     use crate::probe::EventAt as Observed;
+
+    #[test]
+    fn stages_first_token_and_output_rate_of_any_profile() {
+        let yaml = "checks:\n  - name: sse\n    type: agent_pipeline\n    target: http://127.0.0.1:1/agent\n    profile: ag-ui\n    expect:\n      deadlines: {first_token: 3s}\n";
+        let config = crate::config::Config::from_str(yaml, "t.yaml", &|_| None).unwrap();
+        let m = Metrics::new("here", &config.checks).unwrap();
+        let mut r = ProbeResult::empty(SystemTime::now());
+        r.agent = Some(crate::probe::RunStats {
+            profile: "ag-ui",
+            stages: vec![
+                (Stage::Started, Duration::from_millis(40)),
+                (Stage::FirstToken, Duration::from_millis(250)),
+                (Stage::Completed, Duration::from_millis(900)),
+            ],
+            deltas: 120,
+            output_tokens: None,
+            chars_per_second: Some(480.5),
+            tokens_per_second: None,
+        });
+        m.record(&config.checks[0], &r);
+        let text = m.render();
+        let l = r#"check="sse",location="here""#;
+        for line in [
+            format!(r#"pathwatch_agent_stage_latency_seconds_sum{{{l},stage="first_token"}} 0.25"#),
+            format!(r#"pathwatch_agent_stage_latency_seconds_count{{{l},stage="completed"}} 1"#),
+            format!(r#"pathwatch_agent_first_token_seconds_sum{{{l}}} 0.25"#),
+            format!(r#"pathwatch_agent_output_chars_per_second{{{l}}} 480.5"#),
+            format!(r#"pathwatch_threshold_event_deadline_seconds{{{l},event="first_token"}} 3"#),
+            format!(r#"pathwatch_threshold_event_deadline_seconds{{{l},event="started"}} 10"#),
+        ] {
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains("pathwatch_agent_output_tokens_per_second{"));
+    }
 
     #[test]
     fn agent_events_count_every_arrival_and_time_the_first() {

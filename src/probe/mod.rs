@@ -30,7 +30,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use crate::config::{ResolverConfig, Spec, Target};
 use crate::secrets::Secrets;
 pub use result::{
-    CertInfo, DnsInfo, EventAt, Failure, HttpInfo, Phase, ProbeResult, Reason, TlsInfo,
+    CertInfo, DnsInfo, EventAt, Failure, HttpInfo, Phase, ProbeResult, Reason, RunStats, TlsInfo,
 };
 use timing::Timeline;
 

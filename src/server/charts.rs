@@ -100,11 +100,7 @@ pub(super) fn uptime_bars(
 pub(super) fn waterfall(d: &Detail, run: &RunRecord) -> String {
     let mut rows: Vec<(String, Option<f64>, Option<f64>)> = Vec::new();
     for e in &d.expected_events {
-        let at = run
-            .events
-            .iter()
-            .find(|o| &o.name == e)
-            .map(|o| o.at.as_secs_f64());
+        let at = run.arrival(e);
         let deadline = d.deadlines.iter().find(|(n, _)| n == e).map(|x| x.1);
         rows.push((e.clone(), at, deadline));
     }

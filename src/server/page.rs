@@ -299,6 +299,9 @@ pub async fn check(State(s): State<AppState>, Path(name): Path<String>) -> Respo
         if !d.expected_events.is_empty() {
             main.push_str(r#"<h2>Agent events</h2>"#);
             main.push_str(&waterfall(&d, last));
+            if let Some(a) = &last.agent {
+                main.push_str(&output_line(a));
+            }
         }
         main.push_str("<h2>Phases</h2>");
         main.push_str(&phases(last));
@@ -343,4 +346,20 @@ pub async fn check(State(s): State<AppState>, Path(name): Path<String>) -> Respo
     );
     let title = format!("{} {} · pathwatch", v.state.to_uppercase(), v.name);
     page(&s, &title, &header, &main).into_response()
+}
+
+/// `first token 130ms · 120 deltas · 480 chars/s · 52 tokens/s` under the waterfall.
+fn output_line(a: &crate::verdict::record::AgentRun) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = a.stages.get("first_token") {
+        parts.push(format!("first token {}", secs(*t)));
+    }
+    parts.push(format!("{} deltas", a.deltas));
+    if let Some(c) = a.chars_per_second {
+        parts.push(format!("{c:.0} chars/s"));
+    }
+    if let Some(t) = a.tokens_per_second {
+        parts.push(format!("{t:.0} tokens/s"));
+    }
+    format!(r#"<p class="muted">{}</p>"#, esc(&parts.join(" · ")))
 }

@@ -27,10 +27,24 @@ pub struct RunRecord {
     /// Agent events, seconds after the message was sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventAt>,
+    /// The agent run's stages (seconds after the message was sent) and output rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentRun>,
     /// Whole days left on the certificate that expires first, when there was TLS
     /// ([`clock::days_left`], as `check` and the thresholds count them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_days_left: Option<f64>,
+}
+
+/// What an agent run measured beyond its events (see [`crate::probe::RunStats`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRun {
+    pub stages: BTreeMap<String, f64>,
+    pub deltas: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chars_per_second: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_second: Option<f64>,
 }
 
 impl RunRecord {
@@ -54,11 +68,30 @@ impl RunRecord {
                 .map(|(p, d)| (p.as_str().to_string(), d.as_secs_f64()))
                 .collect(),
             events: r.events.clone(),
+            agent: r.agent.as_ref().map(|a| AgentRun {
+                stages: a
+                    .stages
+                    .iter()
+                    .map(|(s, d)| (s.name().to_string(), d.as_secs_f64()))
+                    .collect(),
+                deltas: a.deltas,
+                chars_per_second: a.chars_per_second,
+                tokens_per_second: a.tokens_per_second,
+            }),
             cert_days_left: r
                 .tls
                 .as_ref()
                 .and_then(|t| t.earliest_expiry())
                 .map(|t| clock::days_left_now(t) as f64),
         }
+    }
+
+    /// When an event or stage (by name) first arrived, seconds after the message was sent.
+    pub fn arrival(&self, name: &str) -> Option<f64> {
+        self.events
+            .iter()
+            .find(|o| o.name == name)
+            .map(|o| o.at.as_secs_f64())
+            .or_else(|| self.agent.as_ref()?.stages.get(name).copied())
     }
 }

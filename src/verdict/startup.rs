@@ -90,6 +90,7 @@ mod tests {
             duration_seconds: 0.01,
             phases: Default::default(),
             events: Vec::new(),
+            agent: None,
             cert_days_left: None,
         }
     }
