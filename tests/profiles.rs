@@ -396,3 +396,27 @@ async fn the_check_page_shows_stages_and_the_output_rate_of_a_profile() {
     );
     assert!(metrics.contains("pathwatch_agent_first_token_seconds_bucket{"));
 }
+
+#[tokio::test]
+async fn ag_ui_runs_over_a_websocket_too() {
+    let demo = DemoBackend::default();
+    let log = demo.sent.clone();
+    let addr = spawn_demo(demo).await;
+    let yaml = format!(
+        "checks:\n  - name: ws\n    type: agent_pipeline\n    target: ws://{addr}/ws?profile=ag-ui\n    profile: ag-ui\n    timeout: 3s\n"
+    );
+    let r = probe_once(&config(&yaml)).await;
+    assert!(r.success(), "{:?}", r.failure);
+    let stats = r.agent.unwrap();
+    let first = stats.stage(Stage::FirstToken).unwrap();
+    let sent = log.last().unwrap();
+    let truth = sent.iter().find(|(s, _)| s == "first_token").unwrap().1;
+    assert!(first >= truth && first - truth < Duration::from_millis(50));
+    // A protocol without a socket is refused at the upgrade, in words.
+    let yaml = format!(
+        "checks:\n  - name: ws\n    type: agent_pipeline\n    target: ws://{addr}/ws?profile=openai-chat\n    profile: openai-chat\n    timeout: 3s\n"
+    );
+    let f = probe_once(&config(&yaml)).await.failure.unwrap();
+    assert_eq!(f.reason, Reason::WsUpgrade, "{}", f.message);
+    assert!(f.message.contains("400"), "{}", f.message);
+}

@@ -159,6 +159,13 @@ pub(super) async fn upgrade(
         Ok(s) => s,
         Err(answer) => return *answer,
     };
+    if !matches!(
+        session.profile,
+        Profile::AgentEvents | Profile::AgUi | Profile::OpenaiRealtime
+    ) {
+        let why = "this protocol streams over Server-Sent Events: POST /sse";
+        return (StatusCode::BAD_REQUEST, why).into_response();
+    }
     let auth_failed = auth_fails(&demo, &session, &headers, &q);
     // A 101 does not mean auth passed: the service accepts, then says AUTH_FAILED.
     let ws = ws.read_buffer_size(8 << 10).write_buffer_size(8 << 10);
@@ -305,28 +312,36 @@ async fn converse(
     if session.fault == Some(Fault::Close1011) {
         return close(&mut ws, 1011, "Internal error").await;
     }
-    let realtime = session.profile == Profile::OpenaiRealtime;
-    let established = if realtime {
-        json!({"type": "session.created", "event_id": "event_0", "session": {"id": "sess_1", "object": "realtime.session"}})
-    } else {
-        json!({"type": "connection_established", "data": {"connection_id": "demo-conn"}, "timestamp": epoch_now()})
+    // Each protocol's greeting and the message that starts its run (AG-UI over a socket:
+    // no greeting, the run input as the first frame).
+    let (greeting, accepted): (Option<Value>, Option<&[&str]>) = match session.profile {
+        Profile::AgentEvents => (
+            Some(
+                json!({"type": "connection_established", "data": {"connection_id": "demo-conn"}, "timestamp": epoch_now()}),
+            ),
+            Some(&MESSAGE_TYPES),
+        ),
+        Profile::OpenaiRealtime => (
+            Some(
+                json!({"type": "session.created", "event_id": "event_0", "session": {"id": "sess_1", "object": "realtime.session"}}),
+            ),
+            Some(&["response.create"]),
+        ),
+        _ => (None, None),
     };
-    send_json(&mut ws, established).await?;
+    if let Some(greeting) = greeting {
+        send_json(&mut ws, greeting).await?;
+    }
     if session.handshake && !handshake(&mut ws, "thread-hs-1").await? {
         return Ok(());
     }
-    let accepted: &[&str] = if realtime {
-        &["response.create"]
-    } else {
-        &MESSAGE_TYPES
-    };
     if !await_message(&mut ws, accepted).await? {
         return Ok(());
     }
-    let played = if realtime {
-        super::profiles::play(&mut ws, &demo, &session).await?
-    } else {
+    let played = if session.profile == Profile::AgentEvents {
         play_run(&mut ws, &demo, &session).await?
+    } else {
+        super::profiles::play(&mut ws, &demo, &session).await?
     };
     let Some(sent_at) = played else {
         // A truncated run is a connection that drops without a close.
@@ -349,20 +364,24 @@ async fn close(ws: &mut WebSocket, code: u16, reason: &str) -> Result<(), axum::
     ws.send(Message::Close(Some(frame))).await
 }
 
-/// Waits for the user's message, answering anything else as the service does; false when
-/// the client went away first.
-async fn await_message(ws: &mut WebSocket, accepted: &[&str]) -> Result<bool, axum::Error> {
+/// Waits for the user's message (a frame of an `accepted` type; any JSON object when None),
+/// answering anything else as the service does; false when the client went away first.
+async fn await_message(ws: &mut WebSocket, accepted: Option<&[&str]>) -> Result<bool, axum::Error> {
     loop {
         let Some(Ok(msg)) = ws.recv().await else {
             return Ok(false);
         };
         let Message::Text(text) = msg else { continue };
-        let kind = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_default();
-        if accepted.contains(&kind.as_str()) {
-            return Ok(true);
+        let frame = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+        let kind = frame
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        match accepted {
+            Some(types) if types.contains(&kind.as_str()) => return Ok(true),
+            None if frame.is_object() => return Ok(true),
+            _ => {}
         }
         let reply = if kind == "ping" {
             json!({"type": "pong"})

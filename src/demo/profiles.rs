@@ -414,7 +414,10 @@ pub(super) fn accepts(profile: Profile, body: &Value) -> Result<(), &'static str
         Profile::AnthropicMessages => has("messages") && has("max_tokens") && has("model"),
         Profile::Langgraph => has("input") && has("assistant_id"),
         Profile::AiSdk => has("messages"),
-        _ => true,
+        Profile::OpenaiRealtime => return Err("OpenAI Realtime runs over a WebSocket: GET /ws"),
+        Profile::AgentEvents | Profile::Custom => {
+            return Err("the demo speaks no `custom` protocol; pick a profile");
+        }
     };
     if ok {
         Ok(())

@@ -178,6 +178,34 @@ mod tests {
         assert!(cut, "fields without the blank line that dispatches them");
     }
 
+    /// A recorded stream (Anthropic-style names, a BOM, a comment, CRLF and CR line ends,
+    /// multi-byte text) split in two at every byte gives the same events as whole.
+    #[test]
+    fn a_recorded_stream_split_at_every_byte() {
+        let recorded = "\u{feff}event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\"}}\r\n\r\n: keep-alive\n\nevent: content_block_delta\rdata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"caf\u{e9} \u{1f600}\"}}\r\rid: 7\ndata: line one\ndata: line two\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\ndata: [DONE]\n\n";
+        let bytes = recorded.as_bytes();
+        let (whole, cut) = parse(&[bytes]);
+        assert!(!cut);
+        assert_eq!(whole.len(), 5);
+        assert_eq!(
+            whole[1].data,
+            "{\"type\":\"content_block_delta\",\"delta\":{\"text\":\"caf\u{e9} \u{1f600}\"}}"
+        );
+        assert_eq!(whole[2], ev("message", "line one\nline two", Some("7")));
+        for i in 0..=bytes.len() {
+            let (split, cut) = parse(&[&bytes[..i], &bytes[i..]]);
+            assert_eq!(split, whole, "split at byte {i}");
+            assert!(!cut);
+        }
+        // And cut short at every byte: whole events only, the rest reported as cut.
+        for i in 0..bytes.len() {
+            let (part, cut) = parse(&[&bytes[..i]]);
+            assert!(part.len() <= whole.len());
+            assert_eq!(part[..], whole[..part.len()], "cut at byte {i}");
+            let _ = cut;
+        }
+    }
+
     #[test]
     fn an_oversized_event_is_refused() {
         let mut p = SseParser::new(16);
