@@ -176,9 +176,19 @@ impl<'r> RunState<'r> {
         if !ends && let Some(f) = self.order_problem(ev, at) {
             return Step::Fail(f);
         }
-        self.first.entry(name.to_string()).or_insert(at);
-        if let Some(s) = stage.filter(|s| *s != Stage::Completed || ends) {
-            self.first.entry(s.name().to_string()).or_insert(at);
+        // Keys are allocated once per name: a flood of deltas costs a lookup each.
+        for key in [
+            Some(name),
+            stage
+                .filter(|s| *s != Stage::Completed || ends)
+                .map(Stage::name),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !self.first.contains_key(key) {
+                self.first.insert(key.to_string(), at);
+            }
         }
         self.track_tools(ev, at);
         if ends {
