@@ -85,7 +85,7 @@ async fn a_golden_path_fault_pages_and_resolves_through_prometheus_and_alertmana
     )
     .await;
     let yaml = format!(
-        "location: e2e\ndefaults: {{interval: 1s, timeout: 800ms}}\nchecks:\n  - {{name: golden-path, type: agent_pipeline, target: \"ws://{demo}/ws\"}}\n  - {{name: backend-health, type: http, target: \"http://{demo}/health\"}}\n  - {{name: cold-health, type: http, target: \"http://{cold}/health\"}}\n  - {{name: backend-cert, type: tls, target: \"localhost:{}\", ca_file: \"{}\"}}\nmodules:\n  http_2xx: {{type: http, timeout: 2s}}\nprobe:\n  allow_targets: [\"127.0.0.1:*\"]\n",
+        "location: e2e\ndefaults: {{interval: 1s, timeout: 800ms}}\nchecks:\n  - {{name: golden-path, type: agent_pipeline, target: \"ws://{demo}/ws\"}}\n  - {{name: golden-path-sse, type: agent_pipeline, target: \"http://{demo}/sse?profile=ag-ui\", profile: ag-ui}}\n  - {{name: backend-health, type: http, target: \"http://{demo}/health\"}}\n  - {{name: cold-health, type: http, target: \"http://{cold}/health\"}}\n  - {{name: backend-cert, type: tls, target: \"localhost:{}\", ca_file: \"{}\"}}\nmodules:\n  http_2xx: {{type: http, timeout: 2s}}\nprobe:\n  allow_targets: [\"127.0.0.1:*\"]\n",
         tls.port(),
         ca.display()
     );
