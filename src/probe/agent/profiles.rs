@@ -653,3 +653,284 @@ fn langgraph_message(chunk: &Value) -> Mark {
     };
     content(said)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::config::spec::Spec;
+    use crate::probe::agent::rules::{RunState, Step};
+    use crate::probe::result::Reason;
+
+    fn spec(profile: &str) -> AgentSpec {
+        let scheme = if profile == "openai-realtime" {
+            "ws"
+        } else {
+            "http"
+        };
+        let yaml = format!(
+            "checks:\n  - name: p\n    type: agent_pipeline\n    target: {scheme}://127.0.0.1:9/x\n    profile: {profile}\n"
+        );
+        let config = Config::from_str(&yaml, "t.yaml", &|_| None).unwrap();
+        match &config.checks[0].spec {
+            Spec::Agent(a) => a.clone(),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Feeds (SSE event name, data) pairs; returns the last step and the run's state.
+    fn feed(profile: &str, stream: &[(&str, &str)]) -> (Step, Vec<String>) {
+        let spec = spec(profile);
+        let mut reader = Reader::new(&spec);
+        let mut state = RunState::new(&spec.expect, spec.profile);
+        let mut last = Step::Continue;
+        'outer: for (i, (event, data)) in stream.iter().enumerate() {
+            let sse = (!event.is_empty()).then_some(*event);
+            let Read::Events(events) = reader.read(sse, data).unwrap() else {
+                break;
+            };
+            for ev in events {
+                last = state.observe(&ev, Duration::from_millis(10 * i as u64));
+                if last != Step::Continue {
+                    break 'outer;
+                }
+            }
+        }
+        let names = state.observed().iter().map(|o| o.name.clone()).collect();
+        (last, names)
+    }
+
+    fn failure(step: Step) -> crate::probe::result::Failure {
+        match step {
+            Step::Fail(f) => f,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn openai_chat_tool_calls_usage_and_filters() {
+        let chunk = |delta: &str, finish: &str| {
+            format!(
+                r#"{{"id":"c","object":"chat.completion.chunk","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]}}"#
+            )
+        };
+        let two_calls = chunk(
+            r#"{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":""}},{"index":1,"id":"b","function":{"name":"g","arguments":""}}]}"#,
+            "null",
+        );
+        let (step, names) = feed(
+            "openai-chat",
+            &[
+                ("", &chunk(r#"{"role":"assistant","content":""}"#, "null")),
+                ("", &chunk(r#"{"content":"Hi"}"#, "null")),
+                ("", &two_calls),
+                ("", &chunk("{}", r#""tool_calls""#)),
+                (
+                    "",
+                    r#"{"id":"c","choices":[],"usage":{"completion_tokens":9}}"#,
+                ),
+                ("", "[DONE]"),
+            ],
+        );
+        assert_eq!(step, Step::Done);
+        assert_eq!(
+            names,
+            [
+                "first chunk",
+                "chunk",
+                "delta",
+                "tool_calls",
+                "tool_calls",
+                "finish_reason",
+                "usage",
+                "[DONE]"
+            ]
+        );
+        let (step, _) = feed(
+            "openai-chat",
+            &[
+                ("", &chunk(r#"{"content":"Hi"}"#, "null")),
+                ("", &chunk("{}", r#""content_filter""#)),
+            ],
+        );
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::AgentError);
+        assert!(f.message.contains("content_filter"), "{}", f.message);
+    }
+
+    #[test]
+    fn openai_responses_gaps_and_incomplete_answers() {
+        let (step, _) = feed(
+            "openai-responses",
+            &[
+                (
+                    "response.created",
+                    r#"{"type":"response.created","sequence_number":0,"response":{"id":"r"}}"#,
+                ),
+                (
+                    "response.output_text.delta",
+                    r#"{"type":"response.output_text.delta","sequence_number":1,"item_id":"m","delta":"a"}"#,
+                ),
+                (
+                    "response.output_text.delta",
+                    r#"{"type":"response.output_text.delta","sequence_number":4,"item_id":"m","delta":"b"}"#,
+                ),
+            ],
+        );
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::Protocol);
+        assert_eq!(
+            f.message,
+            "sequence_number went from 1 to 4 at response.output_text.delta (20.0ms): 2 events lost"
+        );
+        let (step, _) = feed(
+            "openai-responses",
+            &[
+                (
+                    "",
+                    r#"{"type":"response.created","sequence_number":0,"response":{"id":"r"}}"#,
+                ),
+                (
+                    "",
+                    r#"{"type":"response.incomplete","sequence_number":1,"response":{"id":"r","incomplete_details":{"reason":"max_output_tokens"}}}"#,
+                ),
+            ],
+        );
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::AgentError);
+        assert!(
+            f.message.contains("incomplete: max_output_tokens"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn anthropic_thinking_is_a_first_token_and_errors_carry_their_type() {
+        let (step, names) = feed(
+            "anthropic-messages",
+            &[
+                (
+                    "message_start",
+                    r#"{"type":"message_start","message":{"id":"m"}}"#,
+                ),
+                ("ping", r#"{"type":"ping"}"#),
+                (
+                    "content_block_start",
+                    r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+                ),
+                (
+                    "content_block_delta",
+                    r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
+                ),
+                (
+                    "error",
+                    r#"{"type":"error","error":{"type":"api_error","message":"Internal server error"}}"#,
+                ),
+            ],
+        );
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::AgentError);
+        assert!(
+            f.message
+                .starts_with("error at 40.0ms: api_error: Internal server error (after message_start at 0µs, content_block_start at 20.0ms, content_block_delta at 30.0ms)"),
+            "{}",
+            f.message
+        );
+        assert!(!names.contains(&"ping".to_string()), "pings are noise");
+    }
+
+    #[test]
+    fn langgraph_names_come_from_the_sse_event_and_the_run_ends_with_the_stream() {
+        let spec = spec("langgraph");
+        let mut reader = Reader::new(&spec);
+        let Ok(Read::Events(ev)) = reader.read(Some("updates|agent:1"), r#"{"agent":{}}"#) else {
+            panic!()
+        };
+        assert_eq!(ev[0].name, "updates");
+        assert!(
+            reader
+                .read(None, "{}")
+                .unwrap_err()
+                .contains("`event:` name")
+        );
+        let partial = r#"[{"type":"ai","content":"Hel"},{"type":"ai","content":"Hello"}]"#;
+        let Ok(Read::Events(ev)) = reader.read(Some("messages/partial"), partial) else {
+            panic!()
+        };
+        assert_eq!(ev[0].mark.stage, Some(Stage::FirstToken));
+        let end = reader.at_close().unwrap();
+        assert_eq!(end.mark.stage, Some(Stage::Completed));
+    }
+
+    #[test]
+    fn ag_ui_interrupts_and_order() {
+        let (step, _) = feed(
+            "ag-ui",
+            &[
+                (
+                    "",
+                    r#"{"type":"TEXT_MESSAGE_CONTENT","messageId":"m","delta":"x"}"#,
+                ),
+                ("", r#"{"type":"RUN_STARTED","threadId":"t","runId":"r"}"#),
+            ],
+        );
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::EventOrder);
+        assert_eq!(
+            f.message,
+            "TEXT_MESSAGE_CONTENT arrived at 0µs before RUN_STARTED"
+        );
+        let (step, _) = feed(
+            "ag-ui",
+            &[
+                ("", r#"{"type":"RUN_STARTED","threadId":"t","runId":"r"}"#),
+                (
+                    "",
+                    r#"{"type":"RUN_FINISHED","threadId":"t","runId":"r","outcome":"interrupt"}"#,
+                ),
+            ],
+        );
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::AgentError);
+        assert!(f.message.contains("interrupted"), "{}", f.message);
+        // Another run's events on the same stream are not this run's.
+        let (step, _) = feed(
+            "ag-ui",
+            &[
+                ("", r#"{"type":"RUN_STARTED","threadId":"t","runId":"r"}"#),
+                (
+                    "",
+                    r#"{"type":"RUN_FINISHED","threadId":"t2","runId":"r2"}"#,
+                ),
+            ],
+        );
+        assert_eq!(step, Step::Continue);
+    }
+
+    #[test]
+    fn realtime_response_done_with_a_failed_status_is_an_agent_error() {
+        let (step, names) = feed(
+            "openai-realtime",
+            &[
+                ("", r#"{"type":"session.created","session":{}}"#),
+                ("", r#"{"type":"response.created","response":{"id":"r"}}"#),
+                (
+                    "",
+                    r#"{"type":"response.done","response":{"id":"r","status":"failed","status_details":{"type":"failed","error":{"type":"server_error","message":"boom"}}}}"#,
+                ),
+            ],
+        );
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::AgentError);
+        assert!(
+            f.message
+                .contains("response.done with status failed: server_error: boom"),
+            "{}",
+            f.message
+        );
+        assert_eq!(names, ["response.created", "response.done"]);
+    }
+}
