@@ -205,10 +205,10 @@ impl<'r> RunState<'r> {
         let seq = ev.mark.seq?;
         let last = self.seq.replace(seq);
         let last = last?;
-        if seq == last + 1 {
+        if last.checked_add(1) == Some(seq) {
             return None;
         }
-        let what = if seq > last + 1 {
+        let what = if seq > last {
             let lost = seq - last - 1;
             format!("{lost} event{} lost", if lost == 1 { "" } else { "s" })
         } else {
