@@ -22,7 +22,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release -q --bin pathwatch
+# PATHWATCH_BIN: a binary of its own (so builds during a long soak do not replace it).
+bin=${PATHWATCH_BIN:-target/release/pathwatch}
+[ -n "${PATHWATCH_BIN:-}" ] || cargo build --release -q --bin pathwatch
 python3 bench/hostile.py > "$dir/ports" &
 hostile_pid=$!
 for _ in $(seq 50); do [ "$(wc -l < "$dir/ports")" -ge 6 ] && break; sleep 0.1; done
@@ -60,7 +62,7 @@ write_config "$dir/a.yaml" ""
 write_config "$dir/b.yaml" "  - {name: comes-and-goes, type: http, target: \"http://127.0.0.1:$demo/health\", interval: 1s, timeout: 500ms}"
 cp "$dir/a.yaml" "$dir/config.yaml"
 
-target/release/pathwatch run --config "$dir/config.yaml" --log-format json 2> "$dir/log" &
+"$bin" run --config "$dir/config.yaml" --log-format json 2> "$dir/log" &
 pw_pid=$!
 for _ in $(seq 100); do grep -q 'pathwatch is running' "$dir/log" 2>/dev/null && break; sleep 0.1; done
 addr=$(grep 'pathwatch is running' "$dir/log" | grep -o '"addr":"[^"]*"' | head -1 | cut -d'"' -f4)
