@@ -8,6 +8,7 @@
 //! - [`clock`]: now, RFC 3339, durations, certificate days left (one formula).
 //! - [`secrets`]: redaction of interpolated values and URL credentials.
 //! - [`config`]: the config file as pure data, validated with file:line:col and paths.
+//! - [`cluster`]: shards: which member of a deployment owns which check (rendezvous hashing).
 //! - [`demo`]: the built-in demo agent backend (health, auth, `/ws` in every envelope,
 //!   faults, TLS); the oracle tests compare against.
 //! - [`probe`]: one run of one check type against one target into one
@@ -33,6 +34,8 @@ pub mod clock;
 pub mod secrets;
 
 pub mod config;
+
+pub mod cluster;
 
 pub mod demo;
 
