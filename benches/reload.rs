@@ -107,6 +107,7 @@ async fn main() {
         path: Some(path.clone()),
         auto_interval: None,
         web_config: None,
+        ..Default::default()
     };
     let daemon = tokio::spawn(pathwatch::app::run_with(config, options, listener, async {
         let _ = rx.await;

@@ -6,7 +6,10 @@
 //! across processes, builds and versions (an instance mid-upgrade agrees with the others).
 //! Pure: the members come from `--shard` or from DNS (wired in `app`).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use serde::Serialize;
 
 use crate::config::Check;
 
@@ -47,7 +50,7 @@ impl Members {
     /// Whether this instance is among the members (a pod not yet ready is not, and owns
     /// nothing until it is).
     pub fn includes_me(&self) -> bool {
-        self.list.iter().any(|m| *m == self.me)
+        self.list.contains(&self.me)
     }
 
     /// The member that owns `check`; None without members.
@@ -69,6 +72,131 @@ impl Members {
             .filter(|c| self.owns(&c.name))
             .cloned()
             .collect()
+    }
+}
+
+/// The members as this instance knows them now, and how it learnt them: what
+/// `/api/v1/cluster` and the `pathwatch_cluster_*` metrics show.
+pub struct State {
+    /// `--shard 1/3`, `dns:NAME:PORT` or `fixed`.
+    pub source: String,
+    members: RwLock<Members>,
+    /// Every check of the deployment, by name (to count what each member owns).
+    checks: RwLock<Vec<String>>,
+    last_refresh_ms: AtomicI64,
+    refresh_errors: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct View {
+    pub source: String,
+    #[serde(rename = "self")]
+    pub me: String,
+    pub members: Vec<MemberView>,
+    pub checks: usize,
+    pub owned_here: usize,
+    /// Unix milliseconds of the last successful refresh (DNS), or of the start.
+    pub last_refresh_ms: i64,
+    pub refresh_errors: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberView {
+    pub name: String,
+    pub checks: usize,
+    #[serde(rename = "self")]
+    pub is_self: bool,
+}
+
+impl State {
+    pub fn new(source: impl Into<String>, members: Members, now_ms: i64) -> State {
+        State {
+            source: source.into(),
+            members: RwLock::new(members),
+            checks: RwLock::default(),
+            last_refresh_ms: AtomicI64::new(now_ms),
+            refresh_errors: AtomicU64::new(0),
+            last_error: Mutex::default(),
+        }
+    }
+
+    pub fn members(&self) -> Members {
+        self.members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A refresh answered: the new members (true when they changed).
+    pub fn refreshed(&self, list: Vec<String>, now_ms: i64) -> bool {
+        self.last_refresh_ms.store(now_ms, Ordering::Relaxed);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        let mut members = self.members.write().unwrap_or_else(PoisonError::into_inner);
+        let next = Members::new(list, members.me.clone());
+        let changed = next != *members;
+        *members = next;
+        changed
+    }
+
+    /// A refresh failed: the members stay as they were.
+    pub fn refresh_failed(&self, error: String) {
+        self.refresh_errors.fetch_add(1, Ordering::Relaxed);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+
+    pub fn refresh_errors(&self) -> u64 {
+        self.refresh_errors.load(Ordering::Relaxed)
+    }
+
+    /// The deployment's checks (all of them, not only this instance's).
+    pub fn set_checks(&self, checks: &[Arc<Check>]) {
+        *self.checks.write().unwrap_or_else(PoisonError::into_inner) =
+            checks.iter().map(|c| c.name.clone()).collect();
+    }
+
+    pub fn view(&self) -> View {
+        let members = self.members();
+        let checks = self.checks.read().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = vec![0usize; members.list.len()];
+        for c in checks.iter() {
+            if let Some(owner) = members.owner(c)
+                && let Some(i) = members.list.iter().position(|m| m == owner)
+            {
+                counts[i] += 1;
+            }
+        }
+        let list: Vec<MemberView> = members
+            .list
+            .iter()
+            .zip(counts)
+            .map(|(name, checks)| MemberView {
+                is_self: *name == members.me,
+                name: name.clone(),
+                checks,
+            })
+            .collect();
+        View {
+            source: self.source.clone(),
+            me: members.me.clone(),
+            owned_here: list.iter().find(|m| m.is_self).map_or(0, |m| m.checks),
+            members: list,
+            checks: checks.len(),
+            last_refresh_ms: self.last_refresh_ms.load(Ordering::Relaxed),
+            refresh_errors: self.refresh_errors(),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
     }
 }
 

@@ -28,6 +28,10 @@ struct Cli {
     /// web config format; re-read when it or its certificate files change.
     #[arg(long = "web.config.file", global = true, value_name = "FILE")]
     web_config: Option<PathBuf>,
+    /// `run`: this instance is shard INDEX of COUNT (from 0, e.g. `1/3`) and runs only the
+    /// checks it owns (rendezvous hashing of check names; `cluster:` for DNS members).
+    #[arg(long = "shard", global = true, value_name = "INDEX/COUNT", value_parser = pathwatch::cluster::parse_shard)]
+    shard: Option<(usize, usize)>,
     /// Log format on stderr (`RUST_LOG` sets the level, default info).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -198,6 +202,7 @@ fn main() -> ExitCode {
                 path: Some(cli.config.clone()),
                 auto_interval: cli.auto_reload_interval,
                 web_config: cli.web_config.clone(),
+                shard: cli.shard,
             };
             match app::run_with(config, reload, listener, app::shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -40,6 +40,11 @@ fn daemon(yaml: &str) -> (AppState, DaemonSink) {
         ready: Arc::new(AtomicBool::new(false)),
         board,
         history,
+        cluster: Arc::new(pathwatch::cluster::State::new(
+            "standalone",
+            pathwatch::cluster::Members::new(vec!["self".into()], "self"),
+            0,
+        )),
     };
     (state, sink)
 }

@@ -141,6 +141,8 @@ pub struct RunOptions {
     /// TLS, basic auth and headers for the listener (exporter-toolkit format); re-read
     /// when it or the files it names change.
     pub web_config: Option<PathBuf>,
+    /// `--shard INDEX/COUNT`: run only the checks this shard owns.
+    pub shard: Option<(usize, usize)>,
 }
 
 /// How often the web config and its certificates are checked for changes.
@@ -181,9 +183,15 @@ pub async fn run_with(
         tracing::warn!(%note, "Config adjusted.");
     }
     let app = super::build(config)?;
-    let config = app.config.clone();
+    let full = app.config.clone();
+    // This instance runs the checks it owns; alone, all of them.
+    let cluster = super::cluster::start(&full, reload.shard, &app.prober).await;
+    let mut owned = (*full).clone();
+    owned.checks = cluster.members().owned(&full.checks);
+    let config = Arc::new(owned);
     let live = Arc::new(Live::new(config.clone(), app.prober.clone()));
     let metrics = Arc::new(Metrics::new(&config.location, &config.checks)?);
+    metrics.cluster(cluster.members().list().len(), config.checks.len());
     let (history, board, gone) = resume(&config, &metrics)?;
     let notifier = config.alerting.as_ref().map(|alerting| {
         let n = Notifier::start(
@@ -221,6 +229,7 @@ pub async fn run_with(
         ready: Arc::new(AtomicBool::new(false)),
         board: board.clone(),
         history: history.clone(),
+        cluster: cluster.clone(),
     };
     let tracker = TaskTracker::new();
     app.start_demo(&token, Some(&guard)).await?;
@@ -243,21 +252,41 @@ pub async fn run_with(
         max_concurrency: config.scheduler.max_concurrency,
     };
     let running = scheduler.spawn(&config.checks, &token, &tracker);
-    if let (Some(path), Some(reloader), Some(requests)) = (reload.path, reloader, requests) {
-        let reload_state = Arc::new(Reload {
-            path,
-            live: live.clone(),
-            metrics,
-            board,
-            history: history.clone(),
-            notifier,
-            running,
-            pki: app.demo_pki().cloned(),
-            checksum: std::sync::Mutex::new(checksum),
-        });
+    let reload_state = Arc::new(Reload {
+        path: reload.path.clone(),
+        full: std::sync::Mutex::new(full.clone()),
+        cluster: cluster.clone(),
+        applying: std::sync::Mutex::new(()),
+        live: live.clone(),
+        metrics,
+        board,
+        history: history.clone(),
+        notifier,
+        running,
+        pki: app.demo_pki().cloned(),
+        checksum: std::sync::Mutex::new(checksum),
+    });
+    if let Some(c) = &full.cluster
+        && reload.shard.is_none()
+        && let Ok(crate::config::PeerSource::Dns { name, port }) = c.source()
+    {
+        tokio::spawn(super::cluster::refresh(
+            cluster.clone(),
+            reload_state.clone(),
+            name,
+            port,
+            c.refresh(),
+            token.clone(),
+        ));
+    }
+    if let (Some(reloader), Some(requests)) = (reloader, requests) {
         reload_state.clone().serve(requests, token.clone())?;
         if let Some(every) = reload.auto_interval {
-            tokio::spawn(reload_state.watch(every, reloader.clone(), token.clone()));
+            tokio::spawn(
+                reload_state
+                    .clone()
+                    .watch(every, reloader.clone(), token.clone()),
+            );
         }
         if let Some(hangups) = hangups {
             tokio::spawn(on_hangup(hangups, reloader, token.clone()));

@@ -4,6 +4,7 @@
 //! for `pathwatch check`; [`serve_demo`] is `pathwatch demo-backend`. The demo is started
 //! here and nowhere else.
 
+mod cluster;
 pub mod daemon;
 pub mod once;
 mod reload;

@@ -26,7 +26,13 @@ use crate::server::secure::checksum;
 use crate::verdict::Board;
 
 pub(super) struct Reload {
-    pub path: PathBuf,
+    /// The config file; None: no reloads, only cluster membership changes.
+    pub path: Option<PathBuf>,
+    /// The whole deployment's config as last loaded (this instance runs the checks it owns).
+    pub full: Mutex<Arc<Config>>,
+    pub cluster: Arc<crate::cluster::State>,
+    /// One change applied at a time (a reload, or a membership change).
+    pub applying: Mutex<()>,
     pub live: Arc<Live>,
     pub metrics: Arc<Metrics>,
     pub board: Arc<Board>,
@@ -80,19 +86,23 @@ impl Reload {
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => return,
             }
-            let now = checksum(std::slice::from_ref(&self.path));
+            let Some(path) = &self.path else { return };
+            let now = checksum(std::slice::from_ref(path));
             let last = *self.checksum.lock().unwrap_or_else(|p| p.into_inner());
             if now.is_some() && now != last {
-                tracing::info!(path = %self.path.display(), "Config file changed; reloading.");
+                tracing::info!(path = %path.display(), "Config file changed; reloading.");
                 reloader.request();
             }
         }
     }
 
     fn once(&self) -> ReloadOutcome {
+        let Some(path) = &self.path else {
+            return Err(vec!["this daemon runs without a config file".into()]);
+        };
         *self.checksum.lock().unwrap_or_else(|p| p.into_inner()) =
-            checksum(std::slice::from_ref(&self.path));
-        let new = match Config::load(&self.path) {
+            checksum(std::slice::from_ref(path));
+        let new = match Config::load(path) {
             Ok(c) => c,
             Err(errors) => {
                 let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
@@ -102,11 +112,58 @@ impl Reload {
                 return Err(self.failed(messages));
             }
         };
-        let old = self.live.config();
-        let (mut new, restart) = keep_restart_settings(new, &old);
+        let _one = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        let old_full = self.full.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (mut new, restart) = keep_restart_settings(new, &old_full);
         if let Some(pki) = &self.pki {
             super::resolve_demo_trust(&mut new, &Trust::Roots(pki.roots.clone()));
         }
+        self.cluster.set_checks(&new.checks);
+        *self.full.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new.clone());
+        let c = self.apply(new)?;
+        self.metrics.reloaded(true);
+        for setting in &restart {
+            tracing::warn!(%setting, "This change needs a restart; the running value stays until then.");
+        }
+        tracing::info!(
+            added = c.added,
+            changed = c.changed,
+            removed = c.removed,
+            unchanged = c.unchanged,
+            "Config reloaded."
+        );
+        let mut summary = format!(
+            "Config reloaded: {} added, {} changed, {} removed, {} unchanged.",
+            c.added, c.changed, c.removed, c.unchanged
+        );
+        for setting in restart {
+            summary.push_str(&format!("\nNeeds a restart (not applied): {setting}."));
+        }
+        Ok(summary)
+    }
+
+    /// The cluster's members changed: the checks this instance owns now run, the others
+    /// stop after their in-flight run, exactly as a reload adds and removes them.
+    pub fn members_changed(&self) {
+        let _one = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        let full = (**self.full.lock().unwrap_or_else(|p| p.into_inner())).clone();
+        match self.apply(full) {
+            Ok(c) => tracing::info!(
+                owned = c.added + c.changed + c.unchanged,
+                added = c.added,
+                removed = c.removed,
+                "Checks handed over."
+            ),
+            Err(e) => tracing::error!(error = ?e, "Cannot apply the new cluster members."),
+        }
+    }
+
+    /// Runs `new` (the whole deployment's config): the checks this instance owns, keyed by
+    /// name against what runs now.
+    fn apply(&self, mut new: Config) -> Result<crate::scheduler::Changes, Vec<String>> {
+        let old = self.live.config();
+        let members = self.cluster.members();
+        new.checks = members.owned(&new.checks);
         let mut resets: Vec<(String, String)> = Vec::new();
         let old_checks: std::collections::HashMap<&str, &Arc<crate::config::Check>> =
             old.checks.iter().map(|c| (c.name.as_str(), c)).collect();
@@ -151,26 +208,9 @@ impl Reload {
         }
         let config = Arc::new(new);
         self.live.swap(config.clone(), prober);
-        let c = self.running.update(&config.checks);
-        self.metrics.reloaded(true);
-        for setting in &restart {
-            tracing::warn!(%setting, "This change needs a restart; the running value stays until then.");
-        }
-        tracing::info!(
-            added = c.added,
-            changed = c.changed,
-            removed = c.removed,
-            unchanged = c.unchanged,
-            "Config reloaded."
-        );
-        let mut summary = format!(
-            "Config reloaded: {} added, {} changed, {} removed, {} unchanged.",
-            c.added, c.changed, c.removed, c.unchanged
-        );
-        for setting in restart {
-            summary.push_str(&format!("\nNeeds a restart (not applied): {setting}."));
-        }
-        Ok(summary)
+        self.metrics
+            .cluster(members.list().len(), config.checks.len());
+        Ok(self.running.update(&config.checks))
     }
 
     fn failed(&self, messages: Vec<String>) -> Vec<String> {
@@ -202,6 +242,10 @@ fn keep_restart_settings(mut new: Config, old: &Config) -> (Config, Vec<String>)
     if format!("{:?}", new.alerting) != format!("{:?}", old.alerting) {
         restart.push("alerting".to_string());
         new.alerting = old.alerting.clone();
+    }
+    if new.cluster != old.cluster {
+        restart.push("cluster".to_string());
+        new.cluster = old.cluster.clone();
     }
     if new.scheduler.max_concurrency != old.scheduler.max_concurrency {
         restart.push(format!(

@@ -48,6 +48,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Post alerts to Alertmanager directly (no Prometheus needed).
     pub alerting: Option<AlertingConfig>,
+    /// Share the checks among the members of a deployment (each check runs on one).
+    pub cluster: Option<ClusterConfig>,
     /// The config file's folder (relative paths in the config are taken from it).
     pub base_dir: PathBuf,
     pub secrets: Secrets,
@@ -71,6 +73,77 @@ pub struct DemoConfig {
     /// again in a running demo).
     #[serde(default, deserialize_with = "opt_duration")]
     pub cold_start: Option<Duration>,
+}
+
+/// `cluster:`: the members of this deployment; each check runs on exactly one of them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `dns:NAME:PORT` (the A/AAAA answer for NAME, e.g. a headless Service that lists
+    /// ready pods only, each with PORT), or a fixed list of `host:port`.
+    pub peers: PeersValue,
+    /// This instance as the member list names it (e.g. `${POD_IP}:9115`).
+    #[serde(rename = "self")]
+    pub me: String,
+    /// How often the DNS answer is read again (default 10s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub refresh: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum PeersValue {
+    Text(String),
+    List(Vec<String>),
+}
+
+/// Where the members come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerSource {
+    Dns { name: String, port: u16 },
+    Fixed(Vec<String>),
+}
+
+impl ClusterConfig {
+    pub fn refresh(&self) -> Duration {
+        self.refresh.unwrap_or(Duration::from_secs(10))
+    }
+
+    pub fn source(&self) -> Result<PeerSource, String> {
+        match &self.peers {
+            PeersValue::List(list) if list.is_empty() => Err("an empty list of peers".into()),
+            PeersValue::List(list) => Ok(PeerSource::Fixed(
+                list.iter().map(|m| member_name(m)).collect(),
+            )),
+            PeersValue::Text(text) => {
+                let bad =
+                    || format!("peers is `dns:NAME:PORT` or a list of host:port, not `{text}`");
+                let rest = text.strip_prefix("dns:").ok_or_else(bad)?;
+                let (name, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+                let port = port.parse().map_err(|_| bad())?;
+                if name.is_empty() {
+                    return Err(bad());
+                }
+                Ok(PeerSource::Dns {
+                    name: name.to_string(),
+                    port,
+                })
+            }
+        }
+    }
+
+    /// This instance's member name, written as the DNS answers are (`10.0.0.1:9115`,
+    /// `[fd00::1]:9115`).
+    pub fn me(&self) -> String {
+        member_name(&self.me)
+    }
+}
+
+/// A member's name: an address written the one way `SocketAddr` writes it, else as given.
+fn member_name(text: &str) -> String {
+    text.trim()
+        .parse::<SocketAddr>()
+        .map_or_else(|_| text.trim().to_string(), |a| a.to_string())
 }
 
 /// `history:`

@@ -15,8 +15,9 @@ use super::yaml::{self, Doc, Located};
 use super::*;
 use crate::secrets::Secrets;
 
-const ROOT_KEYS: [&str; 11] = [
+const ROOT_KEYS: [&str; 12] = [
     "alerting",
+    "cluster",
     "demo",
     "history",
     "server",
@@ -198,6 +199,31 @@ impl Validator<'_> {
                 Some(a)
             }),
         };
+        let cluster: Option<Option<ClusterConfig>> = match get("cluster") {
+            Value::Null => Some(None),
+            v => self.section(v, "cluster").map(|c: ClusterConfig| {
+                if let Err(e) = c.source() {
+                    self.error("cluster.peers", false, e);
+                }
+                if c.me.trim().is_empty() {
+                    self.error(
+                        "cluster.self",
+                        false,
+                        "name this instance as the peers list names it",
+                    );
+                }
+                if let Ok(PeerSource::Fixed(list)) = c.source()
+                    && !list.contains(&c.me())
+                {
+                    self.error(
+                        "cluster.self",
+                        false,
+                        format!("`{}` is not among the peers", c.me),
+                    );
+                }
+                Some(c)
+            }),
+        };
         let defaults = defaults.unwrap_or_default();
         self.check_thresholds(defaults.thresholds, "defaults.thresholds");
 
@@ -245,6 +271,7 @@ impl Validator<'_> {
             demo: demo?,
             history: history?,
             alerting: alerting?,
+            cluster: cluster?,
             base_dir: self.base_dir.clone(),
             secrets,
             notes: self.notes.clone(),

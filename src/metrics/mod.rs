@@ -40,6 +40,9 @@ pub struct Metrics {
     pub notifications: crate::alerting::NotifyCounters,
     reload_ok: IntGauge,
     reload_at: Gauge,
+    cluster_members: IntGauge,
+    cluster_owned: IntGauge,
+    cluster_refresh_errors: IntCounter,
 }
 
 #[derive(Default)]
@@ -205,6 +208,21 @@ impl Metrics {
             "When the running config was loaded.",
         )?;
         reg.register(Box::new(reload_at.clone()))?;
+        let cluster_members = IntGauge::new(
+            "pathwatch_cluster_members",
+            "Members of the deployment this instance shares its checks with (1 when alone).",
+        )?;
+        reg.register(Box::new(cluster_members.clone()))?;
+        let cluster_owned = IntGauge::new(
+            "pathwatch_cluster_checks_owned",
+            "Checks this instance owns and runs.",
+        )?;
+        reg.register(Box::new(cluster_owned.clone()))?;
+        let cluster_refresh_errors = plain_counter(
+            &reg,
+            "pathwatch_cluster_refresh_errors_total",
+            "Failed reads of the cluster members (DNS); the last known members stay.",
+        )?;
         let history = crate::history::HistoryCounters {
             written: plain_counter(
                 &reg,
@@ -247,6 +265,9 @@ impl Metrics {
             notifications,
             reload_ok,
             reload_at,
+            cluster_members,
+            cluster_owned,
+            cluster_refresh_errors,
         };
         metrics.reconcile(location, checks, &[]);
         metrics.reloaded(true);
@@ -272,6 +293,16 @@ impl Metrics {
             .collect();
         let set = SeriesSet::new(list, checks.iter().map(|c| c.name.clone()));
         *self.series.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+    }
+
+    /// `pathwatch_cluster_members` and `pathwatch_cluster_checks_owned`.
+    pub fn cluster(&self, members: usize, owned: usize) {
+        self.cluster_members.set(members as i64);
+        self.cluster_owned.set(owned as i64);
+    }
+
+    pub fn cluster_refresh_failed(&self) {
+        self.cluster_refresh_errors.inc();
     }
 
     /// `pathwatch_config_last_reload_successful` and, on success, its timestamp.

@@ -43,6 +43,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     pub board: Arc<Board>,
     pub history: Arc<History>,
+    /// The deployment's members and who owns what.
+    pub cluster: Arc<crate::cluster::State>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,6 +61,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/checks/{name}", get(api::check))
         .route("/api/v1/checks/{name}/history", get(api::history))
         .route("/api/v1/transitions", get(api::transitions))
+        .route(
+            "/api/v1/cluster",
+            get(|State(s): State<AppState>| async move { axum::Json(s.cluster.view()) }),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
             secure::layer,

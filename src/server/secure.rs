@@ -310,7 +310,13 @@ impl SecureListener {
         let (tx, ready) = tokio::sync::mpsc::channel::<(Box<dyn Io>, std::net::SocketAddr)>(64);
         tokio::spawn(async move {
             loop {
-                let (tcp, peer): (TcpStream, _) = match tcp.accept().await {
+                // The server went away (shutdown): let the port go at once, not at the
+                // next connection.
+                let accepted = tokio::select! {
+                    a = tcp.accept() => a,
+                    _ = tx.closed() => return,
+                };
+                let (tcp, peer): (TcpStream, _) = match accepted {
                     Ok(c) => c,
                     Err(_) => {
                         tokio::time::sleep(Duration::from_millis(50)).await;

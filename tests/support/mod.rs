@@ -257,11 +257,37 @@ pub async fn spawn_tls_with(config: rustls::ServerConfig) -> SocketAddr {
 /// A DNS server on 127.0.0.1:0 (UDP) that answers `records`, stays silent for `silent`
 /// names, and answers NXDOMAIN for everything else.
 pub async fn spawn_dns(records: &[(&str, &[IpAddr])], silent: &[&str]) -> SocketAddr {
+    spawn_dns_live(records, silent, 60).await.0
+}
+
+/// Answers a DNS server gives, changeable while it runs.
+pub type DnsRecords = std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<IpAddr>>>>;
+
+fn dns_name(n: &str) -> String {
+    n.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Changes the answer for `name` of a [`spawn_dns_live`] server.
+pub fn set_dns(records: &DnsRecords, name: &str, addrs: &[IpAddr]) {
+    records
+        .lock()
+        .unwrap()
+        .insert(dns_name(name), addrs.to_vec());
+}
+
+/// [`spawn_dns`] with answers of `ttl` seconds that can change while it runs.
+pub async fn spawn_dns_live(
+    records: &[(&str, &[IpAddr])],
+    silent: &[&str],
+    ttl: u32,
+) -> (SocketAddr, DnsRecords) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
-    let norm = |n: &str| n.trim_end_matches('.').to_ascii_lowercase();
-    let records: HashMap<String, Vec<IpAddr>> =
-        records.iter().map(|(n, a)| (norm(n), a.to_vec())).collect();
+    let norm = dns_name;
+    let shared: DnsRecords = std::sync::Arc::new(std::sync::Mutex::new(
+        records.iter().map(|(n, a)| (norm(n), a.to_vec())).collect(),
+    ));
+    let records = shared.clone();
     let silent: Vec<String> = silent.iter().map(|n| norm(n)).collect();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
@@ -283,9 +309,10 @@ pub async fn spawn_dns(records: &[(&str, &[IpAddr])], silent: &[&str]) -> Socket
             resp.metadata.recursion_desired = query.metadata.recursion_desired;
             resp.metadata.recursion_available = true;
             resp.add_query(q.clone());
-            match records.get(&name) {
+            let answer = records.lock().unwrap().get(&name).cloned();
+            match answer {
                 Some(addrs) => {
-                    for a in addrs {
+                    for a in &addrs {
                         let data = match (a, q.query_type()) {
                             (IpAddr::V4(v4), hickory_proto::rr::RecordType::A) => {
                                 RData::A(rdata::A(*v4))
@@ -295,7 +322,7 @@ pub async fn spawn_dns(records: &[(&str, &[IpAddr])], silent: &[&str]) -> Socket
                             }
                             _ => continue,
                         };
-                        resp.add_answer(Record::from_rdata(q.name().clone(), 60, data));
+                        resp.add_answer(Record::from_rdata(q.name().clone(), ttl, data));
                     }
                 }
                 None => resp.metadata.response_code = ResponseCode::NXDomain,
@@ -305,7 +332,7 @@ pub async fn spawn_dns(records: &[(&str, &[IpAddr])], silent: &[&str]) -> Socket
             }
         }
     });
-    addr
+    (addr, shared)
 }
 
 /// Runs `f` and returns how long it took, for deadline checks.

@@ -1,0 +1,300 @@
+//! Shards on loopback: three daemons on 127.0.0.11, .12 and .13 (one port), their members
+//! from a DNS server of the test's own. Every check runs on exactly one of them; when one
+//! leaves the DNS answer its checks run on the two others within `refresh` + one interval
+//! (measured and printed); when it comes back they move back. `--shard` splits the same way
+//! without DNS.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use serde_json::Value;
+use support::*;
+use tokio::net::TcpListener;
+
+const CHECKS: usize = 12;
+const PEERS: &str = "pathwatch-peers.test";
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+}
+
+fn yaml(backend: SocketAddr, dns: SocketAddr, me: SocketAddr) -> String {
+    let mut y = format!(
+        "resolver: {{nameservers: [\"{dns}\"]}}\ncluster: {{peers: \"dns:{PEERS}:{}\", self: \"{me}\", refresh: 500ms}}\ndefaults: {{interval: 500ms, timeout: 400ms}}\nchecks:\n",
+        me.port()
+    );
+    for i in 0..CHECKS {
+        y.push_str(&format!(
+            "  - {{name: c{i}, type: http, target: \"http://{backend}/c/{i}\"}}\n"
+        ));
+    }
+    y
+}
+
+struct Instance {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start_at(addr: SocketAddr, yaml: &str, shard: Option<(usize, usize)>) -> Instance {
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let options = pathwatch::app::RunOptions {
+        shard,
+        ..Default::default()
+    };
+    let task = tokio::spawn(pathwatch::app::run_with(
+        config(yaml),
+        options,
+        listener,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Instance {
+        base: format!("http://{addr}"),
+        stop: Some(tx),
+        task,
+    }
+}
+
+impl Instance {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = self.task.await;
+    }
+
+    async fn cluster(&self) -> Value {
+        let (_, body) = get_text(&format!("{}/api/v1/cluster", self.base), &[]).await;
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    }
+
+    /// The checks this instance runs, and how many of them have run since `since_ms`.
+    async fn owned(&self, since_ms: i64) -> (BTreeSet<String>, usize) {
+        let (_, body) = get_text(&format!("{}/api/v1/checks", self.base), &[]).await;
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let checks = v["checks"].as_array().cloned().unwrap_or_default();
+        let names = checks
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect();
+        let ran = checks
+            .iter()
+            .filter(|c| c["last"]["at_ms"].as_i64().is_some_and(|t| t >= since_ms))
+            .count();
+        (names, ran)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Waits until the instances together run every check exactly once (each one run since
+/// `since_ms`); returns who owns what.
+async fn wait_split(instances: &[&Instance], since_ms: i64) -> Vec<BTreeSet<String>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut sets = Vec::new();
+        let mut ran = 0;
+        for i in instances {
+            let (names, r) = i.owned(since_ms).await;
+            sets.push(names);
+            ran += r;
+        }
+        let total: usize = sets.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<&String> = sets.iter().flatten().collect();
+        if total == CHECKS && union.len() == CHECKS && ran == CHECKS {
+            return sets;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never split: {sets:?}, {ran} ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn backend() -> SocketAddr {
+    spawn_app(Router::new().route("/c/{n}", get(|| async { "ok" }))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_move_to_the_members_that_stay_and_back() {
+    let backend = backend().await;
+    // One port on three addresses: the member names DNS gives are ip:port.
+    let first = TcpListener::bind((ip(11), 0)).await.unwrap();
+    let port = first.local_addr().unwrap().port();
+    drop(first);
+    let addrs: Vec<SocketAddr> = [11, 12, 13]
+        .iter()
+        .map(|l| SocketAddr::new(ip(*l), port))
+        .collect();
+    let all: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
+    let (dns, records) = spawn_dns_live(&[(PEERS, &all)], &[], 1).await;
+    let mut instances = Vec::new();
+    for a in &addrs {
+        instances.push(start_at(*a, &yaml(backend, dns, *a), None).await);
+    }
+    let refs: Vec<&Instance> = instances.iter().collect();
+    let before = wait_split(&refs, 0).await;
+    assert!(before.iter().all(|s| !s.is_empty()), "{before:?}");
+    let view = instances[0].cluster().await;
+    assert_eq!(view["members"].as_array().unwrap().len(), 3, "{view}");
+    assert_eq!(view["source"], format!("dns:{PEERS}:{port}"));
+    let listed: usize = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["checks"].as_u64().unwrap() as usize)
+        .sum();
+    assert_eq!(listed, CHECKS);
+    let metrics = get_text(&format!("{}/metrics", instances[0].base), &[])
+        .await
+        .1;
+    assert!(metrics.contains("pathwatch_cluster_members 3"), "{metrics}");
+    // In steady state no check has series on two instances.
+    let mut seen = BTreeSet::new();
+    for i in &instances {
+        let m = get_text(&format!("{}/metrics", i.base), &[]).await.1;
+        for n in 0..CHECKS {
+            if m.contains(&format!("pathwatch_probes_total{{check=\"c{n}\",")) {
+                assert!(seen.insert(n), "c{n} runs on two instances");
+            }
+        }
+    }
+    assert_eq!(seen.len(), CHECKS);
+
+    // The third instance dies and leaves the answer: its checks run on the two others.
+    let third = instances.pop().unwrap();
+    let gone = before[2].clone();
+    third.stop().await;
+    set_dns(&records, PEERS, &all[..2]);
+    let left_at = Instant::now();
+    let since = now_ms();
+    let refs: Vec<&Instance> = instances.iter().collect();
+    let after = wait_split(&refs, since).await;
+    let takeover = left_at.elapsed();
+    println!(
+        "takeover: {} checks of the departed member run elsewhere after {:.2} s (refresh 500 ms + interval 500 ms + DNS TTL 1 s)",
+        gone.len(),
+        takeover.as_secs_f64()
+    );
+    for (was, now) in before.iter().zip(&after) {
+        assert!(was.is_subset(now), "a member that stayed lost a check");
+    }
+
+    // It comes back: the same checks move back to it.
+    let back = start_at(addrs[2], &yaml(backend, dns, addrs[2]), None).await;
+    set_dns(&records, PEERS, &all);
+    instances.push(back);
+    let refs: Vec<&Instance> = instances.iter().collect();
+    let again = wait_split(&refs, now_ms()).await;
+    assert_eq!(again, before, "ownership is a function of the members");
+    for i in instances {
+        i.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_dns_failure_keeps_the_last_members() {
+    let backend = backend().await;
+    let me = SocketAddr::new(
+        ip(1),
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+    );
+    let other = SocketAddr::new(ip(2), me.port());
+    let (dns, records) = spawn_dns_live(&[(PEERS, &[me.ip(), other.ip()])], &[], 1).await;
+    let i = start_at(me, &yaml(backend, dns, me), None).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while i.cluster().await["members"].as_array().map_or(0, Vec::len) != 2 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let owned = i.owned(0).await.0;
+    // The name stops resolving (NXDOMAIN): the members and what this instance owns stay.
+    records.lock().unwrap().clear();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let view = i.cluster().await;
+        if view["refresh_errors"].as_u64().unwrap_or(0) >= 2 {
+            assert_eq!(view["members"].as_array().unwrap().len(), 2, "{view}");
+            assert!(
+                view["last_error"].as_str().unwrap().contains(PEERS),
+                "{view}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no refresh error counted: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(i.owned(0).await.0, owned);
+    let metrics = get_text(&format!("{}/metrics", i.base), &[]).await.1;
+    assert!(
+        metrics.contains("pathwatch_cluster_refresh_errors_total "),
+        "{metrics}"
+    );
+    i.stop().await;
+}
+
+#[tokio::test]
+async fn fixed_shards_split_the_checks_without_dns() {
+    let backend = backend().await;
+    let mut y = "defaults: {interval: 500ms, timeout: 400ms}\nchecks:\n".to_string();
+    for n in 0..CHECKS {
+        y.push_str(&format!(
+            "  - {{name: c{n}, type: http, target: \"http://{backend}/c/{n}\"}}\n"
+        ));
+    }
+    let mut instances = Vec::new();
+    for s in 0..3 {
+        instances.push(start_at("127.0.0.1:0".parse().unwrap(), &y, Some((s, 3))).await);
+    }
+    let refs: Vec<&Instance> = instances.iter().collect();
+    let split = wait_split(&refs, 0).await;
+    assert!(split.iter().all(|s| !s.is_empty()), "{split:?}");
+    let view = instances[1].cluster().await;
+    assert_eq!(view["source"], "--shard 1/3");
+    assert_eq!(view["self"], "shard-1");
+    assert_eq!(
+        view["owned_here"].as_u64().unwrap() as usize,
+        split[1].len()
+    );
+    for i in instances {
+        i.stop().await;
+    }
+}
+
+/// An instance that stops lets its port go at once (it comes back on the same address).
+#[tokio::test]
+async fn a_stopped_instance_lets_its_port_go() {
+    let backend = backend().await;
+    let y = format!(
+        "defaults: {{interval: 500ms, timeout: 400ms}}\nchecks:\n  - {{name: c0, type: http, target: \"http://{backend}/c/0\"}}\n"
+    );
+    let i = start_at("127.0.0.14:0".parse().unwrap(), &y, None).await;
+    let addr: SocketAddr = i.base.trim_start_matches("http://").parse().unwrap();
+    assert_eq!(i.cluster().await["source"], "standalone");
+    i.stop().await;
+    TcpListener::bind(addr)
+        .await
+        .expect("the port is free after the stop");
+}
