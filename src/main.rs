@@ -63,6 +63,10 @@ enum Command {
         /// Wrap them in a Prometheus Operator PrometheusRule resource.
         #[arg(long)]
         kubernetes: bool,
+        /// One deployment per location: page only when this many locations have a check
+        /// CRIT (fewer: a ticket); add PathwatchLocationImpaired.
+        #[arg(long, value_name = "K")]
+        quorum: Option<usize>,
     },
     /// Run only the built-in demo agent backend (health, readiness, /ws with faults).
     DemoBackend {
@@ -146,7 +150,15 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Rules { slo, kubernetes } => {
+        Command::Rules {
+            slo,
+            kubernetes,
+            quorum,
+        } => {
+            if quorum == Some(0) {
+                eprintln!("--quorum is how many locations must agree: at least 1");
+                return ExitCode::from(2);
+            }
             if !(0.0..1.0).contains(&slo) || slo <= 0.0 {
                 eprintln!("--slo must be between 0 and 1 (e.g. 0.995), not {slo}");
                 return ExitCode::from(2);
@@ -161,7 +173,10 @@ fn main() -> ExitCode {
                     "warning: this config also sends alerts to Alertmanager itself (alerting.alertmanagers); with these rules loaded in Prometheus every page would come twice. Use one or the other."
                 );
             }
-            print!("{}", pathwatch::rules::generate_as(&config, slo, format));
+            print!(
+                "{}",
+                pathwatch::rules::generate_as(&config, slo, format, quorum)
+            );
             ExitCode::SUCCESS
         }
         Command::Check {

@@ -58,10 +58,14 @@ pub enum Format {
 
 /// The rules for `config`, as YAML.
 pub fn generate(config: &Config, slo: f64) -> String {
-    generate_as(config, slo, Format::RuleFile)
+    generate_as(config, slo, Format::RuleFile, None)
 }
 
-pub fn generate_as(config: &Config, slo: f64, format: Format) -> String {
+/// `quorum`: one deployment per location, each running every check (`--quorum K`): a check
+/// pages only when K locations have it CRIT; fewer is a ticket naming them; a location with
+/// most of its checks CRIT while they are OK elsewhere is the prober's own network
+/// (`PathwatchLocationImpaired`, which inhibits that location's per-check pages).
+pub fn generate_as(config: &Config, slo: f64, format: Format, quorum: Option<usize>) -> String {
     // One rule per check interval (its `for` is two intervals: the state is already damped
     // inside pathwatch), not one per check; the `interval` label keeps the rules distinct.
     let mut by_interval: BTreeMap<Duration, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
@@ -87,7 +91,14 @@ pub fn generate_as(config: &Config, slo: f64, format: Format) -> String {
             rule["labels"]["interval"] = json!(every);
             rule
         };
-        if !golden.is_empty() {
+        let k = quorum.unwrap_or(1);
+        if k > 1 {
+            per_interval.extend(
+                quorum_rules(golden, other, k, &crit_for)
+                    .into_iter()
+                    .map(labelled),
+            );
+        } else if !golden.is_empty() {
             per_interval.push(labelled(alert(
                 "PathwatchGoldenPathFailing",
                 format!("pathwatch_check_state{{state=\"crit\",{}}} == 1", matcher(golden)),
@@ -97,7 +108,7 @@ pub fn generate_as(config: &Config, slo: f64, format: Format) -> String {
                 "Users cannot complete login -> WebSocket -> message -> agent events. Look first at the waterfall of the last run on /checks/{{ $labels.check }}: which event never arrived (event_missing, event_timeout), or whether it broke before the socket (login, ws_upgrade, ws_auth, tls_*), then at `pathwatch_probe_failures_total{check=\"{{ $labels.check }}\"}` by reason.",
             )));
         }
-        if !other.is_empty() {
+        if k == 1 && !other.is_empty() {
             per_interval.push(labelled(alert(
                 "PathwatchCheckCritical",
                 format!("pathwatch_check_state{{state=\"crit\",{}}} == 1", matcher(other)),
@@ -118,6 +129,16 @@ pub fn generate_as(config: &Config, slo: f64, format: Format) -> String {
         )));
     }
     let mut checks = Vec::new();
+    if quorum.is_some() {
+        checks.push(alert(
+            "PathwatchLocationImpaired",
+            "(count by (location) ((max by (check, location) (pathwatch_check_state{state=\"crit\"}) == 1) and on (check) (count by (check) (max by (check, location) (pathwatch_check_state{state=\"ok\"}) == 1) >= 1)) / on (location) count by (location) (max by (check, location) (pathwatch_check_state))) > 0.5".into(),
+            "2m",
+            "page",
+            "The prober in {{ $labels.location }} is impaired: {{ $value | humanizePercentage }} of its checks are CRIT while other locations see them OK",
+            "Most checks fail from this location only: the prober's own network, DNS or egress, not the targets. Its per-check pages are held back while this fires. Look at the location's pathwatch (logs, `pathwatch_probe_failures_total` by reason: connect or dns everywhere points at its network).",
+        ));
+    }
     for (level, severity, wait) in [("crit", "page", "5m"), ("warn", "ticket", "15m")] {
         let name = if level == "crit" {
             "PathwatchCertificateExpiring"
@@ -243,6 +264,50 @@ pub fn generate_as(config: &Config, slo: f64, format: Format) -> String {
     );
     yaml(&doc, 0, &mut out);
     out
+}
+
+/// The per-check alerts of one interval across locations: a page when `k` locations have
+/// the check CRIT, a ticket when fewer do for 10 minutes.
+fn quorum_rules(golden: &[&str], other: &[&str], k: usize, crit_for: &str) -> Vec<Value> {
+    let crit_in = |names: &[&str]| {
+        format!(
+            "count by (check) (max by (check, location) (pathwatch_check_state{{state=\"crit\",{}}}) == 1)",
+            matcher(names)
+        )
+    };
+    let mut rules = Vec::new();
+    if !golden.is_empty() {
+        rules.push(alert(
+            "PathwatchGoldenPathFailing",
+            format!("{} >= {k}", crit_in(golden)),
+            crit_for,
+            "page",
+            "Golden path {{ $labels.check }} is failing in {{ $value }} locations",
+            "Users cannot complete login -> WebSocket -> message -> agent events, seen from several locations. Look first at the waterfall of the last run on /checks/{{ $labels.check }} in any of them: which event never arrived (event_missing, event_timeout), or whether it broke before the socket (login, ws_upgrade, ws_auth, tls_*).",
+        ));
+    }
+    if !other.is_empty() {
+        rules.push(alert(
+            "PathwatchCheckCritical",
+            format!("{} >= {k}", crit_in(other)),
+            crit_for,
+            "page",
+            "{{ $labels.check }} is CRIT in {{ $value }} locations",
+            "Open the check on the pathwatch status page (/checks/{{ $labels.check }}) of any of them: the failing phase, the reason and the message say where the path breaks.",
+        ));
+    }
+    let all: Vec<&str> = golden.iter().chain(other).copied().collect();
+    rules.push(alert(
+        "PathwatchCheckFailingInSomeLocations",
+        format!("{} < {k}", crit_in(&all)),
+        "10m",
+        "ticket",
+        "{{ $labels.check }} is CRIT in {{ $value }} location(s), fewer than the quorum",
+        &format!(
+            "A regional problem (or one location's network): CRIT in {{{{ range printf `max by (location) (pathwatch_check_state{{state=\"crit\",check=\"%s\"}}) == 1` $labels.check | query }}}}{{{{ .Labels.location }}}} {{{{ end }}}}while the other locations see it well; it pages when {k} locations agree."
+        ),
+    ));
+    rules
 }
 
 /// A small YAML writer for the generated document: block mappings and sequences, every

@@ -397,6 +397,18 @@ async fn the_shipped_rules_are_what_the_generator_makes() {
         "deploy/prometheus/rules.yml drifted from the generator: run\n  cargo run -q -- rules > deploy/prometheus/rules.yml"
     );
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
+        .args(["rules", "--quorum", "2", "--config", &format!("{root}/config.yaml")])
+        .output()
+        .await
+        .unwrap();
+    assert_exit(&out, 0);
+    let shipped =
+        std::fs::read_to_string(format!("{root}/deploy/prometheus/rules.quorum.yml")).unwrap();
+    assert!(
+        text(&out.stdout) == shipped,
+        "deploy/prometheus/rules.quorum.yml drifted from the generator: run\n  cargo run -q -- rules --quorum 2 > deploy/prometheus/rules.quorum.yml"
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
         .args([
             "rules",
             "--slo",
