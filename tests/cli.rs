@@ -441,9 +441,12 @@ async fn the_kubernetes_example_is_consistent() {
         "configmap.yaml differs from config/pathwatch.yaml"
     );
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
-        .args(["rules", "--kubernetes", "--config"])
+        .args(["rules", "--kubernetes", "--quorum", "2", "--config"])
         .arg(format!("{root}/config/pathwatch.yaml"))
         .env("SYNTHETIC_PASSWORD", "not-a-real-password")
+        .env("POD_IP", "10.0.0.1")
+        .env("POD_NAMESPACE", "monitoring")
+        .env("PATHWATCH_LOCATION", "eu-west-1")
         .output()
         .await
         .unwrap();
@@ -451,7 +454,7 @@ async fn the_kubernetes_example_is_consistent() {
     let shipped = std::fs::read_to_string(format!("{root}/prometheusrule.yaml")).unwrap();
     assert!(
         text(&out.stdout) == shipped,
-        "deploy/kubernetes/prometheusrule.yaml drifted: run\n  SYNTHETIC_PASSWORD=x cargo run -q -- rules --kubernetes --config deploy/kubernetes/config/pathwatch.yaml > deploy/kubernetes/prometheusrule.yaml"
+        "deploy/kubernetes/prometheusrule.yaml drifted: run\n  SYNTHETIC_PASSWORD=x POD_IP=10.0.0.1 POD_NAMESPACE=monitoring PATHWATCH_LOCATION=eu-west-1 cargo run -q -- rules --kubernetes --quorum 2 --config deploy/kubernetes/config/pathwatch.yaml > deploy/kubernetes/prometheusrule.yaml"
     );
     assert!(!text(&out.stdout).contains("not-a-real-password"));
 }
