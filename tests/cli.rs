@@ -397,7 +397,13 @@ async fn the_shipped_rules_are_what_the_generator_makes() {
         "deploy/prometheus/rules.yml drifted from the generator: run\n  cargo run -q -- rules > deploy/prometheus/rules.yml"
     );
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
-        .args(["rules", "--quorum", "2", "--config", &format!("{root}/config.yaml")])
+        .args([
+            "rules",
+            "--quorum",
+            "2",
+            "--config",
+            &format!("{root}/config.yaml"),
+        ])
         .output()
         .await
         .unwrap();

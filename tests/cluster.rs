@@ -175,6 +175,23 @@ async fn checks_move_to_the_members_that_stay_and_back() {
     }
     assert_eq!(seen.len(), CHECKS);
 
+    // Any instance shows the whole deployment, each row with its owner.
+    let (_, body) = get_text(
+        &format!("{}/api/v1/checks?scope=cluster", instances[1].base),
+        &[],
+    )
+    .await;
+    let whole: Value = serde_json::from_str(&body).unwrap();
+    let rows = whole["checks"].as_array().unwrap();
+    assert_eq!(rows.len(), CHECKS, "{whole}");
+    for (i, owned) in before.iter().enumerate() {
+        for name in owned {
+            let row = rows.iter().find(|r| r["name"] == name.as_str()).unwrap();
+            assert_eq!(row["instance"], addrs[i].to_string(), "{row}");
+        }
+    }
+    assert_eq!(whole["unreachable"], serde_json::json!([]));
+
     // The third instance dies and leaves the answer: its checks run on the two others.
     let third = instances.pop().unwrap();
     let gone = before[2].clone();
@@ -281,6 +298,54 @@ async fn fixed_shards_split_the_checks_without_dns() {
     for i in instances {
         i.stop().await;
     }
+}
+
+/// The cluster view with a peer that accepts connections and never answers: the answer
+/// comes within the fan-out deadline and names the silent peer.
+#[tokio::test]
+async fn the_cluster_view_marks_a_silent_peer() {
+    let backend = backend().await;
+    let hole = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_addr = hole.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hole.accept().await {
+            held.push(s);
+        }
+    });
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let me = SocketAddr::new(ip(1), port);
+    let y = format!(
+        "cluster: {{peers: [\"{me}\", \"{hole_addr}\"], self: \"{me}\"}}\ndefaults: {{interval: 500ms, timeout: 400ms}}\nchecks:\n  - {{name: c0, type: http, target: \"http://{backend}/c/0\"}}\n  - {{name: c1, type: http, target: \"http://{backend}/c/1\"}}\n  - {{name: c2, type: http, target: \"http://{backend}/c/2\"}}\n"
+    );
+    let i = start_at(me, &y, None).await;
+    let started = Instant::now();
+    let (status, body) = get_text(&format!("{}/api/v1/checks?scope=cluster", i.base), &[]).await;
+    let took = started.elapsed();
+    println!(
+        "fan-out with one black-holed peer: answered in {:.2} s",
+        took.as_secs_f64()
+    );
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        doc["unreachable"][0]["instance"],
+        hole_addr.to_string(),
+        "{doc}"
+    );
+    assert_eq!(doc["unreachable"][0]["error"], "no answer within 2s");
+    assert!(
+        took < Duration::from_secs(10),
+        "the deadline bounds it: {took:?}"
+    );
+    let (status, _) = get_text(&format!("{}/api/v1/checks?scope=world", i.base), &[]).await;
+    assert_eq!(status, 400);
+    i.stop().await;
 }
 
 /// An instance that stops lets its port go at once (it comes back on the same address).

@@ -48,14 +48,39 @@ impl CheckView {
     }
 }
 
-pub async fn checks(State(s): State<AppState>) -> Json<Value> {
+/// `?scope=cluster`: the checks of every member of the deployment (see [`super::peers`]).
+pub async fn checks(
+    State(s): State<AppState>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
     let views: Vec<CheckView> = s
         .board
         .snapshot()
         .iter()
         .map(|(c, e)| CheckView::new(&s, c, e))
         .collect();
-    Json(json!({ "location": s.live.config().location, "checks": views }))
+    let location = s.live.config().location.clone();
+    match q.get("scope").map(String::as_str) {
+        None | Some("instance") => {
+            Json(json!({ "location": location, "checks": views })).into_response()
+        }
+        Some("cluster") => {
+            if s.cluster.source.starts_with("--shard") {
+                return bad_request(
+                    "with --shard the members are not addresses: ask each instance".into(),
+                );
+            }
+            let members = s.cluster.members();
+            let own: Vec<Value> = views
+                .iter()
+                .map(|v| serde_json::to_value(v).unwrap_or_default())
+                .collect();
+            let mut doc = super::peers::gather(own, members.me(), members.list()).await;
+            doc["location"] = json!(location);
+            Json(doc).into_response()
+        }
+        Some(other) => bad_request(format!("scope is `instance` or `cluster`, not `{other}`")),
+    }
 }
 
 fn not_found(name: &str) -> Response {

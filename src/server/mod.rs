@@ -5,6 +5,7 @@
 mod api;
 mod charts;
 mod page;
+mod peers;
 mod probe_endpoint;
 pub mod secure;
 
