@@ -276,6 +276,11 @@ mod tests {
             }
         }
         let fraction = moved as f64 / checks.len() as f64;
+        println!(
+            "1 of 10 members left: {moved} of {} checks moved ({:.2}%)",
+            checks.len(),
+            fraction * 100.0
+        );
         assert!((fraction - 0.10).abs() < 0.02, "moved {fraction}");
     }
 
