@@ -93,6 +93,75 @@ impl Instance {
     }
 }
 
+/// Prometheus scraping the given pathwatch instances every second (None outside CI when the
+/// program is missing: the rest of the test still runs).
+struct Prometheus {
+    base: Option<String>,
+    _child: Option<tokio::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    async fn start(targets: &[SocketAddr]) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        if !have("prometheus") {
+            let why = "prometheus is needed (apt-get install prometheus)";
+            if std::env::var("CI").is_ok() {
+                panic!("{why}");
+            }
+            eprintln!("skipping the Prometheus part outside CI: {why}");
+            return Prometheus {
+                base: None,
+                _child: None,
+                _dir: dir,
+            };
+        }
+        let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        let yml = format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: pathwatch\n    static_configs:\n      - targets: [{}]\n",
+            list.join(", ")
+        );
+        let file = dir.path().join("prometheus.yml");
+        std::fs::write(&file, yml).unwrap();
+        let addr = format!("127.0.0.1:{}", closed_port().await.port());
+        let child = run_program(
+            "prometheus",
+            &[
+                format!("--config.file={}", file.display()),
+                format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
+                format!("--web.listen-address={addr}"),
+            ],
+        );
+        let base = format!("http://{addr}");
+        wait_http(&format!("{base}/-/ready")).await;
+        Prometheus {
+            base: Some(base),
+            _child: Some(child),
+            _dir: dir,
+        }
+    }
+
+    /// Waits until the scalar value of `q` is `want` (30 s at most).
+    async fn wait_for(&self, q: &str, want: f64) {
+        let Some(base) = &self.base else { return };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let answer = query(base, q).await;
+            let got = answer["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok());
+            if got == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{q}: wanted {want}, got {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -174,6 +243,19 @@ async fn checks_move_to_the_members_that_stay_and_back() {
         }
     }
     assert_eq!(seen.len(), CHECKS);
+    // One real Prometheus scraping the three: one series set per check, no duplicates.
+    let prometheus = Prometheus::start(&addrs).await;
+    let one_each = "count(count by (check) (pathwatch_probes_total{result=\"success\"}) == 1)";
+    prometheus.wait_for(one_each, CHECKS as f64).await;
+    prometheus
+        .wait_for("sum(pathwatch_cluster_checks_owned)", CHECKS as f64)
+        .await;
+    prometheus
+        .wait_for(
+            "count(count by (check) (pathwatch_probes_total{result=\"success\"}) > 1) or vector(0)",
+            0.0,
+        )
+        .await;
 
     // Any instance shows the whole deployment, each row with its owner.
     let (_, body) = get_text(
@@ -210,6 +292,12 @@ async fn checks_move_to_the_members_that_stay_and_back() {
     for (was, now) in before.iter().zip(&after) {
         assert!(was.is_subset(now), "a member that stayed lost a check");
     }
+    // Prometheus: the departed instance's series went stale, the moved checks' came from
+    // the others; still one series set per check.
+    prometheus.wait_for(one_each, CHECKS as f64).await;
+    prometheus
+        .wait_for("sum(pathwatch_cluster_checks_owned)", CHECKS as f64)
+        .await;
 
     // It comes back: the same checks move back to it.
     let back = start_at(addrs[2], &yaml(backend, dns, addrs[2]), None).await;
