@@ -273,6 +273,15 @@ async fn checks_move_to_the_members_that_stay_and_back() {
         }
     }
     assert_eq!(whole["unreachable"], serde_json::json!([]));
+    let (status, html) = get_text(&format!("{}/cluster", instances[2].base), &[]).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&format!("{CHECKS} checks")), "{html}");
+    assert!(
+        html.contains(&format!(">{}</td>", addrs[0])),
+        "the owner is shown"
+    );
+    let (_, overview) = get_text(&format!("{}/", instances[0].base), &[]).await;
+    assert!(overview.contains(r#"<a href="/cluster">whole cluster</a>"#));
 
     // The third instance dies and leaves the answer: its checks run on the two others.
     let third = instances.pop().unwrap();
@@ -427,6 +436,13 @@ async fn the_cluster_view_marks_a_silent_peer() {
         "{doc}"
     );
     assert_eq!(doc["unreachable"][0]["error"], "no answer within 2s");
+    let (_, html) = get_text(&format!("{}/cluster", i.base), &[]).await;
+    assert!(
+        html.contains(&format!(
+            "Not answering, their checks are missing here: {hole_addr} (no answer within 2s)"
+        )),
+        "{html}"
+    );
     assert!(
         took < Duration::from_secs(10),
         "the deadline bounds it: {took:?}"

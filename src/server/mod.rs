@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(page::overview))
         .route("/checks/{name}", get(page::check))
+        .route("/cluster", get(page::cluster))
         .route("/badge/{file}", get(charts::badge_svg))
         .route("/metrics", get(metrics))
         .route("/probe", get(probe_endpoint::handler))

@@ -224,12 +224,17 @@ pub async fn overview(State(s): State<AppState>) -> Response {
         .unwrap_or(CheckState::Unknown);
     let title = format!("{} · pathwatch", worst.as_str().to_uppercase());
     let header = format!(
-        r#"<h1>pathwatch</h1><span class="muted">location {}</span><span class="summary" aria-live="polite"><span>{} OK</span><span>{} WARN</span><span>{} CRIT</span><span>{} UNKNOWN</span></span><span class="muted"><a href="/api/v1/checks">JSON</a> · <a href="/metrics">metrics</a></span>"#,
+        r#"<h1>pathwatch</h1><span class="muted">location {}</span><span class="summary" aria-live="polite"><span>{} OK</span><span>{} WARN</span><span>{} CRIT</span><span>{} UNKNOWN</span></span><span class="muted">{}<a href="/api/v1/checks">JSON</a> · <a href="/metrics">metrics</a></span>"#,
         esc(&s.live.config().location),
         counts[CheckState::Ok as usize],
         counts[CheckState::Warn as usize],
         counts[CheckState::Crit as usize],
         counts[CheckState::Unknown as usize],
+        if s.cluster.members().list().len() > 1 && !s.cluster.source.starts_with("--shard") {
+            r#"<a href="/cluster">whole cluster</a> · "#
+        } else {
+            ""
+        },
     );
     let main = format!(
         r#"<div class="scroll"><table class="checks"><caption class="muted" style="text-align:left">{n} checks, updated {updated}</caption><thead><tr><th scope="col">State</th><th scope="col">Check</th><th scope="col">Why</th><th scope="col">Since</th><th scope="col" class="hide-narrow">Latency</th><th scope="col" class="hide-narrow">Uptime 24 h / 90 d</th><th scope="col" class="hide-narrow">Cert</th></tr></thead><tbody>{rows}</tbody></table></div>"#,
@@ -362,4 +367,67 @@ fn output_line(a: &crate::verdict::record::AgentRun) -> String {
         parts.push(format!("{t:.0} tokens/s"));
     }
     format!(r#"<p class="muted">{}</p>"#, esc(&parts.join(" · ")))
+}
+
+/// `/cluster`: every member's checks on one page, each with the instance that runs it (what
+/// `/api/v1/checks?scope=cluster` gathers), and the members that did not answer.
+pub async fn cluster(State(s): State<AppState>) -> Response {
+    if s.cluster.source.starts_with("--shard") {
+        let why = "with --shard the members are not addresses: open each instance's page\n";
+        return (StatusCode::BAD_REQUEST, why).into_response();
+    }
+    let own: Vec<serde_json::Value> = s
+        .board
+        .snapshot()
+        .iter()
+        .map(|(c, e)| serde_json::to_value(CheckView::new(&s, c, e)).unwrap_or_default())
+        .collect();
+    let members = s.cluster.members();
+    let doc = super::peers::gather(own, members.me(), members.list()).await;
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let mut checks: Vec<&serde_json::Value> =
+        doc["checks"].as_array().into_iter().flatten().collect();
+    checks.sort_by_key(|c| text(c, "name"));
+    let mut rows = String::new();
+    for c in &checks {
+        // Peers' answers are data: only known states, everything escaped.
+        let state = match c["state"].as_str() {
+            Some(st @ ("ok" | "warn" | "crit")) => st,
+            _ => "unknown",
+        };
+        let instance = text(c, "instance");
+        let _ = write!(
+            rows,
+            r#"<tr data-state="{state}"><td>{badge}</td><td><a href="http://{inst}{href}">{name}</a></td><td class="why">{cause}</td><td>{inst}</td></tr>"#,
+            badge = badge(state),
+            inst = esc(&instance),
+            href = href(&text(c, "name")),
+            name = esc(&text(c, "name")),
+            cause = esc(&text(c, "cause")),
+        );
+    }
+    let silent: Vec<String> = doc["unreachable"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| format!("{} ({})", esc(&text(u, "instance")), esc(&text(u, "error"))))
+        .collect();
+    let warning = if silent.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#"<p class="why">Not answering, their checks are missing here: {}</p>"#,
+            silent.join(", ")
+        )
+    };
+    let header = format!(
+        r#"<h1>pathwatch</h1><span class="muted">cluster of {} members ({})</span><span class="muted"><a href="/">this instance</a> · <a href="/api/v1/checks?scope=cluster">JSON</a></span>"#,
+        members.list().len(),
+        esc(&s.cluster.source)
+    );
+    let main = format!(
+        r#"{warning}<div class="scroll"><table class="checks"><caption class="muted" style="text-align:left">{n} checks</caption><thead><tr><th scope="col">State</th><th scope="col">Check</th><th scope="col">Why</th><th scope="col">Instance</th></tr></thead><tbody>{rows}</tbody></table></div>"#,
+        n = checks.len(),
+    );
+    page(&s, "cluster · pathwatch", &header, &main).into_response()
 }
