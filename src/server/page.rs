@@ -391,10 +391,10 @@ pub async fn cluster(State(s): State<AppState>) -> Response {
     let mut rows = String::new();
     for c in &checks {
         // Peers' answers are data: only known states, everything escaped.
-        let state = match c["state"].as_str() {
-            Some(st @ ("ok" | "warn" | "crit")) => st,
-            _ => "unknown",
-        };
+        let state = c["state"]
+            .as_str()
+            .filter(|st| ["ok", "warn", "crit"].contains(st))
+            .unwrap_or("unknown");
         let instance = text(c, "instance");
         let _ = write!(
             rows,
