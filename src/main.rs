@@ -205,7 +205,6 @@ fn main() -> ExitCode {
         }),
         // (demo-backend returned above, before any config was read.)
         Command::DemoBackend { .. } | Command::Run => runtime.block_on(async {
-            trim_memory_every(std::time::Duration::from_secs(60));
             let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -240,32 +239,4 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-/// glibc keeps the memory a thread freed in that thread's arena, at its high-water mark: in
-/// an hour's soak with a flat heap (heaptrack: 50 KB retained) the daemon's RSS grew ~30%
-/// until the worst coincidence of 1 MiB body reads, drills and a reload had happened in
-/// every arena (BENCHMARKS.md, soak). Giving free pages back once a minute keeps RSS at what
-/// the daemon uses; it takes well under a millisecond at this heap size.
-fn trim_memory_every(period: std::time::Duration) {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let spawned = std::thread::Builder::new()
-            .name("memory-trim".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(period);
-                    // SAFETY: malloc_trim only walks glibc's own arenas under their locks
-                    // and returns whether memory was released; no pointer is passed.
-                    unsafe {
-                        libc::malloc_trim(0);
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "Cannot start the memory trim thread; running without it.");
-        }
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = period;
 }
