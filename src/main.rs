@@ -98,6 +98,7 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    fix_mmap_threshold();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -238,5 +239,22 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// glibc raises its mmap threshold each time a large block is freed, up to 32 MiB: after the
+/// first 1 MiB body read is freed, every later one comes from an arena and stays resident
+/// there, so the daemon's RSS climbed for its first half hour with a flat heap (BENCHMARKS.md,
+/// soak: +12% from minute 5 to 40). With the threshold fixed at 128 KiB (glibc's start
+/// value), large blocks are mapped and unmapped and RSS stays flat in the same soak.
+/// `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
+fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists; mallopt only
+        // sets a glibc tunable and returns 1 on success.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
     }
 }
