@@ -233,16 +233,21 @@ fn hostile_files_are_refused_with_a_position() {
             "{shown}:2:14: the file is not UTF-8 here (byte 0xe9); save it as UTF-8"
         )]
     );
-    // A megabyte line.
+    // A megabyte value: the error names it by its ends, not by a megabyte of text.
     let mut long = b"location: here\nchecks:\n  - {name: a, type: dns, target: \"".to_vec();
     long.extend(std::iter::repeat_n(b'a', 1 << 20));
     long.extend(b"\"}\n");
     let errs = load(&long);
     assert_eq!(errs.len(), 1);
     assert!(
-        errs[0].starts_with(&format!("{shown}:3:1: the line is longer than 256 KiB")),
+        errs[0].starts_with(&format!("{shown}:3:34: checks[0].target: `aaaa")),
         "{errs:?}"
     );
+    assert!(
+        errs[0].ends_with("aaaa` is not a valid host name"),
+        "{errs:?}"
+    );
+    assert!(errs[0].len() < 600, "{}", errs[0].len());
     // Long strings multiplied by aliases: refused before the copies are made.
     let s = "x".repeat(200_000);
     let bomb = format!(
@@ -317,4 +322,28 @@ fn alerting_is_validated_and_its_secrets_stay_secret() {
         errs[0].contains("name at least one Alertmanager URL"),
         "{errs:?}"
     );
+}
+
+/// Generated configs are often one line of JSON: 10,000 checks on one line load.
+#[test]
+fn ten_thousand_checks_on_one_json_line_load() {
+    let checks: Vec<String> = (0..10_000)
+        .map(|i| {
+            format!(
+                r#"{{"name":"c{i}","type":"http","target":"http://127.0.0.1:9/health/{i}","interval":"30s","timeout":"5s"}}"#
+            )
+        })
+        .collect();
+    let json = format!(r#"{{"checks":[{}]}}"#, checks.join(","));
+    assert!(
+        !json.contains('\n') && json.len() > 900_000,
+        "{}",
+        json.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("generated.json");
+    std::fs::write(&path, &json).unwrap();
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.checks.len(), 10_000);
+    assert_eq!(config.checks[9_999].name, "c9999");
 }

@@ -33,9 +33,10 @@ const CASES: [Case; 7] = [
         profile: "ag-ui",
         start: "RUN_STARTED",
         shown: "RUN_STARTED",
-        lost: "TOOL_CALL_END",
+        // TOOL_CALL_END only ends the arguments: a lost result is the unfinished call.
+        lost: "TOOL_CALL_RESULT",
         lost_reason: Reason::EventMissing,
-        lost_words: "TOOL_CALL_START(search_docs) at",
+        lost_words: "has no TOOL_CALL_RESULT",
         error: "RUN_ERROR at",
         error_words: "rate_limited: LLM provider returned 429",
     },

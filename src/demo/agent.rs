@@ -335,13 +335,13 @@ async fn converse(
     if session.handshake && !handshake(&mut ws, "thread-hs-1").await? {
         return Ok(());
     }
-    if !await_message(&mut ws, accepted).await? {
+    let Some(message) = await_message(&mut ws, accepted).await? else {
         return Ok(());
-    }
+    };
     let played = if session.profile == Profile::AgentEvents {
         play_run(&mut ws, &demo, &session).await?
     } else {
-        super::profiles::play(&mut ws, &demo, &session).await?
+        super::profiles::play(&mut ws, &demo, &session, &message).await?
     };
     let Some(sent_at) = played else {
         // A truncated run is a connection that drops without a close.
@@ -365,11 +365,14 @@ async fn close(ws: &mut WebSocket, code: u16, reason: &str) -> Result<(), axum::
 }
 
 /// Waits for the user's message (a frame of an `accepted` type; any JSON object when None),
-/// answering anything else as the service does; false when the client went away first.
-async fn await_message(ws: &mut WebSocket, accepted: Option<&[&str]>) -> Result<bool, axum::Error> {
+/// answering anything else as the service does; None when the client went away first.
+async fn await_message(
+    ws: &mut WebSocket,
+    accepted: Option<&[&str]>,
+) -> Result<Option<Value>, axum::Error> {
     loop {
         let Some(Ok(msg)) = ws.recv().await else {
-            return Ok(false);
+            return Ok(None);
         };
         let Message::Text(text) = msg else { continue };
         let frame = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
@@ -379,8 +382,8 @@ async fn await_message(ws: &mut WebSocket, accepted: Option<&[&str]>) -> Result<
             .unwrap_or_default()
             .to_string();
         match accepted {
-            Some(types) if types.contains(&kind.as_str()) => return Ok(true),
-            None if frame.is_object() => return Ok(true),
+            Some(types) if types.contains(&kind.as_str()) => return Ok(Some(frame)),
+            None if frame.is_object() => return Ok(Some(frame)),
             _ => {}
         }
         let reply = if kind == "ping" {

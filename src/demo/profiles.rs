@@ -56,13 +56,22 @@ fn word(i: usize) -> &'static str {
     WORDS[i % WORDS.len()]
 }
 
-/// A good answer in `profile`'s events: a text reply of `deltas` deltas, then a tool call.
-pub(super) fn script(profile: Profile, deltas: usize) -> Vec<Step> {
+/// A good answer in `profile`'s events to `request`: a text reply of `deltas` deltas, then
+/// a tool call.
+pub(super) fn script(profile: Profile, deltas: usize, request: &Value) -> Vec<Step> {
     let mut s = Vec::new();
     let d = deltas.max(1);
     match profile {
         Profile::AgUi => {
-            let (t, r) = ("thread-1", "run-1");
+            // The server echoes the run input's ids.
+            let id = |k: &str, default: &'static str| {
+                request
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or(default)
+                    .to_string()
+            };
+            let (t, r) = (id("threadId", "thread-1"), id("runId", "run-1"));
             s.push(
                 step(
                     "RUN_STARTED",
@@ -107,7 +116,7 @@ pub(super) fn script(profile: Profile, deltas: usize) -> Vec<Step> {
                     "RUN_FINISHED",
                     "",
                     4,
-                    json!({"type":"RUN_FINISHED","threadId":t,"runId":r,"outcome":"success"}),
+                    json!({"type":"RUN_FINISHED","threadId":t,"runId":r,"outcome":{"type":"success"}}),
                 )
                 .reaches("completed"),
             );
@@ -432,10 +441,11 @@ pub(super) async fn play(
     out: &mut impl Emit,
     demo: &DemoBackend,
     session: &Session,
+    request: &Value,
 ) -> Result<Option<Vec<(String, Duration)>>, axum::Error> {
     let received = tokio::time::Instant::now();
     let fault = &session.fault;
-    let mut steps = script(session.profile, session.deltas);
+    let mut steps = script(session.profile, session.deltas, request);
     if *fault == Some(Fault::Reorder)
         && let Some(tool) = steps.iter().position(|s| s.phase == 2)
     {

@@ -132,7 +132,7 @@ pub(super) async fn run(
         let played = if session.profile == Profile::AgentEvents {
             play_run(&mut out, &demo, &session).await
         } else {
-            play(&mut out, &demo, &session).await
+            play(&mut out, &demo, &session, &message).await
         };
         if let Ok(Some(sent_at)) = played {
             demo.sent.push(sent_at);

@@ -166,7 +166,7 @@ static AG_UI: ProfileInfo = ProfileInfo {
     pair_tools: true,
     server_first: false,
     start: "RUN_STARTED",
-    tool_end: "TOOL_CALL_END",
+    tool_end: "TOOL_CALL_RESULT",
     end: "RUN_FINISHED",
     carries: Carries::Both,
 };

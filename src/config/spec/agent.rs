@@ -311,8 +311,15 @@ pub struct AgentExpect {
     pub required_fields: BTreeMap<String, Vec<String>>,
     /// Every tool_executing needs a tool_completed (default true).
     pub pair_tools: bool,
-    /// Most events read in one run (default 10000).
+    /// Most events besides deltas in one run (default 10000). Content, reasoning and
+    /// tool-argument deltas are counted and timed, never kept, so they do not count.
     pub max_events: usize,
+    /// Most bytes of stream read in one run (default 256 MiB): a 100,000-delta answer
+    /// stays far inside it.
+    pub max_stream_bytes: u64,
+    /// The events and stages the check gave a deadline: each must arrive before the run
+    /// completes.
+    pub given_deadlines: Vec<String>,
 }
 
 impl Default for AgentExpect {
@@ -330,6 +337,7 @@ impl AgentExpect {
         if profile != Profile::AgentEvents {
             deadlines = BTreeMap::from([("started".to_string(), Duration::from_secs(10))]);
         }
+        let given_deadlines = raw.deadlines.keys().cloned().collect();
         deadlines.extend(raw.deadlines.into_iter().map(|(k, v)| (k, v.0)));
         let mut required_fields: BTreeMap<String, Vec<String>> = info
             .required
@@ -345,6 +353,8 @@ impl AgentExpect {
             required_fields,
             pair_tools: raw.pair_tools.unwrap_or(info.pair_tools),
             max_events: raw.max_events.unwrap_or(10_000),
+            max_stream_bytes: raw.max_stream_bytes.unwrap_or(256 << 20),
+            given_deadlines,
         }
     }
 }
@@ -367,6 +377,8 @@ struct RawExpect {
     pair_tools: Option<bool>,
     #[serde(default)]
     max_events: Option<usize>,
+    #[serde(default)]
+    max_stream_bytes: Option<u64>,
 }
 
 impl AgentSpec {

@@ -30,6 +30,8 @@ pub struct Mark {
     pub delta: Option<usize>,
     /// The run failed: what the server said.
     pub error: Option<String>,
+    /// The event breaks the protocol's schema in a way its clients reject: why.
+    pub invalid: Option<String>,
     pub tool: Option<ToolMark>,
     /// The protocol's event counter (`sequence_number`), checked for gaps.
     pub seq: Option<u64>,
@@ -51,6 +53,11 @@ pub enum ToolMark {
     },
     /// Every open call ended (OpenAI Chat's `finish_reason: tool_calls`).
     CloseAll,
+    /// Calls the run leaves for the client to answer in its next request (AG-UI's
+    /// `pendingToolCallIds`): not missing their end.
+    Left {
+        ids: Vec<String>,
+    },
 }
 
 impl AgentEvent {

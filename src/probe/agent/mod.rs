@@ -116,10 +116,10 @@ async fn converse(
     let mut reader = Reader::new(spec);
     let mut pending: Vec<AgentEvent> = Vec::new();
     if spec.server_first() {
-        let frame = tl
+        pending = tl
             .step(Phase::FirstFrame, next_events(ws, &mut reader))
-            .await?;
-        pending = frame;
+            .await?
+            .1;
     }
     let mut message = spec.message.clone();
     if spec.handshake {
@@ -132,7 +132,8 @@ async fn converse(
             }
             pending = tl
                 .step(Phase::FirstFrame, next_events(ws, &mut reader))
-                .await?;
+                .await?
+                .1;
         };
         pending.clear();
         let ack = serde_json::json!({"type": "handshake_acknowledged", "thread_id": thread});
@@ -204,18 +205,25 @@ async fn read_run(
         let (event_deadline, _) = state.next_deadline();
         let deadline = (sent + event_deadline).min(tl.deadline());
         pending = match tokio::time::timeout_at(deadline, next_events(ws, reader)).await {
-            Ok(Ok(events)) => events,
+            Ok(Ok((size, events))) => {
+                state.received(size, sent.elapsed())?;
+                events
+            }
             Ok(Err(f)) => return Err(with_timeline(f, state)),
             Err(_) => return Err(state.cut_at(sent.elapsed(), deadline - sent)),
         };
     }
 }
 
-/// Reads until a text frame arrives and returns its events; closes and errors are failures.
-async fn next_events(ws: &mut Socket, reader: &mut Reader<'_>) -> Result<Vec<AgentEvent>, Failure> {
+/// Reads until a text frame arrives and returns its size and events; closes and errors are
+/// failures.
+async fn next_events(
+    ws: &mut Socket,
+    reader: &mut Reader<'_>,
+) -> Result<(usize, Vec<AgentEvent>), Failure> {
     match next_frame(ws).await? {
         Frame::Text(text) => match reader.read(None, &text) {
-            Ok(Read::Events(events)) => Ok(events),
+            Ok(Read::Events(events)) => Ok((text.len(), events)),
             Ok(Read::End) => Err(Failure::new(
                 Reason::Protocol,
                 "the server said [DONE] before the run completed",

@@ -45,6 +45,7 @@ pub struct RunState<'r> {
     ids: Vec<String>,
     other_runs: usize,
     count: usize,
+    bytes: u64,
     seq: Option<u64>,
     deltas: u64,
     /// Content characters after the first token's, and when the last content arrived.
@@ -65,6 +66,7 @@ impl<'r> RunState<'r> {
             ids: Vec::new(),
             other_runs: 0,
             count: 0,
+            bytes: 0,
             seq: None,
             deltas: 0,
             chars_after_first: 0,
@@ -109,13 +111,41 @@ impl<'r> RunState<'r> {
         }
     }
 
+    /// Bytes of the stream read so far: past `max_stream_bytes` the run stops.
+    pub fn received(&mut self, bytes: usize, at: Duration) -> Result<(), Failure> {
+        self.bytes = self.bytes.saturating_add(bytes as u64);
+        if self.bytes <= self.rules.max_stream_bytes {
+            return Ok(());
+        }
+        Err(Failure::new(
+            Reason::Protocol,
+            format!(
+                "{} bytes of stream ({} deltas) in {} without the run completing; stopped reading (raise expect.max_stream_bytes, now {}, for longer answers; {})",
+                self.bytes,
+                self.deltas,
+                fmt_duration(at),
+                self.rules.max_stream_bytes,
+                self.timeline()
+            ),
+        ))
+    }
+
     pub fn observe(&mut self, ev: &AgentEvent, at: Duration) -> Step {
-        self.count += 1;
+        let name = ev.name.as_str();
+        let mark = &ev.mark;
+        // Deltas are counted and timed, never kept: only the other events count here.
+        if mark.delta.is_none() {
+            self.count += 1;
+        }
         if self.count > self.rules.max_events {
+            let deltas = match self.deltas {
+                0 => String::new(),
+                n => format!(" (besides {n} deltas, which do not count)"),
+            };
             return Step::Fail(Failure::new(
                 Reason::Protocol,
                 format!(
-                    "{} events in {} without the run completing; stopped reading (max_events {}; {})",
+                    "{} events{deltas} in {} without the run completing; stopped reading (raise expect.max_events, now {}; {})",
                     self.count,
                     fmt_duration(at),
                     self.rules.max_events,
@@ -123,8 +153,6 @@ impl<'r> RunState<'r> {
                 ),
             ));
         }
-        let name = ev.name.as_str();
-        let mark = &ev.mark;
         if mark.noise {
             return Step::Continue;
         }
@@ -156,6 +184,12 @@ impl<'r> RunState<'r> {
                     fmt_duration(at),
                     self.timeline_before(at)
                 ),
+            ));
+        }
+        if let Some(why) = &mark.invalid {
+            return Step::Fail(Failure::new(
+                Reason::EventSchema,
+                format!("{name} at {}: {why}", fmt_duration(at)),
             ));
         }
         if let Some(missing) = self.missing_field(ev) {
@@ -314,18 +348,28 @@ impl<'r> RunState<'r> {
                 }
             }
             Some(ToolMark::CloseAll) => self.open_tools.clear(),
+            Some(ToolMark::Left { ids }) => self.open_tools.retain(|t| !ids.contains(&t.id)),
             None => {}
         }
     }
 
     fn missing_at_end(&self, name: &str, at: Duration) -> Option<Failure> {
-        let missing: Vec<&str> = self
+        let mut missing: Vec<String> = self
             .rules
             .events
             .iter()
             .filter(|e| !self.seen(e))
-            .map(String::as_str)
+            .cloned()
             .collect();
+        // A deadline the check gave is a promise that the event comes, not only when.
+        for (event, d) in &self.rules.deadlines {
+            if self.rules.given_deadlines.contains(event)
+                && !self.seen(event)
+                && !missing.contains(event)
+            {
+                missing.push(format!("{event} (deadline {})", fmt_duration(*d)));
+            }
+        }
         if !missing.is_empty() {
             return Some(Failure::new(
                 Reason::EventMissing,
@@ -758,7 +802,40 @@ mod tests {
         assert_eq!(f.reason, Reason::Protocol);
         assert_eq!(
             f.message,
-            "101 events in 101.0ms without the run completing; stopped reading (max_events 100; agent_started at 1.0ms, agent_delta at 2.0ms)"
+            "101 events in 101.0ms without the run completing; stopped reading (raise expect.max_events, now 100; agent_started at 1.0ms, agent_delta at 2.0ms)"
+        );
+    }
+
+    #[test]
+    fn a_given_deadline_is_a_promise_that_the_stage_arrives() {
+        let rules = RunRules {
+            events: vec!["agent_started".into(), "agent_completed".into()],
+            deadlines: [("tool_start".to_string(), Duration::from_secs(3))].into(),
+            given_deadlines: vec!["tool_start".into()],
+            ..RunRules::default()
+        };
+        let (step, _) = feed(&rules, &[(started(), 1), (completed("supervisor"), 5)]);
+        let f = failure(step);
+        assert_eq!(f.reason, Reason::EventMissing);
+        assert_eq!(
+            f.message,
+            "agent_completed at 5.0ms, but tool_start (deadline 3.00s) never arrived (agent_started at 1.0ms, agent_completed at 5.0ms)"
+        );
+    }
+
+    #[test]
+    fn the_byte_budget_names_what_to_raise() {
+        let rules = RunRules {
+            max_stream_bytes: 100,
+            ..RunRules::default()
+        };
+        let mut st = RunState::new(&rules, Profile::AgentEvents);
+        assert!(st.received(60, ms(1)).is_ok());
+        let f = st.received(60, ms(2)).unwrap_err();
+        assert_eq!(f.reason, Reason::Protocol);
+        assert_eq!(
+            f.message,
+            "120 bytes of stream (0 deltas) in 2.0ms without the run completing; stopped reading (raise expect.max_stream_bytes, now 100, for longer answers; no event)"
         );
     }
 }

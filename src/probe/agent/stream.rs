@@ -170,12 +170,14 @@ struct Stream<'s> {
 }
 
 impl Stream<'_> {
-    /// The next event's agent events; None when the stream ended cleanly or said `[DONE]`.
-    async fn next(&mut self) -> Result<Option<Vec<AgentEvent>>, Failure> {
+    /// The next event's size and agent events; None when the stream ended cleanly or said
+    /// `[DONE]`.
+    async fn next(&mut self) -> Result<Option<(usize, Vec<AgentEvent>)>, Failure> {
         loop {
             if let Some(ev) = self.ready.pop_front() {
+                let size = ev.event.len() + ev.data.len();
                 return match self.reader.read(Some(&ev.event), &ev.data) {
-                    Ok(Read::Events(events)) => Ok(Some(events)),
+                    Ok(Read::Events(events)) => Ok(Some((size, events))),
                     Ok(Read::End) => Ok(None),
                     Err(why) => Err(Failure::new(
                         Reason::Protocol,
@@ -220,7 +222,10 @@ async fn read_run(
         let (event_deadline, _) = state.next_deadline();
         let deadline = (sent + event_deadline).min(tl.deadline());
         let events = match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Ok(Some(events))) => events,
+            Ok(Ok(Some((size, events)))) => {
+                state.received(size, sent.elapsed())?;
+                events
+            }
             Ok(Ok(None)) => match stream.reader.at_close() {
                 Some(end) => vec![end],
                 None => {
