@@ -4,10 +4,14 @@
 //! 2. N concurrent SSE golden paths (AG-UI, stage deadlines) against one demo: how many
 //!    missed a deadline they should not have (the demo is healthy, so every miss is ours);
 //! 3. CPU per 1,000 delta events: parsing, reading and judging a recorded stream of
-//!    100,000 deltas in memory (no I/O), on one thread.
+//!    100,000 deltas in memory (no I/O), on one thread;
+//! 4. peak memory of a 100,000-delta OpenAI Chat answer over SSE against a 10-delta one
+//!    (measured first, before anything else raised the process's peak).
 //!
 //! `cargo bench --bench streams -- [runs] [concurrent]` (default 200 and 1000; under
 //! `cargo test`, a smoke of 5 and 50).
+
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +23,7 @@ use pathwatch::probe::agent::profiles::{Read, Reader};
 use pathwatch::probe::agent::rules::{RunState, Step};
 use pathwatch::probe::sse::SseParser;
 use pathwatch::protocol::profiles::Stage;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 fn main() {
@@ -40,6 +45,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    rt.block_on(long_answer_memory(if full { 100_000 } else { 10_000 }));
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -189,5 +195,76 @@ fn cpu_per_thousand_deltas(n: usize) {
         best.as_secs_f64() * 1e3,
         best.as_secs_f64() * 1e6 / (n as f64 / 1000.0),
         4
+    );
+}
+
+/// A 10-delta and an `n`-delta OpenAI Chat answer over SSE from a server that makes each
+/// chunk as it sends it (so only the probe's memory grows): the peak RSS each leaves.
+async fn long_answer_memory(n: usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = vec![0u8; 64 << 10];
+                let read = sock.read(&mut head).await.unwrap_or(0);
+                let path = String::from_utf8_lossy(&head[..read]);
+                let deltas: usize = path
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.rsplit('/').next()?.parse().ok())
+                    .unwrap_or(10);
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+                    .await;
+                let chunk = |body: String| {
+                    format!(
+                        "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{body}]}}\n\n"
+                    )
+                };
+                let mut out = chunk(
+                    r#"{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}"#
+                        .into(),
+                );
+                for i in 0..deltas {
+                    out.push_str(&chunk(format!(
+                        r#"{{"index":0,"delta":{{"content":"token {i} "}},"finish_reason":null}}"#
+                    )));
+                    if out.len() > 16 << 10 {
+                        let _ = sock.write_all(out.as_bytes()).await;
+                        out.clear();
+                    }
+                }
+                out.push_str(&chunk(
+                    r#"{"index":0,"delta":{},"finish_reason":"stop"}"#.into(),
+                ));
+                out.push_str("data: [DONE]\n\n");
+                let _ = sock.write_all(out.as_bytes()).await;
+            });
+        }
+    });
+    let probe = |deltas: usize| async move {
+        let yaml = format!(
+            "checks:\n  - name: p\n    type: agent_pipeline\n    target: http://{addr}/chat/{deltas}\n    profile: openai-chat\n    interval: 2m\n    timeout: 60s\n"
+        );
+        let cfg = Config::from_str(&yaml, "bench.yaml", &|_| None).unwrap();
+        let check = &cfg.checks[0];
+        let prober = Prober::new(&cfg.resolver, cfg.secrets.clone()).unwrap();
+        let start = Instant::now();
+        let r = prober.run(&check.target, &check.spec, check.timeout).await;
+        assert!(r.success(), "{deltas} deltas: {:?}", r.failure);
+        assert_eq!(r.agent.as_ref().unwrap().deltas, deltas as u64 + 1);
+        (start.elapsed(), r.events.len())
+    };
+    for _ in 0..3 {
+        probe(10).await;
+    }
+    let short = support::status_kb("VmHWM");
+    let (took, kept) = probe(n).await;
+    let long = support::status_kb("VmHWM");
+    println!(
+        "long_answer deltas={n} wall_ms={} kept_events={kept} peak_rss_kb after_10_deltas={short} after_{n}_deltas={long} growth_kb={}",
+        took.as_millis(),
+        long.saturating_sub(short)
     );
 }

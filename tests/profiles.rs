@@ -217,8 +217,10 @@ async fn every_profile_names_what_broke() {
         } else {
             "completed"
         };
+        // A stage is named with the profile's word for it: `completed (RUN_FINISHED)`.
         assert!(
-            f.message.contains(&format!("{awaited} never arrived")),
+            f.message.contains(&format!("{awaited} never arrived"))
+                || f.message.contains(&format!("{awaited} (")),
             "{p}: {}",
             f.message
         );
@@ -238,7 +240,9 @@ async fn every_profile_names_what_broke() {
         let f = fail(r, &q);
         assert_eq!(f.reason, Reason::EventTimeout, "{p}: {}", f.message);
         assert!(
-            f.message.contains("started never arrived"),
+            f.message.contains("started never arrived")
+                || f.message
+                    .contains(&format!("started ({}) never arrived", case.shown)),
             "{p}: {}",
             f.message
         );
@@ -420,4 +424,38 @@ async fn ag_ui_runs_over_a_websocket_too() {
     let f = probe_once(&config(&yaml)).await.failure.unwrap();
     assert_eq!(f.reason, Reason::WsUpgrade, "{}", f.message);
     assert!(f.message.contains("400"), "{}", f.message);
+}
+
+/// Long answers are healthy: deltas are counted and timed, never kept, so 100,000 of them
+/// pass inside the default caps, and a stream past `max_stream_bytes` says what to raise.
+#[tokio::test]
+async fn a_hundred_thousand_delta_answer_passes_and_the_byte_cap_names_itself() {
+    let addr = spawn_demo(DemoBackend::default()).await;
+    let chat = &CASES[2];
+    assert_eq!(chat.profile, "openai-chat");
+    let yaml = format!(
+        "checks:\n  - name: p\n    type: agent_pipeline\n    target: {}\n    profile: openai-chat\n    interval: 2m\n    timeout: 60s\n",
+        target(addr, chat, "deltas=100000&gap_ms=0")
+    );
+    let r = probe_once(&config(&yaml)).await;
+    assert!(r.success(), "{:?}", r.failure);
+    let stats = r.agent.as_ref().unwrap();
+    assert!(stats.deltas >= 100_000, "{} deltas", stats.deltas);
+    assert!(r.events.len() < 30, "{} events kept", r.events.len());
+
+    let r = run(
+        addr,
+        chat,
+        "deltas=1000&gap_ms=0",
+        "    expect: {max_stream_bytes: 20000}\n",
+    )
+    .await;
+    let f = r.failure.expect("over the byte cap");
+    assert_eq!(f.reason, Reason::Protocol);
+    assert!(
+        f.message
+            .contains("without the run completing; stopped reading (raise expect.max_stream_bytes, now 20000, for longer answers;"),
+        "{}",
+        f.message
+    );
 }

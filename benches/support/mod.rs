@@ -1,14 +1,18 @@
 //! What the benchmarks read about their own process.
 
-/// A `/proc/self/status` size field (`VmRSS`, `VmHWM`), in MB.
-pub fn status_mb(field: &str) -> u64 {
+/// A `/proc/self/status` size field (`VmRSS`, `VmHWM`), in kB.
+pub fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
         .unwrap_or(0)
-        / 1024
+}
+
+/// A `/proc/self/status` size field (`VmRSS`, `VmHWM`), in MB.
+pub fn status_mb(field: &str) -> u64 {
+    status_kb(field) / 1024
 }
 
 /// Resident memory now, MB.

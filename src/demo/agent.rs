@@ -149,6 +149,19 @@ pub(super) fn auth_fails(
         || (token.is_none() && q.get("auth").is_some_and(|a| a == "required"))
 }
 
+/// `GET` on a provider's own WebSocket path (`/v1/realtime`): `/ws` in that profile.
+pub(super) fn as_profile(profile: &'static str) -> axum::routing::MethodRouter<DemoBackend> {
+    axum::routing::get(
+        move |demo: State<DemoBackend>,
+              Query(mut q): Query<HashMap<String, String>>,
+              headers: HeaderMap,
+              ws: WebSocketUpgrade| async move {
+            q.entry("profile".into()).or_insert_with(|| profile.into());
+            upgrade(demo, Query(q), headers, ws).await
+        },
+    )
+}
+
 pub(super) async fn upgrade(
     State(demo): State<DemoBackend>,
     Query(q): Query<HashMap<String, String>>,
@@ -323,7 +336,7 @@ async fn converse(
         ),
         Profile::OpenaiRealtime => (
             Some(
-                json!({"type": "session.created", "event_id": "event_0", "session": {"id": "sess_1", "object": "realtime.session"}}),
+                json!({"type": "session.created", "event_id": "event_s", "session": {"type": "realtime", "id": "sess_1", "object": "realtime.session", "model": "demo", "output_modalities": ["text"]}}),
             ),
             Some(&["response.create"]),
         ),

@@ -116,6 +116,12 @@ impl DemoBackend {
             .route("/api/websocket/ticket", post(auth::ticket))
             .route("/ws", get(agent::upgrade))
             .route("/sse", post(stream::run))
+            // Where the providers' own clients send their requests (base URL `<demo>/v1`).
+            .route("/v1/responses", stream::as_profile("openai-responses"))
+            .route("/v1/chat/completions", stream::as_profile("openai-chat"))
+            .route("/v1/messages", stream::as_profile("anthropic-messages"))
+            .route("/v1/realtime", agent::as_profile("openai-realtime"))
+            .route("/api/chat", stream::as_profile("ai-sdk"))
             .merge(admin)
             .with_state(self)
     }

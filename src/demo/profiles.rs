@@ -122,13 +122,28 @@ pub(super) fn script(profile: Profile, deltas: usize, request: &Value) -> Vec<St
             );
         }
         Profile::OpenaiResponses => {
-            let resp = |status: &str| json!({"id":"resp_1","object":"response","status":status});
+            // Every event and object as the `openai` SDK's typed models require them, and
+            // each item and content part opened and closed, as its stream helper expects.
+            let text: String = (0..d).map(word).collect();
+            let message = |status: &str, content: Value| json!({"id":"msg_1","type":"message","status":status,"role":"assistant","content":content});
+            let part = |t: &str| json!({"type":"output_text","text":t,"annotations":[]});
+            let call = |status: &str, args: &str| json!({"id":"fc_1","type":"function_call","status":status,"call_id":"call_1","name":"search_docs","arguments":args});
+            let text_at = json!({"item_id":"msg_1","output_index":0,"content_index":0});
+            let with = |kind: &str, at: &Value, more: Value| {
+                let mut v = at.clone();
+                v["type"] = json!(kind);
+                for (k, x) in more.as_object().into_iter().flatten() {
+                    v[k] = x.clone();
+                }
+                v
+            };
+            let created = json!({"response": responses_object("in_progress", json!([]))});
             s.push(
                 step(
                     "response.created",
                     "response.created",
                     0,
-                    json!({"type":"response.created","response":resp("in_progress")}),
+                    with("response.created", &created, json!({})),
                 )
                 .reaches("started"),
             );
@@ -136,25 +151,71 @@ pub(super) fn script(profile: Profile, deltas: usize, request: &Value) -> Vec<St
                 "response.in_progress",
                 "response.in_progress",
                 0,
-                json!({"type":"response.in_progress","response":resp("in_progress")}),
+                with("response.in_progress", &created, json!({})),
             ));
-            s.push(step("response.output_item.added", "response.output_item.added", 1, json!({"type":"response.output_item.added","output_index":0,"item":{"id":"msg_1","type":"message","role":"assistant","content":[]}})));
+            s.push(step("response.output_item.added", "response.output_item.added", 1, json!({"type":"response.output_item.added","output_index":0,"item":message("in_progress", json!([]))})));
+            s.push(step(
+                "response.content_part.added",
+                "response.content_part.added",
+                1,
+                with(
+                    "response.content_part.added",
+                    &text_at,
+                    json!({"part": part("")}),
+                ),
+            ));
             for i in 0..d {
                 let e = step(
                     "response.output_text.delta",
                     "response.output_text.delta",
                     1,
-                    json!({"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":word(i)}),
+                    with(
+                        "response.output_text.delta",
+                        &text_at,
+                        json!({"delta": word(i), "logprobs": []}),
+                    ),
                 );
                 s.push(if i == 0 { e.reaches("first_token") } else { e });
             }
-            s.push(step("response.output_text.done", "response.output_text.done", 1, json!({"type":"response.output_text.done","item_id":"msg_1","output_index":0,"content_index":0,"text":"Looking up the docs."})));
-            s.push(step("response.output_item.added", "response.output_item.added", 2, json!({"type":"response.output_item.added","output_index":1,"item":{"id":"fc_1","type":"function_call","call_id":"call_1","name":"search_docs","arguments":""}})).reaches("tool_start"));
-            s.push(step("response.function_call_arguments.delta", "response.function_call_arguments.delta", 2, json!({"type":"response.function_call_arguments.delta","item_id":"fc_1","output_index":1,"delta":"{\"query\":\"pathwatch\"}"})));
-            s.push(step("response.function_call_arguments.done", "response.function_call_arguments.done", 3, json!({"type":"response.function_call_arguments.done","item_id":"fc_1","output_index":1,"arguments":"{\"query\":\"pathwatch\"}"})).reaches("tool_end"));
-            let mut done = resp("completed");
-            done["usage"] =
-                json!({"input_tokens": 12, "output_tokens": d + 8, "total_tokens": d + 20});
+            s.push(step(
+                "response.output_text.done",
+                "response.output_text.done",
+                1,
+                with(
+                    "response.output_text.done",
+                    &text_at,
+                    json!({"text": text, "logprobs": []}),
+                ),
+            ));
+            s.push(step(
+                "response.content_part.done",
+                "response.content_part.done",
+                1,
+                with(
+                    "response.content_part.done",
+                    &text_at,
+                    json!({"part": part(&text)}),
+                ),
+            ));
+            let said = message("completed", json!([part(&text)]));
+            s.push(step(
+                "response.output_item.done",
+                "response.output_item.done",
+                1,
+                json!({"type":"response.output_item.done","output_index":0,"item":said}),
+            ));
+            s.push(step("response.output_item.added", "response.output_item.added", 2, json!({"type":"response.output_item.added","output_index":1,"item":call("in_progress", "")})).reaches("tool_start"));
+            s.push(step("response.function_call_arguments.delta", "response.function_call_arguments.delta", 2, json!({"type":"response.function_call_arguments.delta","item_id":"fc_1","output_index":1,"delta":ARGS})));
+            s.push(step("response.function_call_arguments.done", "response.function_call_arguments.done", 3, json!({"type":"response.function_call_arguments.done","item_id":"fc_1","output_index":1,"name":"search_docs","arguments":ARGS})).reaches("tool_end"));
+            let called = call("completed", ARGS);
+            s.push(step(
+                "response.output_item.done",
+                "response.output_item.done",
+                3,
+                json!({"type":"response.output_item.done","output_index":1,"item":called}),
+            ));
+            let mut done = responses_object("completed", json!([said, called]));
+            done["usage"] = json!({"input_tokens": 12, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": d + 8, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": d + 20});
             s.push(
                 step(
                     "response.completed",
@@ -314,32 +375,133 @@ pub(super) fn script(profile: Profile, deltas: usize, request: &Value) -> Vec<St
             s.push(step("[DONE]", "", 4, Value::String("[DONE]".into())));
         }
         Profile::OpenaiRealtime => {
-            let resp =
-                |status: &str| json!({"id":"resp_1","object":"realtime.response","status":status});
+            // As the `openai` SDK's realtime models require them.
+            let text: String = (0..d).map(word).collect();
+            let resp = |status: &str, output: Value| json!({"id":"resp_1","object":"realtime.response","status":status,"conversation_id":"conv_1","output_modalities":["text"],"output":output});
+            let message = |status: &str, content: Value| json!({"id":"item_1","object":"realtime.item","type":"message","status":status,"role":"assistant","content":content});
+            let call = |status: &str, args: &str| json!({"id":"item_2","object":"realtime.item","type":"function_call","status":status,"call_id":"call_1","name":"search_docs","arguments":args});
+            let ev = |kind: &str, more: Value| {
+                let mut v = json!({"type": kind, "response_id": "resp_1"});
+                for (k, x) in more.as_object().into_iter().flatten() {
+                    v[k] = x.clone();
+                }
+                v
+            };
+            let text_at = json!({"item_id":"item_1","output_index":0,"content_index":0});
+            let at = |more: Value| {
+                let mut v = text_at.clone();
+                for (k, x) in more.as_object().into_iter().flatten() {
+                    v[k] = x.clone();
+                }
+                v
+            };
             s.push(
                 step(
                     "response.created",
                     "",
                     0,
-                    json!({"type":"response.created","response":resp("in_progress")}),
+                    json!({"type":"response.created","response":resp("in_progress", json!([]))}),
                 )
                 .reaches("started"),
             );
-            s.push(step("response.output_item.added", "", 1, json!({"type":"response.output_item.added","response_id":"resp_1","item":{"id":"item_1","type":"message"}})));
+            s.push(step(
+                "response.output_item.added",
+                "",
+                1,
+                ev(
+                    "response.output_item.added",
+                    json!({"output_index":0,"item":message("in_progress", json!([]))}),
+                ),
+            ));
+            s.push(step(
+                "response.content_part.added",
+                "",
+                1,
+                ev(
+                    "response.content_part.added",
+                    at(json!({"part":{"type":"text","text":""}})),
+                ),
+            ));
             for i in 0..d {
                 let e = step(
                     "response.output_text.delta",
                     "",
                     1,
-                    json!({"type":"response.output_text.delta","response_id":"resp_1","item_id":"item_1","delta":word(i)}),
+                    ev("response.output_text.delta", at(json!({"delta": word(i)}))),
                 );
                 s.push(if i == 0 { e.reaches("first_token") } else { e });
             }
-            s.push(step("response.output_item.added", "", 2, json!({"type":"response.output_item.added","response_id":"resp_1","item":{"id":"item_2","type":"function_call","call_id":"call_1","name":"search_docs"}})).reaches("tool_start"));
-            s.push(step("response.function_call_arguments.delta", "", 2, json!({"type":"response.function_call_arguments.delta","response_id":"resp_1","call_id":"call_1","delta":"{\"query\":\"pathwatch\"}"})));
-            s.push(step("response.function_call_arguments.done", "", 3, json!({"type":"response.function_call_arguments.done","response_id":"resp_1","call_id":"call_1","arguments":"{\"query\":\"pathwatch\"}"})).reaches("tool_end"));
-            let mut done = resp("completed");
-            done["usage"] = json!({"output_tokens": d + 8});
+            s.push(step(
+                "response.output_text.done",
+                "",
+                1,
+                ev("response.output_text.done", at(json!({"text": text}))),
+            ));
+            s.push(step(
+                "response.content_part.done",
+                "",
+                1,
+                ev(
+                    "response.content_part.done",
+                    at(json!({"part":{"type":"text","text":text}})),
+                ),
+            ));
+            let said = message("completed", json!([{"type":"output_text","text":text}]));
+            s.push(step(
+                "response.output_item.done",
+                "",
+                1,
+                ev(
+                    "response.output_item.done",
+                    json!({"output_index":0,"item":said}),
+                ),
+            ));
+            s.push(
+                step(
+                    "response.output_item.added",
+                    "",
+                    2,
+                    ev(
+                        "response.output_item.added",
+                        json!({"output_index":1,"item":call("in_progress", "")}),
+                    ),
+                )
+                .reaches("tool_start"),
+            );
+            let call_at = json!({"item_id":"item_2","output_index":1,"call_id":"call_1"});
+            let mut delta = call_at.clone();
+            delta["delta"] = json!(ARGS);
+            s.push(step(
+                "response.function_call_arguments.delta",
+                "",
+                2,
+                ev("response.function_call_arguments.delta", delta),
+            ));
+            let mut args = call_at;
+            args["name"] = json!("search_docs");
+            args["arguments"] = json!(ARGS);
+            s.push(
+                step(
+                    "response.function_call_arguments.done",
+                    "",
+                    3,
+                    ev("response.function_call_arguments.done", args),
+                )
+                .reaches("tool_end"),
+            );
+            let called = call("completed", ARGS);
+            s.push(step(
+                "response.output_item.done",
+                "",
+                3,
+                ev(
+                    "response.output_item.done",
+                    json!({"output_index":1,"item":called}),
+                ),
+            ));
+            let mut done = resp("completed", json!([said, called]));
+            done["usage"] =
+                json!({"total_tokens": d + 20, "input_tokens": 12, "output_tokens": d + 8});
             s.push(
                 step(
                     "response.done",
@@ -358,6 +520,14 @@ pub(super) fn script(profile: Profile, deltas: usize, request: &Value) -> Vec<St
     s
 }
 
+/// The tool call's arguments in every profile.
+const ARGS: &str = r#"{"query":"pathwatch"}"#;
+
+/// An OpenAI Responses `response` object with every field the SDK's model requires.
+fn responses_object(status: &str, output: Value) -> Value {
+    json!({"id":"resp_1","object":"response","created_at":1_700_000_000,"status":status,"model":"demo","output":output,"parallel_tool_calls":true,"tool_choice":"auto","tools":[],"error":null,"incomplete_details":null,"instructions":null,"metadata":{},"temperature":1.0,"top_p":1.0,"usage":null})
+}
+
 /// The error event a failing run sends mid-stream, as the protocol sends it.
 fn error_event(profile: Profile) -> (&'static str, Value) {
     let text = "LLM provider returned 429 (quota exceeded)";
@@ -366,10 +536,14 @@ fn error_event(profile: Profile) -> (&'static str, Value) {
             "",
             json!({"type":"RUN_ERROR","message":text,"code":"rate_limited"}),
         ),
-        Profile::OpenaiResponses => (
-            "response.failed",
-            json!({"type":"response.failed","response":{"id":"resp_1","status":"failed","error":{"code":"server_error","message":text}}}),
-        ),
+        Profile::OpenaiResponses => {
+            let mut failed = responses_object("failed", json!([]));
+            failed["error"] = json!({"code":"server_error","message":text});
+            (
+                "response.failed",
+                json!({"type":"response.failed","sequence_number":1,"response":failed}),
+            )
+        }
         Profile::OpenaiChat => (
             "",
             json!({"error":{"message":text,"type":"server_error","code":null}}),
@@ -470,7 +644,7 @@ pub(super) async fn play(
                 }
                 _ => {}
             }
-        } else if step.phase == 1 {
+        } else if step.phase == 1 && !session.gap.is_zero() {
             tokio::time::sleep(session.gap).await;
         }
         if let Some(Fault::Delay(label, d)) = fault

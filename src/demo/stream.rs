@@ -76,6 +76,20 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// `POST` on a provider's own path (`/v1/messages`): `/sse` in that profile, unless the
+/// query names another.
+pub(super) fn as_profile(profile: &'static str) -> axum::routing::MethodRouter<DemoBackend> {
+    axum::routing::post(
+        move |demo: State<DemoBackend>,
+              Query(mut q): Query<HashMap<String, String>>,
+              headers: HeaderMap,
+              body: Bytes| async move {
+            q.entry("profile".into()).or_insert_with(|| profile.into());
+            run(demo, Query(q), headers, body).await
+        },
+    )
+}
+
 pub(super) async fn run(
     State(demo): State<DemoBackend>,
     Query(q): Query<HashMap<String, String>>,

@@ -184,9 +184,8 @@ where
     .await
 }
 
-fn hyper_failure(e: &hyper::Error) -> Failure {
-    // The deepest I/O error says what happened to the connection; hyper's own text names
-    // what it was doing.
+/// The deepest I/O error under a hyper error, in words: what happened to the connection.
+fn io_cause(e: &hyper::Error) -> Option<String> {
     let mut io = None;
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -195,6 +194,12 @@ fn hyper_failure(e: &hyper::Error) -> Failure {
         }
         source = s.source();
     }
+    io
+}
+
+fn hyper_failure(e: &hyper::Error) -> Failure {
+    // hyper's own text names what it was doing.
+    let io = io_cause(e);
     let message = if e.is_parse() || e.is_parse_status() {
         format!("the server did not answer with valid HTTP/1.1 ({e})")
     } else if e.is_incomplete_message() {
@@ -210,7 +215,9 @@ fn hyper_failure(e: &hyper::Error) -> Failure {
 
 pub(crate) async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, Failure> {
     let mut buf = BytesMut::new();
-    while let Some(data) = next_chunk(&mut body).await? {
+    let broke =
+        |f: Failure| Failure::new(f.reason, format!("reading the body failed: {}", f.message));
+    while let Some(data) = next_chunk(&mut body).await.map_err(broke)? {
         if buf.len() + data.len() > limit {
             return Err(too_large(limit));
         }
@@ -219,14 +226,19 @@ pub(crate) async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes,
     Ok(buf.freeze())
 }
 
-/// The next piece of a body as it arrives; None at its end.
+/// The next piece of a body as it arrives; None at its end. A failure says in words what
+/// happened to the connection.
 pub(crate) async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>, Failure> {
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            Failure::new(
-                Reason::Protocol,
-                format!("reading the body failed: {}", hyper_failure(&e).message),
-            )
+            let words = io_cause(&e).unwrap_or_else(|| {
+                if e.is_incomplete_message() {
+                    "the server closed the connection before the body was complete".into()
+                } else {
+                    hyper_failure(&e).message
+                }
+            });
+            Failure::new(Reason::Protocol, words)
         })?;
         if let Ok(data) = frame.into_data() {
             return Ok(Some(data));

@@ -415,12 +415,26 @@ impl<'r> RunState<'r> {
 
     /// The next expected event or stage not seen yet (the run's end when all were seen).
     fn awaited(&self) -> String {
-        self.rules
-            .events
-            .iter()
-            .find(|e| !self.seen(e))
-            .cloned()
-            .unwrap_or_else(|| self.profile.info().end.to_string())
+        match self.rules.events.iter().find(|e| !self.seen(e)) {
+            Some(e) => self.named(e),
+            None => self.profile.info().end.to_string(),
+        }
+    }
+
+    /// An event or stage for a message, a stage with the profile's word for it:
+    /// `completed (RUN_FINISHED)`.
+    fn named(&self, key: &str) -> String {
+        let info = self.profile.info();
+        let word = match Stage::named(key) {
+            Some(Stage::Started) => info.start,
+            Some(Stage::Completed) => info.end,
+            _ => key,
+        };
+        if word == key {
+            key.to_string()
+        } else {
+            format!("{key} ({word})")
+        }
     }
 
     /// The `event_timeout` failure when the next deadline passed at `now` (since send).
@@ -435,7 +449,7 @@ impl<'r> RunState<'r> {
         let awaited = if deadline < next {
             self.awaited()
         } else {
-            awaited
+            self.named(&awaited)
         };
         let message = match self.observed.last() {
             None => format!(

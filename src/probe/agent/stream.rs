@@ -202,7 +202,7 @@ impl Stream<'_> {
                 Err(f) => {
                     return Err(Failure::new(
                         Reason::Protocol,
-                        format!("the stream broke: {}", f.message),
+                        format!("the stream broke off: {} (truncated)", f.message),
                     ));
                 }
             }

@@ -38,6 +38,7 @@ pub struct Reader<'s> {
     chat: openai_chat::Chunks,
     anthropic: anthropic::Blocks,
     ag_ui: ag_ui::Calls,
+    ai_sdk: ai_sdk::Calls,
 }
 
 impl<'s> Reader<'s> {
@@ -48,6 +49,7 @@ impl<'s> Reader<'s> {
             chat: Default::default(),
             anthropic: Default::default(),
             ag_ui: Default::default(),
+            ai_sdk: Default::default(),
         }
     }
 
@@ -79,7 +81,7 @@ impl<'s> Reader<'s> {
                     Profile::AgUi => self.ag_ui.read(name, value),
                     Profile::OpenaiResponses => openai_responses::read(name, value),
                     Profile::AnthropicMessages => self.anthropic.read(name, value),
-                    Profile::AiSdk => ai_sdk::read(name, value),
+                    Profile::AiSdk => self.ai_sdk.read(name, value),
                     _ => openai_realtime::read(name, value),
                 }]
             }
