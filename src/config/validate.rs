@@ -65,10 +65,17 @@ impl Validator<'_> {
     /// Deserializes one part of the file. Unknown keys are reported and dropped, then the
     /// part is tried again, so one pass finds every unknown key; the first other error of
     /// the part is reported and the part is skipped.
-    pub(super) fn section<T: DeserializeOwned>(
+    pub(super) fn section<T: DeserializeOwned>(&mut self, value: Value, path: &str) -> Option<T> {
+        self.section_beside(value, path, &[])
+    }
+
+    /// [`Validator::section`] of a part whose keys sit beside `also` in the file (a check's
+    /// type keys beside `name`, `interval`, ...): an unknown key is told all of them.
+    pub(super) fn section_beside<T: DeserializeOwned>(
         &mut self,
         mut value: Value,
         path: &str,
+        also: &[&str],
     ) -> Option<T> {
         for _ in 0..64 {
             match serde_path_to_error::deserialize::<_, T>(value.clone()) {
@@ -93,9 +100,35 @@ impl Validator<'_> {
                         let key_path = yaml::child(&parent, field);
                         let expected = message
                             .split_once(", expected ")
-                            .map(|(_, rest)| format!(" (expected {rest})"))
+                            .map(|(_, rest)| {
+                                // `also` sits beside the part's own keys, not deeper.
+                                let beside = if parent_segs.is_empty() { also } else { &[] };
+                                let mut known: Vec<&str> = beside.to_vec();
+                                known.extend(rest.split('`').skip(1).step_by(2));
+                                let listed = known
+                                    .iter()
+                                    .map(|k| format!("`{k}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ");
+                                match closest_key(field, &known) {
+                                    Some(key) => {
+                                        format!(" (did you mean `{key}`? expected one of {listed})")
+                                    }
+                                    None => format!(" (expected one of {listed})"),
+                                }
+                            })
                             .unwrap_or_default();
-                        self.error(&key_path, true, format!("unknown key `{field}`{expected}"));
+                        let once = ["one_off", "once", "run_once", "oneshot", "one_shot"]
+                            .contains(&field)
+                            .then_some(
+                                "; a check runs every `interval`: to run checks once, use `pathwatch check` (exit 1 when one fails)",
+                            )
+                            .unwrap_or_default();
+                        self.error(
+                            &key_path,
+                            true,
+                            format!("unknown key `{field}`{expected}{once}"),
+                        );
                         if remove_key(&mut value, &parent_segs, field) {
                             continue;
                         }
@@ -127,10 +160,16 @@ impl Validator<'_> {
                 self.error(
                     key,
                     true,
-                    format!(
-                        "unknown key `{key}` (expected one of {})",
-                        ROOT_KEYS.join(", ")
-                    ),
+                    match closest_key(key, &ROOT_KEYS) {
+                        Some(near) => format!(
+                            "unknown key `{key}` (did you mean `{near}`? expected one of {})",
+                            ROOT_KEYS.join(", ")
+                        ),
+                        None => format!(
+                            "unknown key `{key}` (expected one of {})",
+                            ROOT_KEYS.join(", ")
+                        ),
+                    },
                 );
             }
         }
@@ -330,11 +369,11 @@ impl Validator<'_> {
             .partition(|(k, _)| common_keys.contains(&k.as_str()));
         let own = Value::Object(own);
         let mut spec = match kind.as_str() {
-            "http" => Spec::Http(self.section(own, path)?),
-            "tls" => Spec::Tls(self.section(own, path)?),
-            "dns" => Spec::Dns(self.section(own, path)?),
-            "agent_pipeline" => Spec::Agent(self.section(own, path)?),
-            "websocket" => Spec::WebSocket(self.section(own, path)?),
+            "http" => Spec::Http(self.section_beside(own, path, common_keys)?),
+            "tls" => Spec::Tls(self.section_beside(own, path, common_keys)?),
+            "dns" => Spec::Dns(self.section_beside(own, path, common_keys)?),
+            "agent_pipeline" => Spec::Agent(self.section_beside(own, path, common_keys)?),
+            "websocket" => Spec::WebSocket(self.section_beside(own, path, common_keys)?),
             other => {
                 self.error(
                     &yaml::child(path, "type"),
@@ -382,6 +421,68 @@ impl Seg {
             Seg::Index(i) => yaml::index(path, *i),
         }
     }
+}
+
+/// The known key an unknown one most likely meant: a typo (`tmeout`), a word order or
+/// separator slip (`events_max`, `max-events`), a plural (`deadline`), or a key that
+/// shares a word of three letters or more with it (`fault_window` -> `fault_every`). None
+/// when nothing is close: a wrong guess misleads more than none.
+pub(crate) fn closest_key<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    let words = |s: &str| -> Vec<String> {
+        let mut w: Vec<String> = norm(s)
+            .split('_')
+            .filter(|w| w.len() >= 3)
+            .map(|w| w.trim_end_matches('s').to_string())
+            .collect();
+        w.sort();
+        w
+    };
+    let u = norm(unknown);
+    // What peers call it (Gatus, Uptime Kuma, blackbox_exporter, Cloudprober).
+    const PEERS: [(&str, &str); 12] = [
+        ("url", "target"),
+        ("endpoint", "target"),
+        ("address", "target"),
+        ("host", "target"),
+        ("prober", "type"),
+        ("kind", "type"),
+        ("every", "interval"),
+        ("frequency", "interval"),
+        ("period", "interval"),
+        ("conditions", "expect"),
+        ("assertions", "expect"),
+        ("valid_status_codes", "status"),
+    ];
+    if let Some(k) = PEERS
+        .iter()
+        .find(|(peer, _)| *peer == u)
+        .and_then(|(_, ours)| known.iter().find(|k| *k == ours))
+    {
+        return Some(k);
+    }
+    let score = |k: &str| -> f64 {
+        let k = norm(k);
+        let typo = strsim::normalized_damerau_levenshtein(&u, &k);
+        let (uw, kw) = (words(&u), words(&k));
+        let same_words = !uw.is_empty() && uw == kw;
+        let shared = uw.iter().filter(|w| kw.contains(w)).count();
+        if same_words {
+            1.0
+        } else if typo >= 0.6 {
+            typo
+        } else if shared > 0 {
+            0.5 + 0.1 * shared as f64
+        } else {
+            0.0
+        }
+    };
+    known
+        .iter()
+        .map(|k| (score(k), *k))
+        .filter(|(s, k)| *s >= 0.5 && *k != unknown)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
 }
 
 fn unknown_field(message: &str) -> Option<&str> {

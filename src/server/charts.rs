@@ -109,10 +109,11 @@ pub(super) fn waterfall(d: &Detail, run: &RunRecord) -> String {
             rows.push((o.name.clone(), Some(o.at.as_secs_f64()), None));
         }
     }
+    // The axis spans the run (its arrivals and its length), not the deadlines: a 367 ms run
+    // with a 2 s deadline reads at its own scale, the far deadline marked at the edge.
     let end = rows
         .iter()
-        .flat_map(|r| [r.1, r.2])
-        .flatten()
+        .filter_map(|r| r.1)
         .chain([run.duration_seconds])
         .fold(0.001f64, f64::max)
         * 1.1;
@@ -163,15 +164,27 @@ pub(super) fn waterfall(d: &Detail, run: &RunRecord) -> String {
                 );
             }
         }
-        if let Some(dl) = deadline {
-            let _ = write!(
-                svg,
-                r#"<line class="deadline" x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}"><title>deadline {3}</title></line>"#,
-                x(*dl),
-                y + 2.0,
-                y + row_h - 2.0,
-                secs(*dl)
-            );
+        match deadline {
+            Some(dl) if *dl <= end => {
+                let _ = write!(
+                    svg,
+                    r#"<line class="deadline" x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}"><title>deadline {3}</title></line>"#,
+                    x(*dl),
+                    y + 2.0,
+                    y + row_h - 2.0,
+                    secs(*dl)
+                );
+            }
+            Some(dl) => {
+                let _ = write!(
+                    svg,
+                    r#"<text class="deadline-far" x="{:.1}" y="{:.1}" text-anchor="end">deadline {} →</text>"#,
+                    label_w + plot_w + 18.0,
+                    y + 16.0,
+                    secs(*dl)
+                );
+            }
+            None => {}
         }
         let status = match (at, late) {
             (None, _) => r#"<strong class="missing-text">missing</strong>"#.to_string(),

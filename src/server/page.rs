@@ -90,7 +90,7 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:8px;bord
 .why{max-width:460px;overflow-wrap:anywhere}.why .reason{font-family:ui-monospace,monospace;font-size:13px}
 svg text{fill:var(--fg);font-size:11px}.spark polyline{fill:none;stroke:var(--bar);stroke-width:1.5}.spark .fail{fill:var(--crit)}
 .bars rect.up{fill:var(--ok)}.bars rect.down{fill:var(--crit)}.bars rect.part{fill:var(--warn)}.bars rect.none{fill:var(--line)}
-.wf .bar{fill:var(--bar)}.wf .late{fill:var(--warn)}.wf .deadline{stroke:var(--crit);stroke-dasharray:3 2}.wf .missing{fill:var(--crit);font-weight:700}.wf .grid{stroke:var(--line)}
+.wf .bar{fill:var(--bar)}.wf .late{fill:var(--warn)}.wf .deadline{stroke:var(--crit);stroke-dasharray:3 2}.wf .missing{fill:var(--crit);font-weight:700}.wf .grid{stroke:var(--line)}.phases .bar{fill:var(--bar)}.wf .deadline-far{fill:var(--crit);font-size:11px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 .nowrap{white-space:nowrap}.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 16px;margin:12px 0}
 @media (max-width:720px){.hide-narrow{display:none}td,th{padding:6px 4px}
@@ -161,7 +161,33 @@ fn why(v: &CheckView) -> String {
         let _ = write!(out, r#"<span class="muted">{}</span>"#, esc(how));
         return out;
     }
+    // A steady check: what the last run saw, then how the state came about.
+    if let Some(last) = &v.last {
+        let _ = write!(out, "{}<br>", esc(&last_seen(last)));
+    }
     let _ = write!(out, r#"<span class="muted">{}</span>"#, esc(&v.cause));
+    out
+}
+
+/// `last run: OK in 367 ms, 5 events, 212 deltas, certificate 89 d left`.
+fn last_seen(last: &RunRecord) -> String {
+    let mut out = format!(
+        "last run: {} in {}",
+        last.status.as_str().to_uppercase(),
+        secs(last.duration_seconds)
+    );
+    if !last.events.is_empty() {
+        let _ = write!(out, ", {} events", last.events.len());
+    }
+    if let Some(a) = last.agent.as_ref().filter(|a| a.deltas > 0) {
+        let _ = write!(out, ", {} deltas", a.deltas);
+    }
+    if let Some(d) = last.cert_days_left {
+        let _ = write!(out, ", certificate {:.0} d left", d.floor());
+    }
+    if let Some(why) = last.why.as_deref().filter(|_| last.status != Status::Ok) {
+        let _ = write!(out, " ({why})");
+    }
     out
 }
 
@@ -244,12 +270,43 @@ pub async fn overview(State(s): State<AppState>) -> Response {
     page(&s, &title, &header, &main).into_response()
 }
 
+/// The phases of a run in the order a request walks them (a token first, then the name,
+/// the connection, TLS, the request or upgrade, the answer), as a waterfall: each bar starts
+/// where the one before ended, on the run's own scale.
 fn phases(run: &RunRecord) -> String {
+    const PATH: [&str; 10] = [
+        "login",
+        "resolve",
+        "connect",
+        "tls",
+        "processing",
+        "upgrade",
+        "first_frame",
+        "transfer",
+        "complete",
+        "reply",
+    ];
+    let rank = |p: &str| PATH.iter().position(|x| *x == p).unwrap_or(PATH.len());
+    let mut ordered: Vec<(&String, f64)> = run.phases.iter().map(|(p, d)| (p, *d)).collect();
+    ordered.sort_by_key(|(p, _)| rank(p));
+    let total: f64 = ordered.iter().map(|(_, d)| d).sum::<f64>().max(1e-6);
     let mut out = String::from(
-        r#"<table><thead><tr><th scope="col">Phase</th><th scope="col">Time</th></tr></thead><tbody>"#,
+        r#"<table class="phases"><thead><tr><th scope="col">Phase</th><th scope="col">Time</th><th scope="col" class="hide-narrow">Waterfall</th></tr></thead><tbody>"#,
     );
-    for (p, d) in &run.phases {
-        let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(p), secs(*d));
+    let mut start = 0.0;
+    for (p, d) in ordered {
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td>{}</td><td class="hide-narrow"><svg width="300" height="12" role="img" aria-label="{} from {} to {}"><rect class="bar" x="{:.1}" y="1" width="{:.1}" height="10"/></svg></td></tr>"#,
+            esc(p),
+            secs(d),
+            esc(p),
+            secs(start),
+            secs(start + d),
+            start / total * 300.0,
+            (d / total * 300.0).max(1.0),
+        );
+        start += d;
     }
     out.push_str("</tbody></table>");
     out
