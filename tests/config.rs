@@ -347,3 +347,57 @@ fn ten_thousand_checks_on_one_json_line_load() {
     assert_eq!(config.checks.len(), 10_000);
     assert_eq!(config.checks[9_999].name, "c9999");
 }
+
+#[test]
+fn unknown_keys_suggest_the_key_they_most_likely_meant() {
+    let yaml = r#"checks:
+  - name: api
+    type: http
+    target: http://127.0.0.1:8080/health
+    interval: 30s
+    tmeout: 5s
+  - name: gatus-style
+    type: http
+    url: http://127.0.0.1:8080/health
+  - name: kuma-style
+    type: http
+    target: http://127.0.0.1:8080/health
+    one_off: true
+  - name: nested
+    type: http
+    target: http://127.0.0.1:8080/health
+    expect:
+      statuses: [200]
+  - name: nothing-close
+    type: http
+    target: http://127.0.0.1:8080/health
+    colour: blue
+sever:
+  listen: 127.0.0.1:9115
+"#;
+    let errs = errors(yaml);
+    let has = |want: &str| {
+        assert!(
+            errs.iter().any(|e| e.contains(want)),
+            "missing {want:?} in:\n{}",
+            errs.join("\n")
+        )
+    };
+    has("checks[0].tmeout: unknown key `tmeout` (did you mean `timeout`?");
+    has("checks[1].url: unknown key `url` (did you mean `target`?");
+    has("checks[2].one_off: unknown key `one_off`");
+    has("to run checks once, use `pathwatch check`");
+    has("checks[3].expect.statuses: unknown key `statuses` (did you mean `status`?");
+    has("unknown key `sever` (did you mean `server`?");
+    let colour = errs
+        .iter()
+        .find(|e| e.contains("`colour`"))
+        .expect("colour");
+    assert!(!colour.contains("did you mean"), "{colour}");
+    // A nested key is not offered the check's own keys.
+    let statuses = errs
+        .iter()
+        .find(|e| e.contains("`statuses`"))
+        .expect("statuses");
+    assert!(!statuses.contains("`interval`"), "{statuses}");
+}

@@ -139,6 +139,19 @@ async fn api_and_pages_show_state_history_and_transitions() {
     let (status, html) = get_text(&format!("{}/checks/down", d.base), &[]).await;
     assert_eq!(status, 200);
     assert!(html.contains("State changes"));
+    // A steady check says what its last run saw; its phases read in the path's order.
+    let (_, html) = get_text(&format!("{}/", d.base), &[]).await;
+    assert!(html.contains("last run: OK in "), "{html}");
+    let (_, html) = get_text(&format!("{}/checks/up", d.base), &[]).await;
+    let at = |p: &str| {
+        html.find(&format!("<tr><td>{p}</td>"))
+            .unwrap_or_else(|| panic!("no phase {p}:\n{html}"))
+    };
+    assert!(
+        at("connect") < at("processing") && at("processing") < at("transfer"),
+        "{html}"
+    );
+    assert!(html.contains(r#"aria-label="connect from "#), "{html}");
     let (status, svg) = get_text(&format!("{}/badge/down.svg", d.base), &[]).await;
     assert_eq!(status, 200);
     assert!(svg.contains("down: CRIT"));
@@ -185,6 +198,8 @@ async fn state_survives_kill_9_without_a_second_announcement() {
     );
     assert!(dir.path().join("history.db").exists());
 
+    // Down for over two intervals: the check missed runs, and its history says so.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let second = spawn();
     let after = wait_state(&base, "down", "crit").await;
     assert_eq!(
@@ -193,7 +208,22 @@ async fn state_survives_kill_9_without_a_second_announcement() {
     );
     tokio::time::sleep(Duration::from_millis(800)).await;
     let (_, t) = json(&format!("{base}/api/v1/transitions?check=down")).await;
-    assert_eq!(t["transitions"].as_array().unwrap().len(), 1, "{t}");
+    let t = t["transitions"].as_array().unwrap();
+    assert_eq!(t.len(), 2, "the CRIT and the gap: {t:?}");
+    let gap = &t[0];
+    assert_eq!(
+        (&gap["from"], &gap["to"]),
+        (&"crit".into(), &"crit".into()),
+        "{gap}"
+    );
+    let cause = gap["cause"].as_str().unwrap();
+    assert!(
+        cause.starts_with("pathwatch was not running from ")
+            && cause.contains("no runs in that time"),
+        "{cause}"
+    );
+    let (_, page) = get_text(&format!("{base}/checks/down"), &[]).await;
+    assert!(page.contains("pathwatch was not running from"), "{page}");
     let (_, runs) = json(&format!("{base}/api/v1/checks/down/history?limit=1000")).await;
     assert!(
         runs["runs"].as_array().unwrap().len() >= 5,

@@ -113,6 +113,15 @@ fn resume(
         })
         .map(|(name, _)| name.clone())
         .collect();
+    let marks = crate::verdict::gap_marks(&saved, &config.checks, crate::clock::now_ms());
+    for t in &marks {
+        if let Err(e) = history.record_transition(t) {
+            tracing::warn!(check = %t.check, error = %e, "Could not write the mark of the gap to the history.");
+        }
+    }
+    if let Some(t) = marks.first() {
+        tracing::info!(checks = marks.len(), gap = %t.cause, "Checks missed runs while pathwatch was not running.");
+    }
     let board = Board::new(&config.checks, saved);
     for (check, entry) in board.snapshot() {
         metrics.set_state(&check.name, entry.tracker.state);

@@ -118,12 +118,13 @@ impl Validator<'_> {
                                 }
                             })
                             .unwrap_or_default();
-                        let once = ["one_off", "once", "run_once", "oneshot", "one_shot"]
+                        let once = if ["one_off", "once", "run_once", "oneshot", "one_shot"]
                             .contains(&field)
-                            .then_some(
-                                "; a check runs every `interval`: to run checks once, use `pathwatch check` (exit 1 when one fails)",
-                            )
-                            .unwrap_or_default();
+                        {
+                            "; a check runs every `interval`: to run checks once, use `pathwatch check` (exit 1 when one fails)"
+                        } else {
+                            ""
+                        };
                         self.error(
                             &key_path,
                             true,

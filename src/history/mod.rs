@@ -163,15 +163,24 @@ impl History {
             params![check, tracker],
         )
         .map_err(|e| e.to_string())?;
-        if let Some(t) = transition {
-            conn.execute(
+        drop(conn);
+        match transition {
+            Some(t) => self.record_transition(t),
+            None => Ok(()),
+        }
+    }
+
+    /// One transition, written at once after what is queued (a reset, a gap mark).
+    pub fn record_transition(&self, t: &Transition) -> Result<(), String> {
+        self.flush();
+        self.conn()
+            .execute(
                 "INSERT INTO transitions (check_name, at_ms, from_state, to_state, cause)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![check, t.at_ms, t.from.as_str(), t.to.as_str(), t.cause],
+                params![t.check, t.at_ms, t.from.as_str(), t.to.as_str(), t.cause],
             )
-            .map_err(|e| e.to_string())?;
-        }
-        Ok(())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Waits until everything queued so far is committed.

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::damping::{Tracker, Transition};
 use super::record::RunRecord;
+use crate::clock;
 use crate::config::Check;
 
 /// What a check was when pathwatch last stopped.
@@ -16,6 +17,52 @@ use crate::config::Check;
 pub struct Saved {
     pub tracker: Tracker,
     pub last: Option<RunRecord>,
+}
+
+/// The marks of the time pathwatch was not running, one per resumed check that missed a
+/// run in it (nothing ran for over two of its intervals): a row in the check's state
+/// changes, from its carried state to the same, so its history says why it has no runs
+/// there and that its state is older than it looks. The gap runs from the newest run of
+/// any check before the stop to `now_ms`.
+pub fn gap_marks(
+    saved: &HashMap<String, Saved>,
+    checks: &[Arc<Check>],
+    now_ms: i64,
+) -> Vec<Transition> {
+    let Some(stopped_ms) = saved
+        .values()
+        .filter_map(|s| s.last.as_ref())
+        .map(|r| r.at_ms + (r.duration_seconds * 1000.0) as i64)
+        .max()
+    else {
+        return Vec::new();
+    };
+    let (from, to) = (
+        clock::rfc3339_secs(stopped_ms / 1000),
+        clock::rfc3339_secs(now_ms / 1000),
+    );
+    let gap = clock::fmt_span(std::time::Duration::from_millis(
+        (now_ms - stopped_ms).max(0) as u64,
+    ));
+    let mut marks: Vec<Transition> = checks
+        .iter()
+        .filter_map(|c| {
+            let s = saved.get(&c.name)?;
+            let last = s.last.as_ref()?;
+            let missed = now_ms - last.at_ms > 2 * c.interval.as_millis() as i64;
+            missed.then(|| Transition {
+                check: c.name.clone(),
+                at_ms: now_ms,
+                from: s.tracker.state,
+                to: s.tracker.state,
+                cause: format!(
+                    "pathwatch was not running from {from} to {to} ({gap}): no runs in that time; the state was carried over"
+                ),
+            })
+        })
+        .collect();
+    marks.sort_by(|a, b| a.check.cmp(&b.check));
+    marks
 }
 
 /// Latencies kept per check for the sparkline.

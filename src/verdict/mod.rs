@@ -9,7 +9,7 @@ pub mod record;
 pub mod startup;
 
 pub use assess::{Assessment, Status, assess};
-pub use board::{Board, Entry, Observed, SPARK, Saved};
+pub use board::{Board, Entry, Observed, SPARK, Saved, gap_marks};
 pub use damping::{CheckState, Tracker, Transition};
 pub use record::RunRecord;
 pub use startup::StartUp;
