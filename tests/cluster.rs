@@ -201,14 +201,26 @@ async fn backend() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_move_to_the_members_that_stay_and_back() {
     let backend = backend().await;
-    // One port on three addresses: the member names DNS gives are ip:port.
-    let first = TcpListener::bind((ip(11), 0)).await.unwrap();
-    let port = first.local_addr().unwrap().port();
-    drop(first);
-    let addrs: Vec<SocketAddr> = [11, 12, 13]
-        .iter()
-        .map(|l| SocketAddr::new(ip(*l), port))
-        .collect();
+    // One port on three addresses: the member names DNS gives are ip:port. A port where
+    // each member owns a check (with some, one of three owns none of 12: about 1 in 130).
+    let addrs: Vec<SocketAddr> = loop {
+        let first = TcpListener::bind((ip(11), 0)).await.unwrap();
+        let port = first.local_addr().unwrap().port();
+        drop(first);
+        let addrs: Vec<SocketAddr> = [11, 12, 13]
+            .iter()
+            .map(|l| SocketAddr::new(ip(*l), port))
+            .collect();
+        let names: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        let members = pathwatch::cluster::Members::new(names.clone(), names[0].clone());
+        let owners: BTreeSet<&str> = (0..CHECKS)
+            .filter_map(|i| members.owner(&format!("c{i}")))
+            .collect();
+        if owners.len() == 3 {
+            break addrs;
+        }
+    };
+    let port = addrs[0].port();
     let all: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
     let (dns, records) = spawn_dns_live(&[(PEERS, &all)], &[], 1).await;
     let mut instances = Vec::new();
@@ -466,4 +478,150 @@ async fn a_stopped_instance_lets_its_port_go() {
     TcpListener::bind(addr)
         .await
         .expect("the port is free after the stop");
+}
+
+/// A secured StatefulSet: every member's listener has TLS and basic auth (web config), and
+/// `cluster.client` gives the fan-out the peers' CA, the name their certificate covers and
+/// the credentials: the cluster view holds every member's checks. A member without them
+/// names why each peer refused, in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secured_cluster_sees_every_member_and_names_a_refusal() {
+    const PASSWORD: &str = "peer-password-77";
+    let backend = backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::builder(&["localhost"]).build();
+    let (cert, key) = pki.write_pem(dir.path(), "server");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.root_pem).unwrap();
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  pathwatch: \"{hash}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let mut listeners = Vec::new();
+    for _ in 0..4 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    let peers = format!("[\"{}\", \"{}\", \"{}\"]", addrs[0], addrs[1], addrs[2]);
+    let mut checks = String::from("defaults: {interval: 500ms, timeout: 400ms}\nchecks:\n");
+    for i in 0..CHECKS {
+        checks.push_str(&format!(
+            "  - {{name: c{i}, type: http, target: \"http://{backend}/c/{i}\"}}\n"
+        ));
+    }
+    let client = format!(
+        "client: {{tls: {{ca_file: \"{}\", server_name: localhost}}, basic_auth: {{username: pathwatch, password: \"${{PEER_PASSWORD}}\"}}}}",
+        ca.display()
+    );
+    let secrets = |n: &str| (n == "PEER_PASSWORD").then(|| PASSWORD.to_string());
+    let start = |listener: TcpListener, yaml: String| {
+        let cfg = pathwatch::config::Config::from_str(&yaml, "cluster.yaml", &secrets)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let options = pathwatch::app::RunOptions {
+            web_config: Some(web.clone()),
+            ..Default::default()
+        };
+        let task = tokio::spawn(pathwatch::app::run_with(cfg, options, listener, async {
+            let _ = rx.await;
+        }));
+        (tx, task)
+    };
+    let mut listeners = listeners.into_iter();
+    let mut members = Vec::new();
+    for me in &addrs[..3] {
+        let yaml = format!("cluster: {{peers: {peers}, self: \"{me}\", {client}}}\n{checks}");
+        members.push(start(listeners.next().unwrap(), yaml));
+    }
+    let ask = |addr: SocketAddr| {
+        let root = pki.root_pem.clone();
+        async move {
+            for _ in 0..100 {
+                let (status, _, body, _) = https(
+                    &addr.to_string(),
+                    &root,
+                    "/api/v1/checks?scope=cluster",
+                    Some(("pathwatch", PASSWORD)),
+                )
+                .await;
+                if status == 200 {
+                    return serde_json::from_str::<Value>(&body).unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("{addr} never answered");
+        }
+    };
+    let doc = ask(addrs[0]).await;
+    assert_eq!(doc["unreachable"], serde_json::json!([]), "{doc}");
+    let rows = doc["checks"].as_array().unwrap();
+    let names: BTreeSet<&str> = rows.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names.len(), CHECKS, "every check once: {doc}");
+    let instances: BTreeSet<&str> = rows.iter().filter_map(|c| c["instance"].as_str()).collect();
+    assert_eq!(
+        instances.len(),
+        3,
+        "checks of all three members: {instances:?}"
+    );
+
+    // A fourth member, asking the first with less and less of what it needs.
+    let peer = addrs[0];
+    let me = addrs[3];
+    let cases = [
+        (
+            String::new(),
+            "is the peer's listener https? set cluster.client.tls",
+        ),
+        (
+            format!(", client: {{tls: {{ca_file: \"{}\"}}}}", ca.display()),
+            "certificate is valid for localhost, which does not cover 127.0.0.1: set cluster.client.tls.server_name",
+        ),
+        (
+            format!(
+                ", client: {{tls: {{ca_file: \"{}\", server_name: localhost}}}}",
+                ca.display()
+            ),
+            "answered HTTP 401: the peer asks for credentials; set cluster.client.basic_auth",
+        ),
+        (
+            format!(
+                ", client: {{tls: {{ca_file: \"{}\", server_name: localhost}}, basic_auth: {{username: pathwatch, password: wrong}}}}",
+                ca.display()
+            ),
+            "answered HTTP 401: the peer refused the user and password of cluster.client.basic_auth",
+        ),
+    ];
+    let mut fourth = listeners.next();
+    for (client, want) in cases {
+        let listener = match fourth.take() {
+            Some(l) => l,
+            None => TcpListener::bind(me).await.unwrap(),
+        };
+        let yaml =
+            format!("cluster: {{peers: [\"{peer}\", \"{me}\"], self: \"{me}\"{client}}}\n{checks}");
+        let (tx, task) = start(listener, yaml);
+        let doc = ask(me).await;
+        let refused = &doc["unreachable"][0];
+        assert_eq!(refused["instance"], peer.to_string(), "{doc}");
+        let error = refused["error"].as_str().unwrap();
+        println!("peer refused: {error}");
+        assert!(error.contains(want), "{want:?} in {error:?}");
+        assert!(
+            !error.contains(PASSWORD) && !error.contains("wrong"),
+            "{error}"
+        );
+        let _ = tx.send(());
+        let _ = task.await;
+    }
+    for (tx, task) in members {
+        let _ = tx.send(());
+        let _ = task.await;
+    }
 }

@@ -5,12 +5,10 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use rustls::pki_types::{CertificateDer, ServerName};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -22,54 +20,6 @@ fn write_pki(dir: &Path) -> Pki {
     pki.write_pem(dir, "server");
     std::fs::write(dir.join("ca.pem"), &pki.root_pem).unwrap();
     pki
-}
-
-/// One HTTPS request (HTTP/1.0) trusting `ca`: (status, head, body, the leaf presented).
-async fn https(
-    addr: &str,
-    ca: &str,
-    path: &str,
-    auth: Option<(&str, &str)>,
-) -> (u16, String, String, Vec<u8>) {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::pem::PemObject::pem_slice_iter(ca.as_bytes()) {
-        let c: CertificateDer = c.unwrap();
-        roots.add(c).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    // Status 0: the handshake failed (e.g. a certificate this client does not trust).
-    let Ok(mut tls) = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-    else {
-        return (0, String::new(), String::new(), Vec::new());
-    };
-    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
-    let header = auth
-        .map(|(u, p)| {
-            let token = data_encoding::BASE64.encode(format!("{u}:{p}").as_bytes());
-            format!("authorization: Basic {token}\r\n")
-        })
-        .unwrap_or_default();
-    tls.write_all(format!("GET {path} HTTP/1.0\r\nhost: localhost\r\n{header}\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    let _ = tls.read_to_end(&mut answer).await;
-    let answer = String::from_utf8_lossy(&answer).to_string();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_lowercase(), body.to_string(), leaf)
 }
 
 async fn setup(dir: &Path) -> (Binary, Pki) {

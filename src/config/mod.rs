@@ -88,6 +88,39 @@ pub struct ClusterConfig {
     /// How often the DNS answer is read again (default 10s).
     #[serde(default, deserialize_with = "opt_duration")]
     pub refresh: Option<Duration>,
+    /// How this instance asks the others for their checks (`/cluster`,
+    /// `?scope=cluster`): as their secured listener demands.
+    #[serde(default)]
+    pub client: PeerClient,
+}
+
+/// `cluster.client`: the TLS and credentials of the peers' listener (`--web.config.file`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerClient {
+    /// https to the peers, verified with `ca_file`; `server_name` is the name their
+    /// certificate covers (members are addresses, which certificates rarely name); a
+    /// client certificate when their listener asks for one. Without it: plain http.
+    #[serde(default)]
+    pub tls: Option<TlsVerify>,
+    /// Sent to every peer; the password by `${ENV}` or `${file:...}`.
+    #[serde(default)]
+    pub basic_auth: Option<alerting::BasicAuth>,
+}
+
+impl PartialEq for PeerClient {
+    fn eq(&self, other: &PeerClient) -> bool {
+        let tls_same = match (&self.tls, &other.tls) {
+            (Some(a), Some(b)) => {
+                a.same_files(b)
+                    && a.server_name == b.server_name
+                    && a.insecure_skip_verify == b.insecure_skip_verify
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        tls_same && self.basic_auth == other.basic_auth
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

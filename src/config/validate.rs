@@ -62,6 +62,20 @@ impl Validator<'_> {
         });
     }
 
+    /// Runs a part's own validation (file paths from the config's folder) and reports what
+    /// it found.
+    fn validate_with(&mut self, validate: impl FnOnce(&Context<'_>, &mut Problems)) {
+        let ctx = Context {
+            base_dir: &self.base_dir,
+            demo_tls: self.demo_tls,
+        };
+        let mut problems = Problems::default();
+        validate(&ctx, &mut problems);
+        for p in problems.0 {
+            self.error(&p.path, p.at_key, p.message);
+        }
+    }
+
     /// Deserializes one part of the file. Unknown keys are reported and dropped, then the
     /// part is tried again, so one pass finds every unknown key; the first other error of
     /// the part is reported and the part is skipped.
@@ -227,21 +241,18 @@ impl Validator<'_> {
         let alerting: Option<Option<AlertingConfig>> = match get("alerting") {
             Value::Null => Some(None),
             v => self.section(v, "alerting").map(|mut a: AlertingConfig| {
-                let ctx = Context {
-                    base_dir: &self.base_dir,
-                    demo_tls: self.demo_tls,
-                };
-                let mut problems = Problems::default();
-                a.validate("alerting", &ctx, &mut problems);
-                for p in problems.0 {
-                    self.error(&p.path, p.at_key, p.message);
-                }
+                self.validate_with(|ctx, problems| a.validate("alerting", ctx, problems));
                 Some(a)
             }),
         };
         let cluster: Option<Option<ClusterConfig>> = match get("cluster") {
             Value::Null => Some(None),
-            v => self.section(v, "cluster").map(|c: ClusterConfig| {
+            v => self.section(v, "cluster").map(|mut c: ClusterConfig| {
+                if let Some(tls) = &mut c.client.tls {
+                    self.validate_with(|ctx, problems| {
+                        tls.validate("cluster.client.tls", ctx, problems)
+                    });
+                }
                 if let Err(e) = c.source() {
                     self.error("cluster.peers", false, e);
                 }
@@ -387,15 +398,7 @@ impl Validator<'_> {
                 return None;
             }
         };
-        let ctx = Context {
-            base_dir: &self.base_dir,
-            demo_tls: self.demo_tls,
-        };
-        let mut problems = Problems::default();
-        spec.validate(path, &ctx, &mut problems);
-        for p in problems.0 {
-            self.error(&p.path, p.at_key, p.message);
-        }
+        self.validate_with(|ctx, problems| spec.validate(path, ctx, problems));
         Some((common, spec))
     }
 }

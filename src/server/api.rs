@@ -75,7 +75,13 @@ pub async fn checks(
                 .iter()
                 .map(|v| serde_json::to_value(v).unwrap_or_default())
                 .collect();
-            let mut doc = super::peers::gather(own, members.me(), members.list()).await;
+            let mut doc = super::peers::gather(
+                own,
+                members.me(),
+                members.list(),
+                &super::peers::client(&s.live.config()),
+            )
+            .await;
             doc["location"] = json!(location);
             Json(doc).into_response()
         }

@@ -440,7 +440,13 @@ pub async fn cluster(State(s): State<AppState>) -> Response {
         .map(|(c, e)| serde_json::to_value(CheckView::new(&s, c, e)).unwrap_or_default())
         .collect();
     let members = s.cluster.members();
-    let doc = super::peers::gather(own, members.me(), members.list()).await;
+    let doc = super::peers::gather(
+        own,
+        members.me(),
+        members.list(),
+        &super::peers::client(&s.live.config()),
+    )
+    .await;
     let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
     let mut checks: Vec<&serde_json::Value> =
         doc["checks"].as_array().into_iter().flatten().collect();
