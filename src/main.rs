@@ -82,6 +82,12 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         cold_start: Option<std::time::Duration>,
     },
+    /// Ask a running pathwatch whether it is healthy (`GET /-/healthy` over plain HTTP, 3 s):
+    /// exit 0 healthy, 1 not. For a container's HEALTHCHECK, without curl in the image.
+    Healthcheck {
+        #[arg(long, default_value = "127.0.0.1:9115")]
+        address: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,6 +132,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    if let Command::Healthcheck { address } = &command {
+        return match runtime.block_on(app::healthcheck(address)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("not healthy: {e}");
                 ExitCode::from(1)
             }
         };
@@ -204,29 +219,30 @@ fn main() -> ExitCode {
             print!("{out}");
             ExitCode::from(report::exit_code(&reports) as u8)
         }),
-        // (demo-backend returned above, before any config was read.)
-        Command::DemoBackend { .. } | Command::Run => runtime.block_on(async {
-            let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("cannot listen on {}: {e}", config.server.listen);
-                    return ExitCode::from(1);
+        // (demo-backend and healthcheck returned above, before any config was read.)
+        Command::DemoBackend { .. } | Command::Healthcheck { .. } | Command::Run => runtime
+            .block_on(async {
+                let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("cannot listen on {}: {e}", config.server.listen);
+                        return ExitCode::from(1);
+                    }
+                };
+                let reload = app::RunOptions {
+                    path: Some(cli.config.clone()),
+                    auto_interval: cli.auto_reload_interval,
+                    web_config: cli.web_config.clone(),
+                    shard: cli.shard,
+                };
+                match app::run_with(config, reload, listener, app::shutdown_signal()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("pathwatch stopped: {e:#}");
+                        ExitCode::from(1)
+                    }
                 }
-            };
-            let reload = app::RunOptions {
-                path: Some(cli.config.clone()),
-                auto_interval: cli.auto_reload_interval,
-                web_config: cli.web_config.clone(),
-                shard: cli.shard,
-            };
-            match app::run_with(config, reload, listener, app::shutdown_signal()).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("pathwatch stopped: {e:#}");
-                    ExitCode::from(1)
-                }
-            }
-        }),
+            }),
     }
 }
 
@@ -235,6 +251,8 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: a container's or journald's log keeps plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

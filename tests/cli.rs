@@ -464,3 +464,34 @@ async fn the_kubernetes_example_is_consistent() {
     );
     assert!(!text(&out.stdout).contains("not-a-real-password"));
 }
+
+/// `pathwatch healthcheck` (the image's HEALTHCHECK, without curl): 0 for a running
+/// daemon, 1 with the cause in words when nothing answers or the answer is not 200.
+#[tokio::test]
+async fn healthcheck_asks_a_running_daemon() {
+    let d = start("checks: []\n").await;
+    let addr = d.base.trim_start_matches("http://").to_string();
+    let run = |address: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
+            .args(["healthcheck", "--address", &address])
+            .output()
+            .await
+            .unwrap()
+    };
+    assert_exit(&run(addr).await, 0);
+    let closed = closed_port().await.to_string();
+    let out = run(closed.clone()).await;
+    assert_exit(&out, 1);
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!("not healthy: cannot connect to {closed}: connection refused")
+    );
+    let not_found = spawn_app(Router::new()).await.to_string();
+    let out = run(not_found.clone()).await;
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("answered HTTP 404"),
+        "{}",
+        text(&out.stderr)
+    );
+}

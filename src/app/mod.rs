@@ -165,3 +165,40 @@ pub async fn serve_demo(
     stop.cancel();
     Ok(())
 }
+
+/// `pathwatch healthcheck`: `GET /-/healthy` of the daemon at `address` (host:port, plain
+/// HTTP), within 3 s; Ok when it answers 200.
+pub async fn healthcheck(address: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut tcp = tokio::net::TcpStream::connect(address).await.map_err(|e| {
+            format!(
+                "cannot connect to {address}: {}",
+                crate::probe::net::io_words(&e)
+            )
+        })?;
+        let request = format!("GET /-/healthy HTTP/1.0\r\nHost: {address}\r\n\r\n");
+        tcp.write_all(request.as_bytes())
+            .await
+            .map_err(|e| crate::probe::net::io_words(&e))?;
+        let mut head = vec![0u8; 512];
+        let mut got = 0;
+        while got < 12 {
+            match tcp.read(&mut head[got..]).await {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => return Err(crate::probe::net::io_words(&e)),
+            }
+        }
+        let line = String::from_utf8_lossy(&head[..got]);
+        let status = line.split_whitespace().nth(1).unwrap_or("");
+        match status {
+            "200" => Ok(()),
+            "" => Err(format!("{address} answered no HTTP status")),
+            other => Err(format!("{address} answered HTTP {other}")),
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), ask)
+        .await
+        .map_err(|_| format!("{address} did not answer within 3s"))?
+}
