@@ -65,10 +65,12 @@ fn main() {
             events: Vec::new(),
             agent: None,
             cert_days_left: None,
+            page: None,
+            screenshot: false,
         };
         let name = format!("c{check}");
         let t = trackers[check].observe(&name, status, None, run.at_ms, &damping);
-        history.record(&name, run, trackers[check].clone(), t, None);
+        history.record(&name, run, trackers[check].clone(), t, None, None);
         // Stay under the queue's capacity: this measures the writer, not the drop path.
         if i % 50_000 == 49_999 {
             history.flush();

@@ -118,6 +118,9 @@ struct JsonCheck<'a> {
     /// The agent run's profile, stages, deltas and output rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     agent: Option<&'a crate::probe::RunStats>,
+    /// Browser checks: timings, steps, the streams the page opened, failed requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<&'a crate::probe::PageReport>,
     /// `--wait-ready`: `waited_seconds` and `tries`, when it tried more than once.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     waited: Option<Waited>,
@@ -163,6 +166,7 @@ pub fn json(reports: &[CheckReport]) -> String {
                 dns: r.result.dns.as_ref().map(|d| serde_json::to_value(d).unwrap_or_default()),
                 events: &r.result.events,
                 agent: r.result.agent.as_ref(),
+                page: r.result.page.as_ref(),
                 waited: r.waited,
             }
         })

@@ -40,6 +40,8 @@ fn run(at_ms: i64, status: Status) -> RunRecord {
         events: Vec::new(),
         agent: None,
         cert_days_left: None,
+        page: None,
+        screenshot: false,
     }
 }
 
@@ -53,7 +55,7 @@ const D: Damping = Damping {
 fn feed(h: &History, tracker: &mut Tracker, check: &str, runs: &[RunRecord]) {
     for r in runs {
         let t = tracker.observe(check, r.status, r.why.as_deref(), r.at_ms, &D);
-        h.record(check, r.clone(), tracker.clone(), t, None);
+        h.record(check, r.clone(), tracker.clone(), t, None, None);
     }
 }
 

@@ -476,6 +476,8 @@ checks:
             events: Vec::new(),
             agent: None,
             cert_days_left: None,
+            page: None,
+            screenshot: false,
         }
     }
 

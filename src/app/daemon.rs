@@ -52,7 +52,7 @@ impl DaemonSink {
 }
 
 impl Sink for DaemonSink {
-    fn record(&self, check: &Check, result: ProbeResult) {
+    fn record(&self, check: &Check, mut result: ProbeResult) {
         if !self.board.is_current(check) {
             // A run that was in flight when a reload removed or replaced its check.
             tracing::debug!(check = %check.name, "Result of a replaced check dropped.");
@@ -60,6 +60,7 @@ impl Sink for DaemonSink {
         }
         let verdict = assess(&result, &check.thresholds);
         self.metrics.record(check, &result);
+        let screenshot = result.screenshot.take();
         tracing::debug!(check = %check.name, success = result.success(), duration_ms = result.duration.as_secs_f64() * 1e3, "Probe finished.");
         let seen = self.board.observe(check, RunRecord::new(&result, &verdict));
         self.metrics.set_state(&check.name, seen.tracker.state);
@@ -80,6 +81,7 @@ impl Sink for DaemonSink {
             seen.tracker,
             seen.transition,
             seen.start_up,
+            screenshot,
         );
     }
 }
@@ -313,6 +315,8 @@ pub async fn run_with(
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("Grace period ran out with probes still running; exiting anyway.");
     }
+    // No Chromium outlives the daemon (a browser check's runs are over or cut by now).
+    live.prober().close_browsers().await;
     match tokio::time::timeout(grace, server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error."),
         Err(_) => tracing::warn!("HTTP server did not stop within the grace period."),

@@ -43,10 +43,11 @@ pub fn build(mut config: Config) -> anyhow::Result<App> {
         _ => None,
     };
     if let Some(pki) = &pki {
-        resolve_demo_trust(&mut config, &Trust::Roots(pki.roots.clone()));
+        resolve_demo_trust(&mut config, pki);
     }
-    let prober =
-        Prober::new(&config.resolver, config.secrets.clone()).map_err(anyhow::Error::msg)?;
+    let prober = Prober::new(&config.resolver, config.secrets.clone())
+        .map_err(anyhow::Error::msg)?
+        .with_browser(config.browser.clone());
     Ok(App {
         config: Arc::new(config),
         prober: Arc::new(prober),
@@ -55,20 +56,21 @@ pub fn build(mut config: Config) -> anyhow::Result<App> {
 }
 
 /// `ca_file: demo` of every check and module becomes trust in the demo's CA.
-fn resolve_demo_trust(config: &mut Config, roots: &Trust) {
+fn resolve_demo_trust(config: &mut Config, pki: &DemoPki) {
     for check in &mut config.checks {
-        trust_demo(&mut Arc::make_mut(check).spec, roots);
+        trust_demo(&mut Arc::make_mut(check).spec, pki);
     }
     for module in config.modules.values_mut() {
-        trust_demo(&mut Arc::make_mut(module).spec, roots);
+        trust_demo(&mut Arc::make_mut(module).spec, pki);
     }
 }
 
-fn trust_demo(spec: &mut Spec, roots: &Trust) {
+fn trust_demo(spec: &mut Spec, pki: &DemoPki) {
     if let Some(tls) = spec.tls_client_mut()
         && matches!(tls.trust, Trust::Demo)
     {
-        tls.trust = roots.clone();
+        tls.trust = Trust::Roots(pki.roots.clone());
+        tls.ca_certs = vec![pki.ca_der.clone()];
     }
 }
 

@@ -99,6 +99,7 @@ pub async fn run_once(
     while let Some(done) = tasks.join_next().await {
         reports.push(done.map_err(|e| format!("a probe task failed: {e}"))?);
     }
+    prober.close_browsers().await;
     reports.sort_by_key(|(i, _)| *i);
     Ok(reports.into_iter().map(|(_, r)| r).collect())
 }

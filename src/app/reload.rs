@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::DaemonSink;
 use crate::clock;
-use crate::config::{Config, Trust};
+use crate::config::Config;
 use crate::demo::DemoPki;
 use crate::history::History;
 use crate::live::{Live, ReloadOutcome, Reloader};
@@ -116,7 +116,7 @@ impl Reload {
         let old_full = self.full.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let (mut new, restart) = keep_restart_settings(new, &old_full);
         if let Some(pki) = &self.pki {
-            super::resolve_demo_trust(&mut new, &Trust::Roots(pki.roots.clone()));
+            super::resolve_demo_trust(&mut new, pki);
         }
         self.cluster.set_checks(&new.checks);
         *self.full.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new.clone());
@@ -179,9 +179,12 @@ impl Reload {
                 None => c,
             })
             .collect();
-        let prober = if new.resolver != old.resolver || new.secrets != old.secrets {
+        let prober = if new.resolver != old.resolver
+            || new.secrets != old.secrets
+            || new.browser != old.browser
+        {
             match Prober::new(&new.resolver, new.secrets.clone()) {
-                Ok(p) => Some(Arc::new(p)),
+                Ok(p) => Some(Arc::new(p.with_browser(new.browser.clone()))),
                 Err(e) => return Err(self.failed(vec![e])),
             }
         } else {

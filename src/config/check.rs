@@ -36,6 +36,13 @@ pub(super) struct RawThresholds {
     /// A successful probe slower than this is CRIT.
     #[serde(default, deserialize_with = "opt_duration")]
     latency_crit: Option<Duration>,
+    /// Browser checks: a largest contentful paint (else first contentful paint) slower
+    /// than this is WARN (Google's "good" ends at 2.5s) ...
+    #[serde(default, deserialize_with = "opt_duration")]
+    paint_warn: Option<Duration>,
+    /// ... or CRIT.
+    #[serde(default, deserialize_with = "opt_duration")]
+    paint_crit: Option<Duration>,
     /// A certificate with this many days left or fewer is WARN (default 14).
     #[serde(default)]
     cert_days_warn: Option<u32>,
@@ -63,6 +70,8 @@ impl RawThresholds {
         RawThresholds {
             latency_warn: self.latency_warn.or(d.latency_warn),
             latency_crit: self.latency_crit.or(d.latency_crit),
+            paint_warn: self.paint_warn.or(d.paint_warn),
+            paint_crit: self.paint_crit.or(d.paint_crit),
             cert_days_warn: self.cert_days_warn.or(d.cert_days_warn),
             cert_days_crit: self.cert_days_crit.or(d.cert_days_crit),
             failures_to_crit: self.failures_to_crit.or(d.failures_to_crit),
@@ -76,6 +85,8 @@ impl RawThresholds {
         Thresholds {
             latency_warn: self.latency_warn,
             latency_crit: self.latency_crit,
+            paint_warn: self.paint_warn,
+            paint_crit: self.paint_crit,
             cert_days_warn: self.cert_days_warn.unwrap_or(14),
             cert_days_crit: self.cert_days_crit.unwrap_or(7),
             damping: self.damping(),
@@ -197,6 +208,8 @@ pub(super) const MODULE_KEYS: [&str; 2] = ["type", "timeout"];
 pub struct Thresholds {
     pub latency_warn: Option<Duration>,
     pub latency_crit: Option<Duration>,
+    pub paint_warn: Option<Duration>,
+    pub paint_crit: Option<Duration>,
     pub cert_days_warn: u32,
     pub cert_days_crit: u32,
     pub damping: Damping,

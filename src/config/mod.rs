@@ -25,7 +25,7 @@ use crate::secrets::Secrets;
 pub use alerting::AlertingConfig;
 pub use check::{Check, Damping, Module, Thresholds};
 pub use error::{ConfigError, ConfigErrors};
-pub use spec::{DnsSpec, HostPort, HttpSpec, Spec, Target, TlsVerify, Trust};
+pub use spec::{BrowserConfig, DnsSpec, HostPort, HttpSpec, Spec, Target, TlsVerify, Trust};
 use validate::Validator;
 use value::opt_duration;
 use yaml::Located;
@@ -42,6 +42,8 @@ pub struct Config {
     /// Named probe settings for `/probe?module=`.
     pub modules: BTreeMap<String, Arc<Module>>,
     pub probe: ProbeEndpointConfig,
+    /// The Chromium that `type: browser` checks drive.
+    pub browser: BrowserConfig,
     /// Start the built-in demo agent backend in-process (what makes the default config
     /// work offline).
     pub demo: Option<DemoConfig>,

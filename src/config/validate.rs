@@ -15,8 +15,9 @@ use super::yaml::{self, Doc, Located};
 use super::*;
 use crate::secrets::Secrets;
 
-const ROOT_KEYS: [&str; 12] = [
+const ROOT_KEYS: [&str; 13] = [
     "alerting",
+    "browser",
     "cluster",
     "demo",
     "history",
@@ -202,6 +203,10 @@ impl Validator<'_> {
             self.section(or_empty(get("scheduler")), "scheduler");
         let resolver: Option<ResolverConfig> = self.section(or_empty(get("resolver")), "resolver");
         let probe: Option<ProbeEndpointConfig> = self.section(or_empty(get("probe")), "probe");
+        let browser: Option<BrowserConfig> = self.section(or_empty(get("browser")), "browser");
+        if let Some(b) = &browser {
+            self.validate_with(|_, problems| b.validate(problems));
+        }
         let demo: Option<Option<DemoConfig>> = match get("demo") {
             Value::Null => Some(None),
             v => self.section(v, "demo").map(Some),
@@ -319,6 +324,7 @@ impl Validator<'_> {
             checks,
             modules,
             probe: probe?,
+            browser: browser?,
             demo: demo?,
             history: history?,
             alerting: alerting?,
@@ -386,6 +392,7 @@ impl Validator<'_> {
             "dns" => Spec::Dns(self.section_beside(own, path, common_keys)?),
             "agent_pipeline" => Spec::Agent(self.section_beside(own, path, common_keys)?),
             "websocket" => Spec::WebSocket(self.section_beside(own, path, common_keys)?),
+            "browser" => Spec::Browser(self.section_beside(own, path, common_keys)?),
             other => {
                 self.error(
                     &yaml::child(path, "type"),

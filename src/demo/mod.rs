@@ -17,7 +17,8 @@
 //! (raw or base64url), `?token=`/`?access_token=`, or `?ticket=` (single use).
 //!
 //! `POST /sse` with the message runs the same conversation (query, faults, auth) over
-//! Server-Sent Events. `?profile=ag-ui|openai-responses|openai-chat|anthropic-messages|
+//! Server-Sent Events. `/app` is a chat frontend for browser checks, with its own
+//! faults (`?frontend=wrong-host|script-error|no-reply|slow-paint`). `?profile=ag-ui|openai-responses|openai-chat|anthropic-messages|
 //! langgraph|ai-sdk` speaks another agent protocol over SSE instead, and
 //! `/ws?profile=openai-realtime` OpenAI Realtime over the socket, with the same faults
 //! named by the protocol's events, plus `reject429`, `reject529`, `truncate` and `slow`.
@@ -25,6 +26,7 @@
 mod agent;
 mod auth;
 mod faults;
+mod frontend;
 mod health;
 mod profiles;
 mod stream;
@@ -115,6 +117,8 @@ impl DemoBackend {
             .route("/auth/e2e/test-auth", post(auth::bypass))
             .route("/api/websocket/ticket", post(auth::ticket))
             .route("/ws", get(agent::upgrade))
+            .route("/app", get(frontend::page))
+            .route("/app/app.js", get(frontend::script))
             .route("/sse", post(stream::run))
             // Where the providers' own clients send their requests (base URL `<demo>/v1`).
             .route("/v1/responses", stream::as_profile("openai-responses"))

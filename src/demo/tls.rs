@@ -10,11 +10,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
 /// Names on the demo's leaf certificate.
-pub const DEMO_TLS_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+/// `*.demo.test` is the wildcard of the incident: the demo frontend's `wrong-host` fault
+/// points its socket at `api.staging.demo.test`, two labels under it.
+pub const DEMO_TLS_NAMES: [&str; 5] = ["localhost", "127.0.0.1", "::1", "demo.test", "*.demo.test"];
 
 /// The demo's generated PKI: the CA to trust (`ca_file: demo`) and the server settings.
 pub struct DemoPki {
     pub ca_pem: String,
+    pub ca_der: CertificateDer<'static>,
     pub roots: Arc<RootCertStore>,
     pub server: Arc<rustls::ServerConfig>,
 }
@@ -54,6 +57,7 @@ impl DemoPki {
             .map_err(|e| format!("demo TLS settings: {e}"))?;
         Ok(DemoPki {
             ca_pem: ca_cert.pem(),
+            ca_der: ca_cert.der().clone(),
             roots: Arc::new(roots),
             server: Arc::new(server),
         })

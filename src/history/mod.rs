@@ -117,6 +117,7 @@ impl History {
         tracker: Tracker,
         transition: Option<Transition>,
         start_up: Option<std::time::Duration>,
+        screenshot: Option<Vec<u8>>,
     ) {
         let Some(tx) = &self.tx else { return };
         let write = Write::Run {
@@ -125,6 +126,7 @@ impl History {
             tracker: Box::new(tracker),
             transition,
             start_up,
+            screenshot,
         };
         let why = if self.queued.fetch_add(1, Ordering::Relaxed) >= QUEUE {
             self.queued.fetch_sub(1, Ordering::Relaxed);
@@ -230,6 +232,21 @@ impl History {
     }
 
     /// Runs of `check` at or after `since_ms`, newest first, at most `limit`.
+    /// The screenshot kept with a failed browser run of `check` at `at_ms`.
+    pub fn screenshot(&self, check: &str, at_ms: i64) -> Result<Option<Vec<u8>>, String> {
+        self.conn()
+            .query_row(
+                "SELECT png FROM screenshots WHERE check_name = ?1 AND at_ms = ?2",
+                rusqlite::params![check, at_ms],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(format!("cannot read the screenshot: {e}")),
+            })
+    }
+
     pub fn runs(&self, check: &str, since_ms: i64, limit: usize) -> Result<Vec<RunRecord>, String> {
         let conn = self.conn();
         let mut stmt = conn
@@ -414,13 +431,15 @@ mod tests {
             events: Vec::new(),
             agent: None,
             cert_days_left: None,
+            page: None,
+            screenshot: false,
         };
         let total = QUEUE + 20_000;
         {
             // The writer cannot commit while this is held: the queue fills.
             let _stuck = h.conn();
             for _ in 0..total {
-                h.record("c", run.clone(), Tracker::default(), None, None);
+                h.record("c", run.clone(), Tracker::default(), None, None, None);
             }
             assert!(counters.dropped.get() >= 20_000 - BATCH as u64);
         }

@@ -43,6 +43,9 @@ pub(super) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
          CREATE TABLE IF NOT EXISTS startups (
              check_name TEXT NOT NULL, at_ms INTEGER NOT NULL, seconds REAL NOT NULL);
          CREATE INDEX IF NOT EXISTS startups_by_check ON startups (check_name, at_ms);
+         CREATE TABLE IF NOT EXISTS screenshots (
+             check_name TEXT NOT NULL, at_ms INTEGER NOT NULL, png BLOB NOT NULL);
+         CREATE INDEX IF NOT EXISTS screenshots_by_check ON screenshots (check_name, at_ms);
          PRAGMA user_version = 1;
          COMMIT;",
     )

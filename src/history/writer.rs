@@ -20,6 +20,7 @@ pub(super) enum Write {
         tracker: Box<Tracker>,
         transition: Option<Transition>,
         start_up: Option<Duration>,
+        screenshot: Option<Vec<u8>>,
     },
     Flush(std::sync::mpsc::Sender<()>),
 }
@@ -65,7 +66,8 @@ pub(super) fn write_loop(
                     tracker,
                     transition,
                     start_up,
-                } => Some((check, run, tracker, transition, start_up)),
+                    screenshot,
+                } => Some((check, run, tracker, transition, start_up, screenshot)),
             })
             .collect();
         queued.fetch_sub(runs.len(), Ordering::Relaxed);
@@ -101,7 +103,11 @@ type RunWrite = (
     Box<Tracker>,
     Option<Transition>,
     Option<Duration>,
+    Option<Vec<u8>>,
 );
+
+/// Screenshots kept per check (the newest; each is at most 512 KiB).
+const SCREENSHOTS_PER_CHECK: i64 = 10;
 
 fn write_batch(conn: &mut Connection, runs: &[RunWrite]) -> rusqlite::Result<()> {
     if runs.is_empty() {
@@ -130,7 +136,19 @@ fn write_batch(conn: &mut Connection, runs: &[RunWrite]) -> rusqlite::Result<()>
         let mut start_up_stmt = tx.prepare_cached(
             "INSERT INTO startups (check_name, at_ms, seconds) VALUES (?1, ?2, ?3)",
         )?;
-        for (check, run, tracker, transition, start_up) in runs {
+        let mut shot_stmt = tx.prepare_cached(
+            "INSERT INTO screenshots (check_name, at_ms, png) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut shot_prune = tx.prepare_cached(
+            "DELETE FROM screenshots WHERE check_name = ?1 AND at_ms <
+                 (SELECT at_ms FROM screenshots WHERE check_name = ?1
+                  ORDER BY at_ms DESC LIMIT 1 OFFSET ?2)",
+        )?;
+        for (check, run, tracker, transition, start_up, screenshot) in runs {
+            if let Some(png) = screenshot {
+                shot_stmt.execute(params![check, run.at_ms, png])?;
+                shot_prune.execute(params![check, SCREENSHOTS_PER_CHECK - 1])?;
+            }
             if let Some(took) = start_up {
                 start_up_stmt.execute(params![check, run.at_ms, took.as_secs_f64()])?;
             }
@@ -169,6 +187,10 @@ pub(super) fn keep_newest(conn: &Connection, max: i64) -> rusqlite::Result<usize
 fn prune(conn: &Connection, (runs, rollups): (Duration, Duration)) -> rusqlite::Result<()> {
     let cut = |keep: Duration| now_ms() - keep.as_millis() as i64;
     conn.execute("DELETE FROM runs WHERE at_ms < ?1", params![cut(runs)])?;
+    conn.execute(
+        "DELETE FROM screenshots WHERE at_ms < ?1",
+        params![cut(runs)],
+    )?;
     conn.execute(
         "DELETE FROM transitions WHERE at_ms < ?1",
         params![cut(rollups)],

@@ -6,7 +6,7 @@ use super::text::Family;
 use crate::protocol::profiles::Stage;
 use crate::verdict::CheckState;
 
-pub(super) const CHECK_FAMILIES: [Family<CheckSeries>; 20] = [
+pub(super) const CHECK_FAMILIES: [Family<CheckSeries>; 23] = [
     (
         "pathwatch_probe_duration_seconds",
         "histogram",
@@ -170,6 +170,38 @@ pub(super) const CHECK_FAMILIES: [Family<CheckSeries>; 20] = [
             for (stage, h) in &c.live().stage_latency {
                 t.histogram(n, l, Some(("stage", stage.name())), h);
             }
+        },
+    ),
+    (
+        "pathwatch_browser_timing_seconds",
+        "histogram",
+        "Browser checks: navigation timing and paints since navigation started (first_byte, dom_content_loaded, load, first_contentful_paint, largest_contentful_paint), and the reply in the DOM after sending (reply).",
+        |t, n, l, c| {
+            for (timing, h) in &c.live().page_timing {
+                t.histogram(n, l, Some(("timing", timing)), h);
+            }
+        },
+    ),
+    (
+        "pathwatch_browser_step_duration_seconds",
+        "histogram",
+        "Browser checks: how long each step took (its number and what it does).",
+        |t, n, l, c| {
+            for (step, h) in &c.live().steps {
+                t.histogram(n, l, Some(("step", step)), h);
+            }
+        },
+    ),
+    (
+        "pathwatch_browser_failed_requests_total",
+        "counter",
+        "Browser checks: requests the browser gave up on (net::ERR_…), WebSockets and event streams included.",
+        |t, n, l, c| {
+            let live = c.live();
+            if live.page_timing.is_empty() && live.failed_requests == 0 {
+                return;
+            }
+            t.sample(n, l, None, live.failed_requests as f64);
         },
     ),
     (

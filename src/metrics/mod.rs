@@ -94,6 +94,11 @@ struct Live {
     skipped: u64,
     /// Start-up durations; none until the first start-up ended.
     start_ups: Option<Histogram>,
+    /// Browser checks: navigation timing and paints, the reply in the DOM.
+    page_timing: Vec<(&'static str, Histogram)>,
+    /// Browser checks: each step (`1 fill #email`).
+    steps: Vec<(String, Histogram)>,
+    failed_requests: u64,
 }
 
 impl CheckSeries {
@@ -353,6 +358,26 @@ impl Metrics {
             }
             live.chars_per_second = a.chars_per_second.or(live.chars_per_second);
             live.tokens_per_second = a.tokens_per_second.or(live.tokens_per_second);
+        }
+        if let Some(p) = &r.page {
+            for (name, at) in p.timing.named() {
+                entry(&mut live.page_timing, name).observe(at);
+            }
+            if let Some(reply) = p.reply_seconds {
+                entry(&mut live.page_timing, "reply").observe(reply);
+            }
+            for (i, step) in p.steps.iter().enumerate() {
+                let label = format!("{} {}", i + 1, step.step);
+                match live.steps.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, h)) => h.observe(step.seconds),
+                    None => {
+                        let mut h = Histogram::default();
+                        h.observe(step.seconds);
+                        live.steps.push((label, h));
+                    }
+                }
+            }
+            live.failed_requests += p.failed.len() as u64;
         }
         live.probes[usize::from(!r.success())] += 1;
         if let Some(f) = &r.failure {

@@ -3,6 +3,7 @@
 //! schedule, store or export anything.
 
 pub mod agent;
+pub mod browser;
 pub mod certs;
 pub mod client_cert;
 pub mod dns;
@@ -30,7 +31,8 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use crate::config::{ResolverConfig, Spec, Target};
 use crate::secrets::Secrets;
 pub use result::{
-    CertInfo, DnsInfo, EventAt, Failure, HttpInfo, Phase, ProbeResult, Reason, RunStats, TlsInfo,
+    CertInfo, DnsInfo, EventAt, Failure, HttpInfo, PageReport, Phase, ProbeResult, Reason,
+    RunStats, TlsInfo,
 };
 use timing::Timeline;
 
@@ -49,6 +51,8 @@ pub struct Prober {
     secrets: Secrets,
     /// Agent login tokens reused until shortly before they expire.
     pub(crate) tokens: agent::login::TokenCache,
+    /// The Chromium of browser checks (started on first use).
+    pub(crate) browsers: browser::cdp::Pool,
 }
 
 impl Prober {
@@ -58,7 +62,19 @@ impl Prober {
             per_server: Mutex::new(HashMap::new()),
             secrets,
             tokens: agent::login::TokenCache::default(),
+            browsers: browser::cdp::Pool::new(Default::default()),
         })
+    }
+
+    /// The same prober, with browser checks driving the Chromium `browser` describes.
+    pub fn with_browser(mut self, browser: crate::config::BrowserConfig) -> Prober {
+        self.browsers = browser::cdp::Pool::new(browser);
+        self
+    }
+
+    /// Ends the browsers of browser checks now (shutdown; `pathwatch check` done).
+    pub async fn close_browsers(&self) {
+        self.browsers.close().await;
     }
 
     pub(crate) fn resolver(&self) -> &TokioResolver {
@@ -136,6 +152,7 @@ impl Prober {
             (Spec::Dns(s), Target::Name(n)) => dns::probe(self, tl, result, s, n).await,
             (Spec::Agent(s), Target::Url(u)) => agent::probe(self, tl, result, s, u).await,
             (Spec::WebSocket(s), Target::Url(u)) => websocket::probe(self, tl, result, s, u).await,
+            (Spec::Browser(s), Target::Url(u)) => browser::probe(self, tl, result, s, u).await,
             _ => Err(Failure::new(
                 Reason::Protocol,
                 format!("target does not fit a {} check", spec.kind()),

@@ -33,10 +33,17 @@ pub enum Reason {
     Protocol,
     /// The target says it is starting up (a cold start, not an outage).
     Starting,
+    /// Browser check: the page threw an uncaught exception, or its renderer crashed.
+    PageError,
+    /// Browser check: a step (a selector, a text, the reply) did not happen in time.
+    StepTimeout,
+    /// The run could not be made here (no Chromium installed, the browser died): says
+    /// nothing about the target; the check's state is UNKNOWN.
+    Unavailable,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 23] = [
         Reason::Dns,
         Reason::Connect,
         Reason::TlsHandshake,
@@ -57,6 +64,9 @@ impl Reason {
         Reason::AgentError,
         Reason::Protocol,
         Reason::Starting,
+        Reason::PageError,
+        Reason::StepTimeout,
+        Reason::Unavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +91,9 @@ impl Reason {
             Reason::AgentError => "agent_error",
             Reason::Protocol => "protocol",
             Reason::Starting => "starting",
+            Reason::PageError => "page_error",
+            Reason::StepTimeout => "step_timeout",
+            Reason::Unavailable => "unavailable",
         }
     }
 }
@@ -111,6 +124,12 @@ pub enum Phase {
     Complete,
     /// `websocket` check: the upgrade (or the message sent) to the expected frame.
     Reply,
+    /// Browser check: a page slot, the browser (started if needed) and a fresh context.
+    Browser,
+    /// Browser check: navigation to the page's load event.
+    Load,
+    /// Browser check: the steps, in order.
+    Steps,
 }
 
 impl Phase {
@@ -135,6 +154,9 @@ impl Phase {
             Phase::FirstFrame => "first_frame",
             Phase::Complete => "complete",
             Phase::Reply => "reply",
+            Phase::Browser => "browser",
+            Phase::Load => "load",
+            Phase::Steps => "steps",
         }
     }
 }
@@ -281,6 +303,104 @@ pub struct ProbeResult {
     /// The agent run's stages, deltas and output rate (agent_pipeline only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<RunStats>,
+    /// What the browser saw (browser checks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<PageReport>,
+    /// A PNG of the page when a browser run failed (size-capped; kept in the history).
+    #[serde(skip)]
+    pub screenshot: Option<Vec<u8>>,
+}
+
+/// What a browser run saw, from the browser's own events. Times are seconds since the
+/// run started; URLs are shown without query values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct PageReport {
+    /// The page's URL after navigation.
+    pub url: String,
+    /// The main document's HTTP status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub timing: PageTiming,
+    pub steps: Vec<StepRun>,
+    /// From the message being sent to the reply showing in the DOM (a `message` step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_seconds: Option<f64>,
+    /// Every WebSocket, EventSource and streamed fetch the page opened.
+    pub streams: Vec<StreamSeen>,
+    /// Requests the browser gave up on, with its error text (`net::ERR_…`).
+    pub failed: Vec<FailedRequest>,
+    pub requests: u32,
+    pub console_errors: Vec<String>,
+    pub exceptions: Vec<String>,
+}
+
+/// Navigation timing and paints, seconds since navigation started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct PageTiming {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dom_content_loaded: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_contentful_paint: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub largest_contentful_paint: Option<f64>,
+}
+
+impl PageTiming {
+    /// (name, seconds) of each timing that was measured.
+    pub fn named(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("first_byte", self.first_byte),
+            ("dom_content_loaded", self.dom_content_loaded),
+            ("load", self.load),
+            ("first_contentful_paint", self.first_contentful_paint),
+            ("largest_contentful_paint", self.largest_contentful_paint),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct StepRun {
+    /// The step as written, without values (`fill #password`).
+    pub step: String,
+    pub seconds: f64,
+    pub ok: bool,
+}
+
+/// A WebSocket (`websocket`), EventSource (`eventsource`) or streamed fetch (`fetch`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct StreamSeen {
+    pub kind: String,
+    pub url: String,
+    /// The script that opened it (`url:line`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator: Option<String>,
+    pub opened_at: f64,
+    /// The handshake or response status (101 for a WebSocket that opened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why the browser refused or broke it (`net::ERR_CERT_COMMON_NAME_INVALID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub frames_in: u32,
+    pub frames_out: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct FailedRequest {
+    pub url: String,
+    /// Document, Script, Fetch, EventSource, ...
+    pub kind: String,
+    pub error: String,
+    pub at: f64,
 }
 
 impl ProbeResult {
@@ -296,6 +416,8 @@ impl ProbeResult {
             dns: None,
             events: Vec::new(),
             agent: None,
+            page: None,
+            screenshot: None,
         }
     }
 

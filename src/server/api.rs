@@ -148,17 +148,21 @@ pub async fn detail(s: &AppState, name: &str, runs: usize) -> Result<Detail, Res
         ))
     })
     .await?;
-    let (deadlines, run_deadline, expected_events) = match &check.spec {
-        Spec::Agent(a) => (
-            a.expect
-                .deadlines
+    let expect = match &check.spec {
+        Spec::Agent(a) => Some(&a.expect),
+        Spec::Browser(b) => b.events.as_ref().map(|e| &e.expect),
+        _ => None,
+    };
+    let (deadlines, run_deadline, expected_events) = match expect {
+        Some(e) => (
+            e.deadlines
                 .iter()
                 .map(|(e, d)| (e.clone(), d.as_secs_f64()))
                 .collect(),
-            Some(a.expect.run_deadline.as_secs_f64()),
-            a.expect.events.clone(),
+            Some(e.run_deadline.as_secs_f64()),
+            e.events.clone(),
         ),
-        _ => (Vec::new(), None, Vec::new()),
+        None => (Vec::new(), None, Vec::new()),
     };
     Ok(Detail {
         view: CheckView::new(s, &check, &entry),
@@ -256,6 +260,28 @@ pub async fn transitions(
     let check = q.get("check").cloned();
     match read(&s, move |h| h.transitions(check.as_deref(), since, limit)).await {
         Ok(t) => Json(json!({ "transitions": t })).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `/checks/{name}/screenshot/{at_ms}`: the PNG kept with a failed browser run.
+pub async fn screenshot(
+    State(s): State<AppState>,
+    Path((name, at)): Path<(String, String)>,
+) -> Response {
+    let Ok(at_ms) = at.trim_end_matches(".png").parse::<i64>() else {
+        return bad_request(format!("`{at}` is not a run time in unix milliseconds"));
+    };
+    match read(&s, move |h| h.screenshot(&name, at_ms)).await {
+        Ok(Some(png)) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "image/png"),
+                (axum::http::header::CACHE_CONTROL, "private, max-age=86400"),
+            ],
+            png,
+        )
+            .into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no screenshot kept for that run (only failed browser runs have one; the newest 10 per check are kept)").into_response(),
         Err(r) => r,
     }
 }

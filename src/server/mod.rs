@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(page::overview))
         .route("/checks/{name}", get(page::check))
+        .route("/checks/{name}/screenshot/{at}", get(api::screenshot))
         .route("/cluster", get(page::cluster))
         .route("/badge/{file}", get(charts::badge_svg))
         .route("/metrics", get(metrics))

@@ -274,7 +274,10 @@ pub async fn overview(State(s): State<AppState>) -> Response {
 /// the connection, TLS, the request or upgrade, the answer), as a waterfall: each bar starts
 /// where the one before ended, on the run's own scale.
 fn phases(run: &RunRecord) -> String {
-    const PATH: [&str; 10] = [
+    const PATH: [&str; 13] = [
+        "browser",
+        "load",
+        "steps",
         "login",
         "resolve",
         "connect",
@@ -367,6 +370,9 @@ pub async fn check(State(s): State<AppState>, Path(name): Path<String>) -> Respo
         }
         main.push_str("<h2>Phases</h2>");
         main.push_str(&phases(last));
+        if let Some(report) = &last.page {
+            main.push_str(&page_report(report, last, &v.name));
+        }
     }
     if let Some(u) = &d.start_ups {
         let _ = write!(
@@ -493,4 +499,96 @@ pub async fn cluster(State(s): State<AppState>) -> Response {
         n = checks.len(),
     );
     page(&s, "cluster · pathwatch", &header, &main).into_response()
+}
+
+/// What the browser saw: timings, steps, the streams the page opened, failed requests,
+/// errors, and the screenshot of a failed run.
+fn page_report(p: &crate::probe::PageReport, run: &RunRecord, check: &str) -> String {
+    let mut out = String::from("<h2>Page</h2><div class=\"card\"><dl>");
+    let status = p.status.map(|s| format!(" · {s}")).unwrap_or_default();
+    let _ = write!(
+        out,
+        "<dt>URL</dt><dd><code>{}</code>{status} · {} requests</dd>",
+        esc(&p.url),
+        p.requests
+    );
+    for (name, at) in p.timing.named() {
+        let _ = write!(
+            out,
+            "<dt>{}</dt><dd>{}</dd>",
+            name.replace('_', " "),
+            secs(at)
+        );
+    }
+    if let Some(r) = p.reply_seconds {
+        let _ = write!(
+            out,
+            "<dt>reply in the DOM</dt><dd>{} after sending</dd>",
+            secs(r)
+        );
+    }
+    out.push_str("</dl></div>");
+    if !p.steps.is_empty() {
+        out.push_str(r#"<h3>Steps</h3><table><thead><tr><th scope="col">Step</th><th scope="col">Time</th><th scope="col">Done</th></tr></thead><tbody>"#);
+        for s in &p.steps {
+            let _ = write!(
+                out,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                esc(&s.step),
+                secs(s.seconds),
+                if s.ok { "yes" } else { "<strong>no</strong>" }
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str(r#"<h3>Network</h3><div class="scroll"><table><thead><tr><th scope="col">Kind</th><th scope="col">URL</th><th scope="col">Opened</th><th scope="col">Status</th><th scope="col">Frames in / out</th><th scope="col">From</th></tr></thead><tbody>"#);
+    for s in &p.streams {
+        let status = match (&s.error, s.status) {
+            (Some(e), _) => format!("<strong>{}</strong>", esc(e)),
+            (None, Some(st)) => st.to_string(),
+            (None, None) => "—".into(),
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{status}</td><td>{} / {}</td><td class=\"muted\">{}</td></tr>",
+            esc(&s.kind),
+            esc(&s.url),
+            secs(s.opened_at),
+            s.frames_in,
+            s.frames_out,
+            esc(s.initiator.as_deref().unwrap_or(""))
+        );
+    }
+    for f in &p.failed {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td><strong>{}</strong></td><td></td><td></td></tr>",
+            esc(&f.kind),
+            esc(&f.url),
+            secs(f.at),
+            esc(&f.error)
+        );
+    }
+    out.push_str("</tbody></table></div>");
+    for (title, list) in [
+        ("Uncaught exceptions", &p.exceptions),
+        ("Console errors", &p.console_errors),
+    ] {
+        if !list.is_empty() {
+            let _ = write!(out, "<h3>{title}</h3><ul>");
+            for e in list {
+                let _ = write!(out, "<li><code>{}</code></li>", esc(e));
+            }
+            out.push_str("</ul>");
+        }
+    }
+    if run.screenshot {
+        let _ = write!(
+            out,
+            r#"<h3>Screenshot</h3><p><img src="{href}/screenshot/{at}" alt="the page when the run failed" style="max-width:100%;border:1px solid #888"></p>"#,
+            href = href(check),
+            at = run.at_ms
+        );
+    }
+    out
 }

@@ -34,8 +34,15 @@ pub struct Assessment {
 
 pub fn assess(result: &ProbeResult, t: &Thresholds) -> Assessment {
     if let Some(f) = &result.failure {
+        // The run could not be made here (no browser): not the target's failure. The
+        // board makes the state UNKNOWN; `pathwatch check` warns.
+        let status = if f.reason == crate::probe::Reason::Unavailable {
+            Status::Warn
+        } else {
+            Status::Crit
+        };
         return Assessment {
-            status: Status::Crit,
+            status,
             why: Some(format!("{}: {}", f.reason, f.message)),
         };
     }
@@ -65,6 +72,33 @@ pub fn assess(result: &ProbeResult, t: &Thresholds) -> Assessment {
                     fmt_duration(limit)
                 ),
             );
+        }
+    }
+    if let Some(p) = &result.page {
+        let paint = p
+            .timing
+            .largest_contentful_paint
+            .map(|v| ("largest contentful paint", v))
+            .or(p
+                .timing
+                .first_contentful_paint
+                .map(|v| ("first contentful paint", v)));
+        for (limit, status, word) in [
+            (t.paint_crit, Status::Crit, "critical"),
+            (t.paint_warn, Status::Warn, "warning"),
+        ] {
+            if let (Some(limit), Some((what, at))) = (limit, paint)
+                && at >= limit.as_secs_f64()
+            {
+                raise(
+                    status,
+                    format!(
+                        "the page's {what} came at {}, over the {} {word} threshold",
+                        fmt_duration(std::time::Duration::from_secs_f64(at)),
+                        fmt_duration(limit)
+                    ),
+                );
+            }
         }
     }
     if let Some(tls) = &result.tls

@@ -190,13 +190,21 @@ impl Board {
             .tracker
             .startup
             .judge(&mut run, check.thresholds.cold_start_grace);
-        let transition = e.tracker.observe(
-            &check.name,
-            run.status,
-            run.why.as_deref(),
-            run.at_ms,
-            &check.thresholds.damping,
-        );
+        let transition = if run.reason.as_deref() == Some("unavailable") {
+            let why = run
+                .message
+                .as_deref()
+                .unwrap_or("the run could not be made");
+            e.tracker.unavailable(&check.name, why, run.at_ms)
+        } else {
+            e.tracker.observe(
+                &check.name,
+                run.status,
+                run.why.as_deref(),
+                run.at_ms,
+                &check.thresholds.damping,
+            )
+        };
         if transition.is_some() {
             e.tracker.reason = run.reason.clone();
         }

@@ -167,6 +167,16 @@ impl Tracker {
         Some(t)
     }
 
+    /// The run could not be made (reason `unavailable`: no browser): UNKNOWN with `why`,
+    /// a transition only when it was known before.
+    pub fn unavailable(&mut self, check: &str, why: &str, at_ms: i64) -> Option<Transition> {
+        if self.state == CheckState::Unknown {
+            self.cause = why.to_string();
+            return None;
+        }
+        self.reset(check, why, at_ms)
+    }
+
     /// Starts over at UNKNOWN (the check became a different one: a reload changed its type
     /// or target); the transition says why, unless it was UNKNOWN already.
     pub fn reset(&mut self, check: &str, cause: &str, at_ms: i64) -> Option<Transition> {

@@ -34,6 +34,13 @@ pub struct RunRecord {
     /// ([`clock::days_left`], as `check` and the thresholds count them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_days_left: Option<f64>,
+    /// What the browser saw (browser checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<crate::probe::PageReport>,
+    /// A screenshot of the failed page is kept in the history
+    /// (`/checks/NAME/screenshot/AT_MS`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub screenshot: bool,
 }
 
 /// What an agent run measured beyond its events (see [`crate::probe::RunStats`]).
@@ -83,6 +90,8 @@ impl RunRecord {
                 .as_ref()
                 .and_then(|t| t.earliest_expiry())
                 .map(|t| clock::days_left_now(t) as f64),
+            page: r.page.clone(),
+            screenshot: r.screenshot.is_some(),
         }
     }
 

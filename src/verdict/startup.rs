@@ -92,6 +92,8 @@ mod tests {
             events: Vec::new(),
             agent: None,
             cert_days_left: None,
+            page: None,
+            screenshot: false,
         }
     }
 

@@ -330,7 +330,7 @@ impl Default for AgentExpect {
 
 impl AgentExpect {
     /// The profile's defaults with what the check wrote on top.
-    fn of(profile: Profile, raw: RawExpect) -> Self {
+    pub(super) fn of(profile: Profile, raw: RawExpect) -> Self {
         let info = profile.info();
         let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let mut deadlines = BTreeMap::from([(info.start.to_string(), Duration::from_secs(10))]);
@@ -362,7 +362,7 @@ impl AgentExpect {
 /// `expect:` as written: every key optional, so the profile's defaults can be merged in.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawExpect {
+pub(super) struct RawExpect {
     #[serde(default)]
     events: Option<Vec<String>>,
     #[serde(default)]

@@ -3,6 +3,7 @@
 //! of their keys (the README repeats them with examples). Targets are parsed here too.
 
 pub mod agent;
+pub mod browser;
 pub mod dns;
 pub mod expect;
 pub mod http;
@@ -17,6 +18,7 @@ use url::Url;
 
 use super::yaml;
 pub use agent::{AgentExpect, AgentSpec, CustomProfile, LoginSpec, Order, TokenSpec, Transport};
+pub use browser::{BrowserConfig, BrowserSpec, MessageStep, PageEvents, Step, WaitFor};
 pub use dns::{DnsSpec, RecordKind};
 pub use expect::{JsonRule, Pattern, Phrase, STARTING_PHRASES, StatusRule, default_starting};
 pub use http::{HttpExpect, HttpSpec};
@@ -33,10 +35,18 @@ pub enum Spec {
     Dns(DnsSpec),
     Agent(AgentSpec),
     WebSocket(WebSocketSpec),
+    Browser(BrowserSpec),
 }
 
 impl Spec {
-    pub const KINDS: [&'static str; 5] = ["http", "tls", "dns", "agent_pipeline", "websocket"];
+    pub const KINDS: [&'static str; 6] = [
+        "http",
+        "tls",
+        "dns",
+        "agent_pipeline",
+        "websocket",
+        "browser",
+    ];
 
     pub fn kind(&self) -> &'static str {
         match self {
@@ -45,6 +55,7 @@ impl Spec {
             Spec::Dns(_) => "dns",
             Spec::Agent(_) => "agent_pipeline",
             Spec::WebSocket(_) => "websocket",
+            Spec::Browser(_) => "browser",
         }
     }
 
@@ -60,6 +71,7 @@ impl Spec {
                 Ok(Target::Url(url))
             }
             Spec::WebSocket(_) => parse_ws_target(text).map(Target::Url),
+            Spec::Browser(_) => parse_http_url(text).map(Target::Url),
         }
     }
 
@@ -70,6 +82,7 @@ impl Spec {
             Spec::Http(h) => h.validate(path, out),
             Spec::WebSocket(w) => w.validate(path, out),
             Spec::Agent(a) => a.validate(path, out),
+            Spec::Browser(b) => b.validate(path, out),
             Spec::Tls(_) | Spec::Dns(_) => {}
         }
         let tls_path = match self {
@@ -87,7 +100,7 @@ impl Spec {
             Spec::Http(h) => &h.starting_patterns,
             Spec::Agent(a) => &a.starting_patterns,
             Spec::WebSocket(w) => &w.starting_patterns,
-            Spec::Tls(_) | Spec::Dns(_) => return &[],
+            Spec::Tls(_) | Spec::Dns(_) | Spec::Browser(_) => return &[],
         };
         own.as_deref().unwrap_or(default_starting())
     }
@@ -98,7 +111,7 @@ impl Spec {
             Spec::Http(h) => &mut h.starting_patterns,
             Spec::Agent(a) => &mut a.starting_patterns,
             Spec::WebSocket(w) => &mut w.starting_patterns,
-            Spec::Tls(_) | Spec::Dns(_) => return,
+            Spec::Tls(_) | Spec::Dns(_) | Spec::Browser(_) => return,
         };
         if own.is_none() {
             *own = inherited.cloned();
@@ -111,6 +124,7 @@ impl Spec {
             Spec::Tls(t) => Some(t),
             Spec::Agent(a) => Some(&a.tls),
             Spec::WebSocket(w) => Some(&w.tls),
+            Spec::Browser(b) => Some(&b.tls),
             Spec::Dns(_) => None,
         }
     }
@@ -121,6 +135,7 @@ impl Spec {
             Spec::Tls(t) => Some(t),
             Spec::Agent(a) => Some(&mut a.tls),
             Spec::WebSocket(w) => Some(&mut w.tls),
+            Spec::Browser(b) => Some(&mut b.tls),
             Spec::Dns(_) => None,
         }
     }
@@ -215,7 +230,7 @@ fn parse_url<const N: usize>(text: &str, schemes: [&str; N], what: &str) -> Resu
     Ok(url)
 }
 
-fn parse_dns_name(text: &str) -> Result<String, String> {
+pub(crate) fn parse_dns_name(text: &str) -> Result<String, String> {
     let name = text.strip_suffix('.').unwrap_or(text);
     let ok = !name.is_empty()
         && name.len() <= 253

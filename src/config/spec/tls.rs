@@ -33,6 +33,10 @@ pub struct TlsVerify {
     /// What `ca_file` says to trust, read when the config loads.
     #[serde(skip)]
     pub trust: Trust,
+    /// The certificates of `ca_file` as read (a browser's NSS database is filled from
+    /// them; a trust store keeps only their anchors).
+    #[serde(skip)]
+    pub ca_certs: Vec<CertificateDer<'static>>,
     /// `cert_file` and `key_file`, read when the config loads.
     #[serde(skip)]
     pub client_cert: Option<Arc<ClientCert>>,
@@ -100,7 +104,10 @@ impl TlsVerify {
             }
         } else if let Some(file) = &self.ca_file {
             match load_roots(&ctx.base_dir.join(file)) {
-                Ok(roots) => self.trust = Trust::Roots(Arc::new(roots)),
+                Ok((roots, certs)) => {
+                    self.trust = Trust::Roots(Arc::new(roots));
+                    self.ca_certs = certs;
+                }
                 Err(e) => out.value(yaml::child(path, "ca_file"), e),
             }
         }
@@ -125,11 +132,13 @@ impl TlsVerify {
 }
 
 /// Reads a PEM file of CA certificates into a trust store.
-pub fn load_roots(file: &Path) -> Result<RootCertStore, String> {
+pub fn load_roots(file: &Path) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), String> {
     let pem = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let mut roots = RootCertStore::empty();
+    let mut certs = Vec::new();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| format!("{} is not valid PEM: {e}", file.display()))?;
+        certs.push(cert.clone());
         roots.add(cert).map_err(|e| {
             format!(
                 "{} holds a certificate that cannot be a trust anchor: {e}",
@@ -140,7 +149,7 @@ pub fn load_roots(file: &Path) -> Result<RootCertStore, String> {
     if roots.is_empty() {
         return Err(format!("{} holds no PEM certificate", file.display()));
     }
-    Ok(roots)
+    Ok((roots, certs))
 }
 
 /// Reads a client certificate chain and its key (PEM).

@@ -43,9 +43,14 @@ pub struct Reader<'s> {
 
 impl<'s> Reader<'s> {
     pub fn new(spec: &'s AgentSpec) -> Self {
+        Reader::for_profile(spec.profile, spec.custom.as_ref())
+    }
+
+    /// A reader of `profile` (its names from `custom` for `profile: custom`).
+    pub fn for_profile(profile: Profile, custom: Option<&'s CustomProfile>) -> Self {
         Reader {
-            profile: spec.profile,
-            custom: spec.custom.as_ref(),
+            profile,
+            custom,
             chat: Default::default(),
             anthropic: Default::default(),
             ag_ui: Default::default(),
