@@ -60,9 +60,9 @@ impl Sink for DaemonSink {
         }
         let verdict = assess(&result, &check.thresholds);
         self.metrics.record(check, &result);
-        let screenshot = result.screenshot.take();
         tracing::debug!(check = %check.name, success = result.success(), duration_ms = result.duration.as_secs_f64() * 1e3, "Probe finished.");
         let seen = self.board.observe(check, RunRecord::new(&result, &verdict));
+        let screenshot = result.screenshot.take();
         self.metrics.set_state(&check.name, seen.tracker.state);
         if let Some(t) = &seen.transition {
             self.metrics.transition(t);

@@ -408,6 +408,21 @@ pub async fn get_text(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
     (status, body)
 }
 
+/// The body of a GET as bytes (an image), over a fresh HTTP/1.0 connection.
+#[allow(dead_code)]
+pub async fn get_bytes(url: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let req = format!("GET /{path} HTTP/1.0\r\nhost: {host}\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    buf.split_off(end + 4)
+}
+
 /// An HTTP/1.1 request with hyper over a fresh connection: (status, body). For talking to
 /// real programs (Prometheus, Alertmanager) whose answers may be chunked.
 pub async fn http(method: &str, url: &str, body: Option<String>) -> (u16, String) {
@@ -491,10 +506,16 @@ pub struct Binary {
 #[allow(dead_code)]
 impl Binary {
     pub async fn start(path: &Path, extra: &[&str]) -> Binary {
+        Binary::start_env(path, extra, &[]).await
+    }
+
+    /// [`Binary::start`] with environment variables (secrets for `${…}`).
+    pub async fn start_env(path: &Path, extra: &[&str], env: &[(&str, &str)]) -> Binary {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
             .args(["run", "--log-format", "json", "--config"])
             .arg(path)
             .args(extra)
+            .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -556,6 +577,19 @@ impl Binary {
     /// Waits until `check` is in `state`.
     pub async fn wait(&self, name: &str, state: &str) -> Value {
         for _ in 0..200 {
+            if let Some(c) = self.check(name).await
+                && c["state"] == state
+            {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name} never became {state}: {:?}", self.check(name).await);
+    }
+
+    /// [`Binary::wait`] for up to 30 s (browser runs take seconds).
+    pub async fn wait_long(&self, name: &str, state: &str) -> Value {
+        for _ in 0..600 {
             if let Some(c) = self.check(name).await
                 && c["state"] == state
             {

@@ -742,6 +742,7 @@ impl<'a> Run<'a> {
                 Duration::from_secs(3),
             )
             .await
+            .inspect_err(|e| tracing::debug!(error = %e, "No screenshot of the failed page."))
             .ok()?;
         let png = data_encoding::BASE64
             .decode(shot["data"].as_str()?.as_bytes())
