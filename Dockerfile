@@ -28,7 +28,7 @@ FROM ${BASE}
 # 1: Debian's Chromium (and the fonts its pages need), for `type: browser`.
 ARG BROWSER=0
 RUN if [ "$BROWSER" = 1 ]; then \
-        apt-get update && apt-get install -y --no-install-recommends chromium fonts-liberation \
+        apt-get update && apt-get install -y --no-install-recommends chromium fonts-liberation libnss3-tools \
         && apt-get clean && rm -rf /var/lib/apt/lists/*; \
     fi \
     && groupadd --gid 10001 pathwatch \

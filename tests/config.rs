@@ -401,3 +401,41 @@ sever:
         .expect("statuses");
     assert!(!statuses.contains("`interval`"), "{statuses}");
 }
+
+#[test]
+fn browser_checks_are_validated_with_positions() {
+    let yaml = r##"browser:
+  max_pages: 0
+  hosts: {"bad name!": 127.0.0.1}
+checks:
+  - name: page
+    type: browser
+    target: ws://127.0.0.1:8080/app
+  - name: steps
+    type: browser
+    target: http://127.0.0.1:8080/app
+    tls: {insecure_skip_verify: true}
+    steps:
+      - goto: not a url
+      - wait_for: {selector: "#a", text: b}
+    events: {profile: custom}
+  - name: hover
+    type: browser
+    target: http://127.0.0.1:8080/app
+    steps: [{hover: "#a"}]
+"##;
+    let errs = errors(yaml);
+    let all = errs.join("\n");
+    for needle in [
+        "2:14: browser.max_pages: must be at least 1",
+        "browser.hosts.bad name!",
+        "7:13: checks[0].target: URL scheme must be http or https",
+        "checks[1].tls.insecure_skip_verify: a browser check never ignores certificate errors",
+        "checks[1].steps[0].goto",
+        "checks[1].steps[1].wait_for: wait_for takes one of `selector` or `text`",
+        "checks[1].events.custom",
+        "checks[2].steps[0]: unknown variant `hover`, expected one of `goto`, `fill`, `click`",
+    ] {
+        assert!(all.contains(needle), "{needle} not in:\n{all}");
+    }
+}
