@@ -52,7 +52,7 @@ pub struct Prober {
     /// Agent login tokens reused until shortly before they expire.
     pub(crate) tokens: agent::login::TokenCache,
     /// The Chromium of browser checks (started on first use).
-    pub(crate) browsers: browser::cdp::Pool,
+    pub(crate) browsers: browser::pool::Pool,
 }
 
 impl Prober {
@@ -62,13 +62,13 @@ impl Prober {
             per_server: Mutex::new(HashMap::new()),
             secrets,
             tokens: agent::login::TokenCache::default(),
-            browsers: browser::cdp::Pool::new(Default::default()),
+            browsers: browser::pool::Pool::new(Default::default()),
         })
     }
 
     /// The same prober, with browser checks driving the Chromium `browser` describes.
     pub fn with_browser(mut self, browser: crate::config::BrowserConfig) -> Prober {
-        self.browsers = browser::cdp::Pool::new(browser);
+        self.browsers = browser::pool::Pool::new(browser);
         self
     }
 

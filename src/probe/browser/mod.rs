@@ -4,9 +4,10 @@
 //! diagnosed by connecting to its host ourselves, as `type: tls` does.
 
 pub mod cdp;
+mod page;
+pub mod pool;
 mod record;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -15,21 +16,16 @@ use url::Url;
 
 use crate::clock::fmt_duration;
 use crate::config::spec::{BrowserSpec, MessageStep, Step};
-use crate::probe::certs::Alpn;
+use crate::probe::Prober;
 use crate::probe::expect::excerpt;
-use crate::probe::result::{Failure, PageTiming, Phase, ProbeResult, Reason, StepRun};
+use crate::probe::result::{Failure, Phase, ProbeResult, Reason, StepRun};
 use crate::probe::timing::Timeline;
-use crate::probe::{Prober, net};
-use cdp::{Browser, CdpError, Event};
+use cdp::CdpError;
+use page::{COMMAND, Page, has_text, js, key_code, visible};
 use record::{Recorder, net_reason};
 
-/// Largest screenshot kept with a failed run.
-const MAX_SCREENSHOT: usize = 512 << 10;
 /// How often the page is asked whether a step's condition holds.
 const POLL: Duration = Duration::from_millis(40);
-
-/// Records the largest contentful paint for the report (installed before any page script).
-const LCP: &str = "try{new PerformanceObserver(l=>{const e=l.getEntries();if(e.length)window.__pwLcp=e[e.length-1].startTime}).observe({type:'largest-contentful-paint',buffered:true})}catch(e){}";
 
 pub async fn probe(
     p: &Prober,
@@ -60,9 +56,9 @@ pub async fn probe(
         until: tl.deadline() - margin,
     };
     let outcome = run.drive(tl, url).await;
-    run.rec.report.timing = run.timing().await.unwrap_or_default();
+    run.rec.report.timing = run.page.timing().await.unwrap_or_default();
     if outcome.is_err() && run.page.browser.gone().is_none() {
-        result.screenshot = run.screenshot().await;
+        result.screenshot = run.page.screenshot().await;
     }
     if let Some(judge) = &run.rec.judge {
         result.events = judge.state.observed().to_vec();
@@ -94,121 +90,6 @@ fn unavailable(e: CdpError) -> Failure {
     )
 }
 
-/// One page in its own browser context; dropping it disposes the context (on every path
-/// out of a run, also when the run is cut by its deadline).
-struct Page {
-    browser: Arc<Browser>,
-    context: String,
-    session: String,
-    events: tokio::sync::mpsc::UnboundedReceiver<Event>,
-}
-
-const COMMAND: Duration = Duration::from_secs(10);
-
-impl Page {
-    async fn open(browser: &Arc<Browser>) -> Result<Page, CdpError> {
-        let b = browser;
-        let ctx = b
-            .call(
-                None,
-                "Target.createBrowserContext",
-                json!({"disposeOnDetach": true}),
-                COMMAND,
-            )
-            .await?;
-        let context = ctx["browserContextId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let made = b
-            .call(
-                None,
-                "Target.createTarget",
-                json!({"url": "about:blank", "browserContextId": context}),
-                COMMAND,
-            )
-            .await;
-        let target = match made {
-            Ok(t) => t["targetId"].as_str().unwrap_or_default().to_string(),
-            Err(e) => {
-                dispose(b.clone(), context);
-                return Err(e);
-            }
-        };
-        let attached = b
-            .call(
-                None,
-                "Target.attachToTarget",
-                json!({"targetId": target, "flatten": true}),
-                COMMAND,
-            )
-            .await;
-        let session = match attached {
-            Ok(a) => a["sessionId"].as_str().unwrap_or_default().to_string(),
-            Err(e) => {
-                dispose(b.clone(), context);
-                return Err(e);
-            }
-        };
-        let events = b.subscribe(&session);
-        let page = Page {
-            browser: b.clone(),
-            context,
-            session,
-            events,
-        };
-        for method in [
-            "Page.enable",
-            "Network.enable",
-            "Runtime.enable",
-            "Log.enable",
-        ] {
-            page.command(method, json!({})).await?;
-        }
-        page.command(
-            "Page.addScriptToEvaluateOnNewDocument",
-            json!({"source": LCP}),
-        )
-        .await?;
-        Ok(page)
-    }
-
-    async fn command(&self, method: &str, params: Value) -> Result<Value, CdpError> {
-        self.browser
-            .call(Some(&self.session), method, params, COMMAND)
-            .await
-    }
-}
-
-impl Drop for Page {
-    fn drop(&mut self) {
-        self.browser.unsubscribe(&self.session);
-        dispose(self.browser.clone(), std::mem::take(&mut self.context));
-    }
-}
-
-/// Disposes a browser context off the run's path; a browser that does not answer is
-/// killed (it hangs) and the next run starts another.
-fn dispose(browser: Arc<Browser>, context: String) {
-    if context.is_empty() || browser.gone().is_some() {
-        return;
-    }
-    tokio::spawn(async move {
-        let asked = browser
-            .call(
-                None,
-                "Target.disposeBrowserContext",
-                json!({"browserContextId": context}),
-                Duration::from_secs(5),
-            )
-            .await;
-        if matches!(asked, Err(CdpError::Timeout(_))) {
-            tracing::warn!("The browser did not dispose a page within 5s; it is ended.");
-            browser.kill();
-        }
-    });
-}
-
 /// Why a wait ended early.
 enum Cut {
     /// The browser itself failed.
@@ -229,11 +110,6 @@ struct Run<'a> {
     page: Page,
     rec: Recorder<'a>,
     until: Instant,
-}
-
-/// A JavaScript string literal of `s`.
-fn js(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 impl<'a> Run<'a> {
@@ -382,7 +258,7 @@ impl<'a> Run<'a> {
                 format!("the browser could not open {shown}: {error}"),
             );
             if let Ok(u) = Url::parse(url) {
-                self.diagnose(&mut f, &u).await;
+                record::diagnose(self.p, &self.spec.tls, &mut f, &u).await;
             }
             return Err(f);
         }
@@ -673,7 +549,7 @@ impl<'a> Run<'a> {
             );
             // The real URL, with its query, to connect to its host.
             if let Ok(u) = Url::parse(&s.url) {
-                self.diagnose(&mut f, &u).await;
+                record::diagnose(self.p, &self.spec.tls, &mut f, &u).await;
             }
             return Err(Cut::Page(f));
         }
@@ -682,111 +558,8 @@ impl<'a> Run<'a> {
         }
         Ok(())
     }
-
-    /// A TLS refusal: connect to the host ourselves (as the browser maps it) and add the
-    /// certificate's diagnosis, as `type: tls` words it.
-    async fn diagnose(&self, f: &mut Failure, url: &Url) {
-        let tls = matches!(
-            f.reason,
-            Reason::TlsHostname | Reason::TlsUntrusted | Reason::TlsExpired | Reason::TlsHandshake
-        );
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-            return;
-        };
-        if !tls {
-            return;
-        }
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let mut tl = Timeline::new(Duration::from_secs(3));
-        let addrs = match self.p.browsers.settings.mapped(host) {
-            Some(ip) => vec![ip],
-            None => match net::resolve(self.p, &mut tl, host).await {
-                Ok(a) => a,
-                Err(_) => return,
-            },
-        };
-        let Ok((tcp, _)) = net::connect(&mut tl, &addrs, port).await else {
-            return;
-        };
-        match net::handshake(&mut tl, tcp, host, &self.spec.tls, Alpn::None).await {
-            Ok(hs) => {
-                if let Err(ours) = hs.verdict {
-                    f.message = format!("{}; {}", f.message, ours.message);
-                }
-            }
-            Err(ours) => f.message = format!("{}; {}", f.message, ours.message),
-        }
-    }
-
-    async fn timing(&mut self) -> Option<PageTiming> {
-        let expr = "JSON.stringify((()=>{const n=performance.getEntriesByType('navigation')[0]||{};const f=performance.getEntriesByName('first-contentful-paint')[0];const s=v=>v?v/1000:null;return{first_byte:s(n.responseStart),dom_content_loaded:s(n.domContentLoadedEventEnd),load:s(n.loadEventEnd),first_contentful_paint:f?f.startTime/1000:null,largest_contentful_paint:s(window.__pwLcp)}})())";
-        let answer = self
-            .page
-            .command(
-                "Runtime.evaluate",
-                json!({"expression": expr, "returnByValue": true}),
-            )
-            .await
-            .ok()?;
-        serde_json::from_str(answer["result"]["value"].as_str()?).ok()
-    }
-
-    async fn screenshot(&mut self) -> Option<Vec<u8>> {
-        let shot = self
-            .page
-            .browser
-            .call(
-                Some(&self.page.session),
-                "Page.captureScreenshot",
-                json!({"format": "png"}),
-                Duration::from_secs(3),
-            )
-            .await
-            .inspect_err(|e| tracing::debug!(error = %e, "No screenshot of the failed page."))
-            .ok()?;
-        let png = data_encoding::BASE64
-            .decode(shot["data"].as_str()?.as_bytes())
-            .ok()?;
-        (png.len() <= MAX_SCREENSHOT).then_some(png)
-    }
 }
 
 fn judged(r: &Recorder<'_>) -> bool {
     r.judge.as_ref().is_none_or(|j| j.verdict.is_some())
-}
-
-/// An expression yielding the centre of the first visible element matching `selector`,
-/// scrolled into view, or null.
-fn visible(selector: &str) -> String {
-    format!(
-        "(()=>{{const e=document.querySelector({});if(!e)return null;e.scrollIntoView({{block:'center'}});const r=e.getBoundingClientRect();if(!r.width&&!r.height)return null;return{{x:r.left+r.width/2,y:r.top+r.height/2}}}})()",
-        js(selector)
-    )
-}
-
-fn has_text(text: &str) -> String {
-    format!(
-        "!!(document.body&&document.body.innerText.includes({}))",
-        js(text)
-    )
-}
-
-/// The virtual key code and the text a key types.
-fn key_code(key: &str) -> (u32, String) {
-    match key {
-        "Enter" => (13, "\r".into()),
-        "Tab" => (9, String::new()),
-        "Escape" => (27, String::new()),
-        "Backspace" => (8, String::new()),
-        "Delete" => (46, String::new()),
-        "ArrowLeft" => (37, String::new()),
-        "ArrowUp" => (38, String::new()),
-        "ArrowRight" => (39, String::new()),
-        "ArrowDown" => (40, String::new()),
-        " " | "Space" => (32, " ".into()),
-        other => {
-            let c = other.chars().next().unwrap_or(' ');
-            (c.to_ascii_uppercase() as u32, other.to_string())
-        }
-    }
 }

@@ -9,12 +9,18 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::cdp::Event;
+use crate::config::TlsVerify;
 use crate::config::spec::PageEvents;
 use crate::probe::agent::profiles::{Read, Reader};
 use crate::probe::agent::rules::{RunState, Step};
+use crate::probe::certs::Alpn;
 use crate::probe::expect::excerpt;
 use crate::probe::result::{FailedRequest, Failure, PageReport, Reason, StreamSeen};
+use crate::probe::timing::Timeline;
+use crate::probe::{Prober, net};
 use crate::secrets::display_str;
+use std::time::Duration;
+use url::Url;
 
 /// Most entries kept per list: a page that opens thousands of requests costs no more.
 const KEEP: usize = 50;
@@ -377,5 +383,40 @@ pub(super) fn net_reason(error: &str) -> Reason {
         c if c.starts_with("ERR_CONNECTION_") || c == "ERR_ADDRESS_UNREACHABLE" => Reason::Connect,
         c if c.starts_with("the upgrade was answered") => Reason::WsUpgrade,
         _ => Reason::Protocol,
+    }
+}
+
+/// A TLS refusal: connect to the host ourselves (as the browser maps it) and add the
+/// certificate's diagnosis, as `type: tls` words it.
+pub(super) async fn diagnose(p: &Prober, trust: &TlsVerify, f: &mut Failure, url: &Url) {
+    let tls = matches!(
+        f.reason,
+        Reason::TlsHostname | Reason::TlsUntrusted | Reason::TlsExpired | Reason::TlsHandshake
+    );
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return;
+    };
+    if !tls {
+        return;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut tl = Timeline::new(Duration::from_secs(3));
+    let addrs = match p.browsers.settings.mapped(host) {
+        Some(ip) => vec![ip],
+        None => match net::resolve(p, &mut tl, host).await {
+            Ok(a) => a,
+            Err(_) => return,
+        },
+    };
+    let Ok((tcp, _)) = net::connect(&mut tl, &addrs, port).await else {
+        return;
+    };
+    match net::handshake(&mut tl, tcp, host, trust, Alpn::None).await {
+        Ok(hs) => {
+            if let Err(ours) = hs.verdict {
+                f.message = format!("{}; {}", f.message, ours.message);
+            }
+        }
+        Err(ours) => f.message = format!("{}; {}", f.message, ours.message),
     }
 }
