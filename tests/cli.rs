@@ -321,7 +321,14 @@ async fn the_shipped_config_passes_offline() {
         checks.iter().map(|c| c["type"].as_str().unwrap()).collect();
     assert_eq!(
         types.into_iter().collect::<Vec<_>>(),
-        ["agent_pipeline", "dns", "http", "tls", "websocket"]
+        [
+            "agent_pipeline",
+            "browser",
+            "dns",
+            "http",
+            "tls",
+            "websocket"
+        ]
     );
     let cert = checks.iter().find(|c| c["type"] == "tls").unwrap();
     assert_eq!(cert["status"], "ok", "{cert}");
