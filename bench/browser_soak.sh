@@ -42,7 +42,7 @@ YAML
 pw_pid=$!
 pss_of() { # summed PSS (kB) and count of the Chromium processes of the daemon
   local total=0 n=0
-  for p in $(grep -l "pathwatch-browser-$pw_pid-" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
+  for p in $(grep -l "[p]athwatch-browser-$pw_pid-" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
     kb=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
     total=$((total + ${kb:-0})); n=$((n + 1))
   done
@@ -60,5 +60,5 @@ for m in $(seq 1 "$minutes"); do
 done
 kill -TERM "$pw_pid"; wait "$pw_pid" || true
 sleep 1
-left=$(grep -l "pathwatch-browser-$pw_pid-" /proc/[0-9]*/cmdline 2>/dev/null | wc -l)
+left=$(grep -l "[p]athwatch-browser-$pw_pid-" /proc/[0-9]*/cmdline 2>/dev/null | wc -l)
 echo "after SIGTERM: $left Chromium processes left"
