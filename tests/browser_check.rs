@@ -409,3 +409,72 @@ fn zombies_of(pid: u32) -> Vec<u32> {
     }
     found
 }
+
+/// Pages that fight the browser: an `alert()` is dismissed and recorded (the run goes on);
+/// a script that never yields is the page's `page_error` within the check's timeout, with
+/// the report kept; the browser stays and serves the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_pages_get_a_reason_and_leave_the_browser_working() {
+    if !tools_here() {
+        return;
+    }
+    use axum::response::Html;
+    let app = axum::Router::new()
+        .route(
+            "/alert",
+            axum::routing::get(|| async {
+                Html("<p id=x>after</p><script>alert('hello there')</script>")
+            }),
+        )
+        .route(
+            "/busy",
+            axum::routing::get(|| async {
+                Html("<p id=x>busy</p><script>setTimeout(()=>{for(;;){}},300)</script>")
+            }),
+        );
+    let site = spawn_app(app).await;
+    let check = |name: &str, path: &str, step: &str| {
+        format!(
+            "  - {{name: {name}, type: browser, target: \"http://{site}{path}\", timeout: 5s, steps: [{step}]}}\n"
+        )
+    };
+    let cfg = config(&format!(
+        "checks:\n{}{}",
+        check("alert", "/alert", "{wait_for: {selector: \"#x\"}}"),
+        check("busy", "/busy", "{wait_for: {selector: \"#never\"}}"),
+    ));
+    let prober = pathwatch::probe::Prober::new(&cfg.resolver, cfg.secrets.clone())
+        .unwrap()
+        .with_browser(cfg.browser.clone());
+    let run = |i: usize| {
+        let c = &cfg.checks[i];
+        prober.run(&c.target, &c.spec, c.timeout)
+    };
+    let alert = run(0).await;
+    assert!(alert.success(), "{:?}", alert.failure);
+    let console = &alert.page.as_ref().unwrap().console_errors;
+    assert!(
+        console
+            .iter()
+            .any(|c| c.contains("dialog (dismissed): alert: hello there")),
+        "{console:?}"
+    );
+    let started = std::time::Instant::now();
+    let busy = run(1).await;
+    let f = busy.failure.as_ref().expect("the busy page fails");
+    assert_eq!(f.reason.as_str(), "page_error", "{f}");
+    assert!(f.message.contains("the page stopped answering"), "{f}");
+    assert!(busy.page.is_some(), "the report is kept");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let again = run(0).await;
+    assert!(
+        again.success(),
+        "the browser serves the next run: {:?}",
+        again.failure
+    );
+    prober.close_browsers().await;
+}

@@ -119,6 +119,10 @@ impl DemoBackend {
             .route("/ws", get(agent::upgrade))
             .route("/app", get(frontend::page))
             .route("/app/app.js", get(frontend::script))
+            .route(
+                "/favicon.ico",
+                get(|| async { axum::http::StatusCode::NO_CONTENT }),
+            )
             .route("/sse", post(stream::run))
             // Where the providers' own clients send their requests (base URL `<demo>/v1`).
             .route("/v1/responses", stream::as_profile("openai-responses"))

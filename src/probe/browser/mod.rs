@@ -56,9 +56,16 @@ pub async fn probe(
         until: tl.deadline() - margin,
     };
     let outcome = run.drive(tl, url).await;
-    run.rec.report.timing = run.page.timing().await.unwrap_or_default();
+    // What is left of the deadline (the margin kept above) bounds the timings and the
+    // screenshot: a page that stopped answering costs no more than its check's timeout.
+    let left = || {
+        tl.deadline()
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(20))
+    };
+    run.rec.report.timing = run.page.timing(left() / 3).await.unwrap_or_default();
     if outcome.is_err() && run.page.browser.gone().is_none() {
-        result.screenshot = run.page.screenshot().await;
+        result.screenshot = run.page.screenshot(left()).await;
     }
     if let Some(judge) = &run.rec.judge {
         result.events = judge.state.observed().to_vec();
@@ -88,6 +95,20 @@ fn unavailable(e: CdpError) -> Failure {
         Reason::Unavailable,
         format!("{e}; it is started afresh for the next run"),
     )
+}
+
+/// A command to the page that failed: a page that stops answering is the page's fault
+/// (a script that never yields); a browser that is gone is ours.
+fn cdp_failure(e: CdpError) -> Failure {
+    match e {
+        CdpError::Timeout(method) => Failure::new(
+            Reason::PageError,
+            format!(
+                "the page stopped answering ({method} got no answer): a script that never yields"
+            ),
+        ),
+        e => unavailable(e),
+    }
 }
 
 /// Why a wait ended early.
@@ -220,7 +241,7 @@ impl<'a> Run<'a> {
         match waited {
             Ok(true) => Ok(true),
             Ok(false) => Err(Failure::new(Reason::StepTimeout, what.to_string())),
-            Err(Cut::Cdp(e)) => Err(unavailable(e)),
+            Err(Cut::Cdp(e)) => Err(cdp_failure(e)),
             Err(Cut::Page(f)) => Err(f),
         }
     }
@@ -416,7 +437,7 @@ impl<'a> Run<'a> {
 
     fn cut_failure(&self, cut: Cut) -> Failure {
         match cut {
-            Cut::Cdp(e) => unavailable(e),
+            Cut::Cdp(e) => cdp_failure(e),
             Cut::Page(f) => f,
         }
     }
@@ -464,7 +485,11 @@ impl<'a> Run<'a> {
     async fn call(&mut self, method: &str, params: Value) -> Result<Value, Cut> {
         let browser = self.page.browser.clone();
         let session = self.page.session.clone();
-        let call = browser.call(Some(&session), method, params, COMMAND);
+        // Within the run's deadline, so a page that hangs is reported, not cut off.
+        let within = COMMAND
+            .min(self.until.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(100));
+        let call = browser.call(Some(&session), method, params, within);
         tokio::pin!(call);
         loop {
             tokio::select! {
@@ -531,6 +556,14 @@ impl<'a> Run<'a> {
             && let Some(f) = self.rec.page_error()
         {
             return Err(Cut::Page(f));
+        }
+        if let Some(message) = self.rec.dialog.take() {
+            // alert(), confirm(), prompt() block the page: dismissed, and recorded.
+            let _ = self
+                .page
+                .command("Page.handleJavaScriptDialog", json!({"accept": false}))
+                .await;
+            self.rec.note_dialog(&message);
         }
         if let Some(i) = self.rec.refused.take() {
             let s = self.rec.report.streams[i].clone();

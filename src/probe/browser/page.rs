@@ -101,26 +101,31 @@ impl Page {
 }
 
 impl Page {
-    pub async fn timing(&self) -> Option<PageTiming> {
+    /// Navigation timing and paints, if the page answers within `within`.
+    pub async fn timing(&self, within: Duration) -> Option<PageTiming> {
         let expr = "JSON.stringify((()=>{const n=performance.getEntriesByType('navigation')[0]||{};const f=performance.getEntriesByName('first-contentful-paint')[0];const s=v=>v?v/1000:null;return{first_byte:s(n.responseStart),dom_content_loaded:s(n.domContentLoadedEventEnd),load:s(n.loadEventEnd),first_contentful_paint:f?f.startTime/1000:null,largest_contentful_paint:s(window.__pwLcp)}})())";
         let answer = self
-            .command(
+            .browser
+            .call(
+                Some(&self.session),
                 "Runtime.evaluate",
                 json!({"expression": expr, "returnByValue": true}),
+                within,
             )
             .await
             .ok()?;
         serde_json::from_str(answer["result"]["value"].as_str()?).ok()
     }
 
-    pub async fn screenshot(&self) -> Option<Vec<u8>> {
+    /// A PNG of the page, if it comes within `within` and is not too large.
+    pub async fn screenshot(&self, within: Duration) -> Option<Vec<u8>> {
         let shot = self
             .browser
             .call(
                 Some(&self.session),
                 "Page.captureScreenshot",
                 json!({"format": "png"}),
-                Duration::from_secs(3),
+                within,
             )
             .await
             .inspect_err(|e| tracing::debug!(error = %e, "No screenshot of the failed page."))

@@ -83,6 +83,8 @@ pub(super) struct Recorder<'a> {
     requests: HashMap<String, (String, String)>,
     pub loaded: bool,
     pub crashed: bool,
+    /// A JavaScript dialog waiting to be dismissed (its message).
+    pub dialog: Option<String>,
     /// The first stream the browser refused to open (index in `report.streams`).
     pub refused: Option<usize>,
     pub judge: Option<Judge<'a>>,
@@ -97,6 +99,7 @@ impl<'a> Recorder<'a> {
             requests: HashMap::new(),
             loaded: false,
             crashed: false,
+            dialog: None,
             refused: None,
             judge: events.map(Judge::new),
         }
@@ -146,6 +149,11 @@ impl<'a> Recorder<'a> {
         match ev.method.as_str() {
             "Page.loadEventFired" => self.loaded = true,
             "Inspector.targetCrashed" => self.crashed = true,
+            "Page.javascriptDialogOpening" => {
+                let kind = p["type"].as_str().unwrap_or("alert");
+                let text = p["message"].as_str().unwrap_or_default();
+                self.dialog = Some(format!("{kind}: {}", excerpt(text.as_bytes())));
+            }
             "Network.requestWillBeSent" => {
                 self.report.requests += 1;
                 let url = p["request"]["url"].as_str().unwrap_or_default();
@@ -312,6 +320,14 @@ impl<'a> Recorder<'a> {
             }
             _ => {}
         }
+    }
+
+    /// A dismissed dialog, kept with the console errors.
+    pub fn note_dialog(&mut self, message: &str) {
+        push(
+            &mut self.report.console_errors,
+            format!("the page opened a dialog (dismissed): {message}"),
+        );
     }
 
     /// A line about the streams the page opened, for a message that lacks a better cause.
