@@ -574,22 +574,18 @@ impl Binary {
         self.checks().await.into_iter().find(|c| c["name"] == name)
     }
 
-    /// Waits until `check` is in `state`.
+    /// Waits until `check` is in `state` (10 s).
     pub async fn wait(&self, name: &str, state: &str) -> Value {
-        for _ in 0..200 {
-            if let Some(c) = self.check(name).await
-                && c["state"] == state
-            {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{name} never became {state}: {:?}", self.check(name).await);
+        self.wait_within(name, state, 200).await
     }
 
     /// [`Binary::wait`] for up to 30 s (browser runs take seconds).
     pub async fn wait_long(&self, name: &str, state: &str) -> Value {
-        for _ in 0..600 {
+        self.wait_within(name, state, 600).await
+    }
+
+    async fn wait_within(&self, name: &str, state: &str, polls: usize) -> Value {
+        for _ in 0..polls {
             if let Some(c) = self.check(name).await
                 && c["state"] == state
             {

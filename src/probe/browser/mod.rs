@@ -465,16 +465,11 @@ impl<'a> Run<'a> {
             )
             .await?;
         if let Some(d) = answer.get("exceptionDetails") {
-            let text = d["exception"]["description"]
-                .as_str()
-                .or(d["text"].as_str())
-                .unwrap_or("exception");
-            let first = text.lines().next().unwrap_or_default();
             return Err(Cut::Page(Failure::new(
                 Reason::StepTimeout,
                 format!(
                     "the step could not run in the page: {}",
-                    excerpt(first.as_bytes())
+                    record::exception_line(d)
                 ),
             )));
         }

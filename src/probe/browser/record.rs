@@ -279,21 +279,14 @@ impl<'a> Recorder<'a> {
             }
             "Runtime.exceptionThrown" => {
                 let d = &p["exceptionDetails"];
-                let text = d["exception"]["description"]
-                    .as_str()
-                    .or(d["text"].as_str())
-                    .unwrap_or("an uncaught exception");
-                let first = text.lines().next().unwrap_or_default();
+                let first = exception_line(d);
                 let at = match (d["url"].as_str(), d["lineNumber"].as_u64()) {
                     (Some(u), Some(l)) if !u.is_empty() => {
                         format!(" (at {}:{})", display_str(u), l + 1)
                     }
                     _ => String::new(),
                 };
-                push(
-                    &mut self.report.exceptions,
-                    format!("{}{at}", excerpt(first.as_bytes())),
-                );
+                push(&mut self.report.exceptions, format!("{first}{at}"));
             }
             "Runtime.consoleAPICalled" if p["type"].as_str() == Some("error") => {
                 let words: Vec<String> = p["args"]
@@ -364,6 +357,16 @@ impl<'a> Recorder<'a> {
             format!("the page threw an uncaught exception: {first}{more}"),
         ))
     }
+}
+
+/// The first line of an exception's text (`TypeError: Cannot read properties of …`), as
+/// CDP's `exceptionDetails` gives it.
+pub(super) fn exception_line(d: &Value) -> String {
+    let text = d["exception"]["description"]
+        .as_str()
+        .or(d["text"].as_str())
+        .unwrap_or("an uncaught exception");
+    excerpt(text.lines().next().unwrap_or_default().as_bytes())
 }
 
 fn push(list: &mut Vec<String>, text: String) {
