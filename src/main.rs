@@ -17,13 +17,36 @@ use pathwatch::{app, report};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Config file.
-    #[arg(long, short, global = true, default_value = "config.yaml")]
+    /// Config file: pathwatch's own, or a blackbox_exporter `blackbox.yml` (read as
+    /// blackbox_exporter reads it). `--config.file` is blackbox_exporter's spelling.
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "config.yaml",
+        alias = "config.file"
+    )]
     config: PathBuf,
     /// `run`: also reload when the config file's checksum changed, checked this often
-    /// (e.g. 30s). SIGHUP and `POST /-/reload` always reload.
-    #[arg(long = "config.auto-reload-interval", global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// (e.g. 30s; a bare number is seconds). SIGHUP and `POST /-/reload` always reload.
+    #[arg(long = "config.auto-reload-interval", global = true, value_name = "DURATION", value_parser = parse_interval)]
     auto_reload_interval: Option<std::time::Duration>,
+    /// blackbox_exporter's switch for `--config.auto-reload-interval` (default 30s then).
+    #[arg(long = "config.enable-auto-reload", global = true)]
+    enable_auto_reload: bool,
+    /// Validate the config and exit (blackbox_exporter's spelling of `validate`).
+    #[arg(long = "config.check", global = true)]
+    config_check: bool,
+    /// `run`: listen here instead of `server.listen` (`:9115` is every interface).
+    #[arg(long = "web.listen-address", global = true, value_name = "ADDRESS", value_parser = parse_listen)]
+    listen_address: Option<std::net::SocketAddr>,
+    /// `/probe`: seconds taken from Prometheus' scrape timeout so the answer arrives in
+    /// time (default 0.5, as blackbox_exporter).
+    #[arg(long = "timeout-offset", global = true, value_name = "SECONDS")]
+    timeout_offset: Option<f64>,
+    /// Log level when `RUST_LOG` is not set: debug, info, warn, error.
+    #[arg(long = "log.level", global = true, value_name = "LEVEL", value_parser = ["debug", "info", "warn", "error"])]
+    log_level: Option<String>,
     /// `run`: TLS, basic auth and response headers for the listener, in the exporter-toolkit
     /// web config format; re-read when it or its certificate files change.
     #[arg(long = "web.config.file", global = true, value_name = "FILE")]
@@ -32,8 +55,9 @@ struct Cli {
     /// checks it owns (rendezvous hashing of check names; `cluster:` for DNS members).
     #[arg(long = "shard", global = true, value_name = "INDEX/COUNT", value_parser = pathwatch::cluster::parse_shard)]
     shard: Option<(usize, usize)>,
-    /// Log format on stderr (`RUST_LOG` sets the level, default info).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Log format on stderr (`RUST_LOG` sets the level, default info). `--log.format
+    /// logfmt|json` is blackbox_exporter's spelling.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, alias = "log.format")]
     log_format: LogFormat,
 }
 
@@ -92,6 +116,7 @@ enum Command {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
+    #[value(alias = "logfmt")]
     Text,
     Json,
 }
@@ -106,7 +131,7 @@ enum Format {
 fn main() -> ExitCode {
     fix_mmap_threshold();
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    init_logging(cli.log_format, cli.log_level.as_deref());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -145,13 +170,31 @@ fn main() -> ExitCode {
             }
         };
     }
+    let overrides = pathwatch::config::Overrides {
+        listen: cli.listen_address,
+        timeout_offset: match cli.timeout_offset {
+            Some(secs) if !(secs.is_finite() && secs >= 0.0) => {
+                eprintln!("--timeout-offset is seconds, 0 or more (e.g. 0.5)");
+                return ExitCode::from(2);
+            }
+            other => other.map(std::time::Duration::from_secs_f64),
+        },
+    };
     let config = match Config::load(&cli.config) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            overrides.apply(&mut c);
+            c
+        }
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("{} error(s) in {}", errors.0.len(), cli.config.display());
             return ExitCode::from(2);
         }
+    };
+    let command = if cli.config_check {
+        Command::Validate
+    } else {
+        command
     };
     match command {
         Command::Validate => {
@@ -231,9 +274,12 @@ fn main() -> ExitCode {
                 };
                 let reload = app::RunOptions {
                     path: Some(cli.config.clone()),
-                    auto_interval: cli.auto_reload_interval,
+                    auto_interval: cli.auto_reload_interval.or(cli
+                        .enable_auto_reload
+                        .then_some(std::time::Duration::from_secs(30))),
                     web_config: cli.web_config.clone(),
                     shard: cli.shard,
+                    overrides,
                 };
                 match app::run_with(config, reload, listener, app::shutdown_signal()).await {
                     Ok(()) => ExitCode::SUCCESS,
@@ -246,9 +292,33 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// blackbox_exporter's `--web.listen-address`: `host:port`, `[v6]:port`, or `:port` for
+/// every interface.
+fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_string(),
+    };
+    full.parse()
+        .map_err(|_| format!("`{text}` is not host:port or :port (e.g. :9115, 127.0.0.1:9115)"))
+}
+
+/// A duration with a unit (30s, 1m), or a bare number of seconds (blackbox_exporter's).
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) => Ok(std::time::Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(text).map_err(|e| e.to_string()),
+    }
+}
+
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(match level {
+            Some("warn") => "warn",
+            Some(l) => l,
+            None => "info",
+        })
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Colours only on a terminal: a container's or journald's log keeps plain text.

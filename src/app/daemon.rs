@@ -154,6 +154,8 @@ pub struct RunOptions {
     pub web_config: Option<PathBuf>,
     /// `--shard INDEX/COUNT`: run only the checks this shard owns.
     pub shard: Option<(usize, usize)>,
+    /// Command-line settings applied again to every reloaded config.
+    pub overrides: crate::config::Overrides,
 }
 
 /// How often the web config and its certificates are checked for changes.
@@ -265,6 +267,7 @@ pub async fn run_with(
     let running = scheduler.spawn(&config.checks, &token, &tracker);
     let reload_state = Arc::new(Reload {
         path: reload.path.clone(),
+        overrides: reload.overrides.clone(),
         full: std::sync::Mutex::new(full.clone()),
         cluster: cluster.clone(),
         applying: std::sync::Mutex::new(()),

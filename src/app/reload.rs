@@ -28,6 +28,7 @@ use crate::verdict::Board;
 pub(super) struct Reload {
     /// The config file; None: no reloads, only cluster membership changes.
     pub path: Option<PathBuf>,
+    pub overrides: crate::config::Overrides,
     /// The whole deployment's config as last loaded (this instance runs the checks it owns).
     pub full: Mutex<Arc<Config>>,
     pub cluster: Arc<crate::cluster::State>,
@@ -103,7 +104,10 @@ impl Reload {
         *self.checksum.lock().unwrap_or_else(|p| p.into_inner()) =
             checksum(std::slice::from_ref(path));
         let new = match Config::load(path) {
-            Ok(c) => c,
+            Ok(mut c) => {
+                self.overrides.apply(&mut c);
+                c
+            }
             Err(errors) => {
                 let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
                 for e in &messages {

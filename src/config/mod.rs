@@ -5,6 +5,7 @@
 //! settings in [`spec`]; the walk that finds every problem in [`validate`].
 
 pub mod alerting;
+pub mod blackbox;
 pub mod check;
 pub mod error;
 pub mod spec;
@@ -280,6 +281,30 @@ pub struct ProbeEndpointConfig {
     /// any port) a `/probe` target must match. Empty (default): `/probe` refuses every target.
     #[serde(default)]
     pub allow_targets: Vec<String>,
+    /// Taken from Prometheus' scrape timeout (its `X-Prometheus-Scrape-Timeout-Seconds`
+    /// header) so the answer arrives in time (default 500ms; `--timeout-offset`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub timeout_offset: Option<Duration>,
+}
+
+/// Settings given on the command line, which win over the file's on every load.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--web.listen-address`.
+    pub listen: Option<SocketAddr>,
+    /// `--timeout-offset`.
+    pub timeout_offset: Option<Duration>,
+}
+
+impl Overrides {
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(listen) = self.listen {
+            config.server.listen = listen;
+        }
+        if let Some(offset) = self.timeout_offset {
+            config.probe.timeout_offset = Some(offset);
+        }
+    }
 }
 
 /// Longest error message: a message quoting a megabyte value quotes its ends.
@@ -361,14 +386,34 @@ impl Config {
                     .collect(),
             )
         };
-        let doc = yaml::parse(text, env).map_err(|e| located(e, &Secrets::default()))?;
-        let secrets = Secrets::new(doc.secrets.clone());
         let base_dir = Path::new(file)
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
+        // A blackbox_exporter file is read as written: `${1}` is a regex group there.
+        let literal = if text.contains("prober") {
+            yaml::parse(text, None)
+                .ok()
+                .filter(|d| blackbox::is_blackbox(&d.value))
+        } else {
+            None
+        };
+        let (doc, blackbox) = match literal {
+            Some(doc) => (doc, true),
+            None => (
+                yaml::parse(text, Some(env)).map_err(|e| located(e, &Secrets::default()))?,
+                false,
+            ),
+        };
         let mut v = Validator::new(&doc, base_dir);
-        let config = v.config(secrets.clone());
+        let (config, secrets) = if blackbox {
+            let c = v.blackbox_config();
+            let secrets = c.as_ref().map(|c| c.secrets.clone()).unwrap_or_default();
+            (c, secrets)
+        } else {
+            let secrets = Secrets::new(doc.secrets.clone());
+            (v.config(secrets.clone()), secrets)
+        };
         let mut errors = v.errors;
         errors.sort_by_key(|e| e.pos.map(|p| (p.line, p.col)));
         match config {

@@ -63,6 +63,24 @@ impl Validator<'_> {
         });
     }
 
+    pub(super) fn doc_value(&self) -> &Value {
+        &self.doc.value
+    }
+
+    pub(super) fn base_dir(&self) -> &std::path::Path {
+        &self.base_dir
+    }
+
+    /// A spec's own validation, its TLS settings at `tls_path`.
+    pub(super) fn validate_spec(&mut self, spec: &mut Spec, path: &str, tls_path: &str) {
+        self.validate_with(|ctx, problems| {
+            spec.validate_own(path, problems);
+            if let Some(tls) = spec.tls_client_mut() {
+                tls.validate(tls_path, ctx, problems);
+            }
+        });
+    }
+
     /// Runs a part's own validation (file paths from the config's folder) and reports what
     /// it found.
     fn validate_with(&mut self, validate: impl FnOnce(&Context<'_>, &mut Problems)) {
@@ -393,6 +411,9 @@ impl Validator<'_> {
             "agent_pipeline" => Spec::Agent(self.section_beside(own, path, common_keys)?),
             "websocket" => Spec::WebSocket(self.section_beside(own, path, common_keys)?),
             "browser" => Spec::Browser(self.section_beside(own, path, common_keys)?),
+            "tcp" => Spec::Tcp(self.section_beside(own, path, common_keys)?),
+            "icmp" => Spec::Icmp(self.section_beside(own, path, common_keys)?),
+            "grpc" => Spec::Grpc(self.section_beside(own, path, common_keys)?),
             other => {
                 self.error(
                     &yaml::child(path, "type"),

@@ -48,3 +48,13 @@ fn parse_duration(v: &Value) -> Result<Duration, String> {
         )),
     }
 }
+
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__` (reserved).
+pub(crate) fn prom_label_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !s.starts_with("__")
+}

@@ -88,7 +88,7 @@ impl WebConfig {
             )])
         })?;
         let no_env = |_: &str| None;
-        let doc = yaml::parse(&text, &no_env).map_err(|errs| {
+        let doc = yaml::parse(&text, Some(&no_env)).map_err(|errs| {
             ConfigErrors(
                 errs.into_iter()
                     .map(|e| error(e.pos, &e.path, e.message))

@@ -99,7 +99,8 @@ const MAX_BYTES: usize = 32 << 20;
 /// Looks up `${NAME}` variables; a seam so tests need not touch the process environment.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-pub fn parse(text: &str, env: EnvLookup<'_>) -> Result<Doc, Vec<Located>> {
+/// Parses YAML; `env` expands `${...}` (None: every scalar is read as written).
+pub fn parse(text: &str, env: Option<EnvLookup<'_>>) -> Result<Doc, Vec<Located>> {
     let mut b = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
@@ -137,7 +138,7 @@ struct Builder<'a, 'e> {
     doc: Doc,
     /// Errors that do not stop parsing (bad interpolation, duplicate keys).
     errors: Vec<Located>,
-    env: EnvLookup<'e>,
+    env: Option<EnvLookup<'e>>,
 }
 
 impl<'a> Builder<'a, '_> {
@@ -323,8 +324,8 @@ impl<'a> Builder<'a, '_> {
     }
 
     fn scalar(&mut self, text: &str, style: ScalarStyle, pos: Pos, path: &str) -> Value {
-        let text = if text.contains("${") {
-            match interpolate(text, self.env) {
+        let text = if let Some(env) = self.env.filter(|_| text.contains("${")) {
+            match interpolate(text, env) {
                 Ok((out, secrets)) => {
                     self.doc
                         .secrets
@@ -426,7 +427,11 @@ mod tests {
 
     #[test]
     fn positions_follow_paths() {
-        let doc = parse("a: 1\nchecks:\n  - name: x\n    timeout: 5s\n", &no_env).unwrap();
+        let doc = parse(
+            "a: 1\nchecks:\n  - name: x\n    timeout: 5s\n",
+            Some(&no_env),
+        )
+        .unwrap();
         assert_eq!(
             doc.position("checks[0].timeout", false),
             Some(Pos { line: 4, col: 14 })
@@ -445,7 +450,11 @@ mod tests {
 
     #[test]
     fn scalars_follow_the_core_schema() {
-        let doc = parse("a: true\nb: '1'\nc: 1.5\nd: ~\ne: 30s\nf: 1e3\n", &no_env).unwrap();
+        let doc = parse(
+            "a: true\nb: '1'\nc: 1.5\nd: ~\ne: 30s\nf: 1e3\n",
+            Some(&no_env),
+        )
+        .unwrap();
         assert_eq!(doc.value["a"], true);
         assert_eq!(doc.value["b"], "1");
         assert_eq!(doc.value["c"], 1.5);
@@ -457,20 +466,20 @@ mod tests {
     #[test]
     fn interpolation_records_secrets_and_reports_missing() {
         let env = |n: &str| (n == "TOKEN").then(|| "s3cret".to_string());
-        let doc = parse("h: Bearer ${TOKEN}\nlit: $${X}\n", &env).unwrap();
+        let doc = parse("h: Bearer ${TOKEN}\nlit: $${X}\n", Some(&env)).unwrap();
         assert_eq!(doc.value["h"], "Bearer s3cret");
         assert_eq!(doc.value["lit"], "${X}");
         assert_eq!(doc.secrets, vec!["s3cret"]);
-        let errs = parse("a: ok\nb: ${MISSING}\n", &env).unwrap_err();
+        let errs = parse("a: ok\nb: ${MISSING}\n", Some(&env)).unwrap_err();
         assert_eq!(errs[0].pos, Some(Pos { line: 2, col: 4 }));
         assert!(errs[0].message.contains("MISSING"));
     }
 
     #[test]
     fn duplicate_keys_and_syntax_errors_are_located() {
-        let errs = parse("a: 1\nb: 2\na: 3\n", &no_env).unwrap_err();
+        let errs = parse("a: 1\nb: 2\na: 3\n", Some(&no_env)).unwrap_err();
         assert_eq!(errs[0].pos, Some(Pos { line: 3, col: 1 }));
-        let errs = parse("a: [1, 2\nb: 3\n", &no_env).unwrap_err();
+        let errs = parse("a: [1, 2\nb: 3\n", Some(&no_env)).unwrap_err();
         assert!(errs[0].message.contains("YAML syntax error"), "{:?}", errs);
         assert!(errs[0].pos.is_some());
     }
@@ -485,7 +494,7 @@ mod tests {
                 [prev.as_str(); 10].join(", ")
             ));
         }
-        let errs = parse(&text, &no_env).unwrap_err();
+        let errs = parse(&text, Some(&no_env)).unwrap_err();
         assert!(errs[0].message.contains("expands to more than"), "{errs:?}");
     }
 
@@ -514,13 +523,13 @@ mod tests {
             "\u{feff}a: 1",
             &deep_block,
         ] {
-            let _ = parse(text, &no_env);
+            let _ = parse(text, Some(&no_env));
         }
     }
 
     #[test]
     fn anchors_and_aliases_are_expanded() {
-        let doc = parse("x: &h {a: 1}\ny: *h\n", &no_env).unwrap();
+        let doc = parse("x: &h {a: 1}\ny: *h\n", Some(&no_env)).unwrap();
         assert_eq!(doc.value["y"]["a"], 1);
     }
 }

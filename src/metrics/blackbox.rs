@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::text::{Family, Rows, Text, write_families};
+use super::text::{Family, Rows, Text, label_set, write_families};
 use crate::probe::{Phase, ProbeResult};
 
 const TLS_VERSIONS: [&str; 4] = ["TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"];
@@ -15,10 +15,19 @@ pub struct Facts {
     duration: f64,
     dns_lookup: Option<f64>,
     ip_protocol: Option<u8>,
+    ip_addr_hash: Option<u32>,
+    /// `/probe` only: the timeout the probe ran with.
+    timeout: Option<f64>,
     /// Present for http checks (zeros when no response came).
     http: Option<HttpFacts>,
     /// Present when a certificate was seen, verified or not.
     tls: Option<TlsFacts>,
+    /// tcp checks: (failed due to regex, failed due to bytes, `probe_expect_info` labels).
+    dialogue: Option<(bool, bool, Option<String>)>,
+    /// icmp checks: phase durations (resolve, setup, rtt) and the reply's hop limit.
+    icmp: Option<([f64; 3], Option<u8>)>,
+    /// grpc checks: phase durations (resolve, check), TLS, status code, serving status.
+    grpc: Option<([f64; 2], bool, u32, Option<&'static str>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +40,7 @@ struct HttpFacts {
     ssl: bool,
     version: f64,
     failed_due_to_regex: bool,
+    last_modified: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +48,10 @@ struct TlsFacts {
     earliest: Option<i64>,
     verified: bool,
     version: Option<&'static str>,
+    /// Go's name of the cipher suite.
+    cipher: String,
+    /// `probe_ssl_last_chain_info`'s labels, escaped.
+    leaf: Option<String>,
 }
 
 impl Facts {
@@ -53,20 +67,90 @@ impl Facts {
                 ssl: h.is_some_and(|h| h.tls),
                 version: h.and_then(|h| h.version.parse::<f64>().ok()).unwrap_or(0.0),
                 failed_due_to_regex: h.is_some_and(|h| h.failed_due_to_regex),
+                last_modified: h.and_then(|h| h.last_modified),
             }
+        });
+        let dialogue = r.dialogue.as_ref().map(|d| {
+            let labels: Vec<(&str, &str)> = d
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            (
+                d.failed_due_to_regex,
+                d.failed_due_to_bytes,
+                (!labels.is_empty()).then(|| label_set(&labels)),
+            )
+        });
+        let icmp = r.icmp.as_ref().map(|i| {
+            let resolve = r
+                .phase(Phase::Resolve)
+                .unwrap_or(Duration::ZERO)
+                .as_secs_f64();
+            (
+                [resolve, i.setup_seconds, i.rtt_seconds.unwrap_or(0.0)],
+                i.reply_hop_limit,
+            )
         });
         Facts {
             success: r.success(),
             duration: r.duration.as_secs_f64(),
             dns_lookup: r.phase(Phase::Resolve).map(|d| d.as_secs_f64()),
             ip_protocol: r.ip.map(|ip| if ip.is_ipv4() { 4 } else { 6 }),
+            ip_addr_hash: r.ip.map(ip_hash),
+            timeout: None,
             http,
             tls: r.tls.as_ref().map(|t| TlsFacts {
                 earliest: t.earliest_expiry(),
                 verified: t.verified,
                 version: TLS_VERSIONS.into_iter().find(|v| *v == t.version),
+                cipher: t.cipher.replace("TLS13_", "TLS_"),
+                leaf: t.chain.first().map(|c| {
+                    label_set(&[
+                        ("fingerprint_sha256", &c.fingerprint_sha256),
+                        ("subject", &c.subject),
+                        ("issuer", &c.issuer),
+                        ("subjectalternative", &c.sans.join(",")),
+                        ("serialnumber", &c.serial.replace(':', "")),
+                    ])
+                }),
+            }),
+            dialogue,
+            icmp,
+            grpc: r.grpc.as_ref().map(|g| {
+                let resolve = r
+                    .phase(Phase::Resolve)
+                    .unwrap_or(Duration::ZERO)
+                    .as_secs_f64();
+                (
+                    [resolve, (r.duration.as_secs_f64() - resolve).max(0.0)],
+                    g.tls,
+                    g.status_code,
+                    g.serving_status,
+                )
             }),
         }
+    }
+}
+
+/// blackbox_exporter's `probe_ip_addr_hash`: FNV-1a (32 bits) of the address's bytes
+/// (4 for IPv4, 16 for IPv6), so a changed address shows as a changed value.
+fn ip_hash(ip: std::net::IpAddr) -> u32 {
+    let bytes: Vec<u8> = match ip {
+        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// `labels` and one more pre-escaped label set, joined.
+fn joined(labels: &str, more: &str) -> String {
+    match (labels.is_empty(), more.is_empty()) {
+        (true, _) => more.to_string(),
+        (_, true) => labels.to_string(),
+        _ => format!("{labels},{more}"),
     }
 }
 
@@ -74,7 +158,7 @@ fn flag(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
 
-const FAMILIES: [Family<Facts>; 15] = [
+const FAMILIES: [Family<Facts>; 28] = [
     (
         "probe_success",
         "gauge",
@@ -86,6 +170,26 @@ const FAMILIES: [Family<Facts>; 15] = [
         "gauge",
         "How long the probe took.",
         |t, n, l, f| t.sample(n, l, None, f.duration),
+    ),
+    (
+        "probe_timeout_seconds",
+        "gauge",
+        "How long the probe may take.",
+        |t, n, l, f| {
+            if let Some(v) = f.timeout {
+                t.sample(n, l, None, v)
+            }
+        },
+    ),
+    (
+        "probe_ip_addr_hash",
+        "gauge",
+        "FNV-1a hash of the IP address connected to (a change shows the address changed).",
+        |t, n, l, f| {
+            if let Some(v) = f.ip_addr_hash {
+                t.sample(n, l, None, f64::from(v))
+            }
+        },
     ),
     (
         "probe_dns_lookup_time_seconds",
@@ -180,12 +284,67 @@ const FAMILIES: [Family<Facts>; 15] = [
         },
     ),
     (
+        "probe_http_last_modified_timestamp_seconds",
+        "gauge",
+        "Last-Modified of the final response, unix seconds.",
+        |t, n, l, f| {
+            if let Some(v) = f.http.as_ref().and_then(|h| h.last_modified) {
+                t.sample(n, l, None, v as f64)
+            }
+        },
+    ),
+    (
         "probe_failed_due_to_regex",
         "gauge",
-        "Whether a body regex rule failed the probe.",
+        "Whether a regex rule (body, or a tcp expect) failed the probe.",
         |t, n, l, f| {
             if let Some(h) = &f.http {
                 t.sample(n, l, None, flag(h.failed_due_to_regex))
+            }
+            if let Some((regex, _, _)) = &f.dialogue {
+                t.sample(n, l, None, flag(*regex))
+            }
+        },
+    ),
+    (
+        "probe_failed_due_to_bytes",
+        "gauge",
+        "Whether a tcp expect_bytes failed the probe.",
+        |t, n, l, f| {
+            if let Some((_, bytes, _)) = &f.dialogue {
+                t.sample(n, l, None, flag(*bytes))
+            }
+        },
+    ),
+    (
+        "probe_expect_info",
+        "gauge",
+        "The labels of the tcp expect steps that matched.",
+        |t, n, l, f| {
+            if let Some((_, _, Some(labels))) = &f.dialogue {
+                t.sample(n, &joined(l, labels), None, 1.0)
+            }
+        },
+    ),
+    (
+        "probe_icmp_duration_seconds",
+        "gauge",
+        "Duration of the ICMP echo by phase.",
+        |t, n, l, f| {
+            if let Some((phases, _)) = &f.icmp {
+                for (p, v) in ["resolve", "setup", "rtt"].iter().zip(phases) {
+                    t.sample(n, l, Some(("phase", p)), *v)
+                }
+            }
+        },
+    ),
+    (
+        "probe_icmp_reply_hop_limit",
+        "gauge",
+        "Hop limit (TTL) of the echo reply.",
+        |t, n, l, f| {
+            if let Some(v) = f.icmp.as_ref().and_then(|i| i.1) {
+                t.sample(n, l, None, u64::from(v))
             }
         },
     ),
@@ -215,12 +374,76 @@ const FAMILIES: [Family<Facts>; 15] = [
         },
     ),
     (
+        "probe_grpc_duration_seconds",
+        "gauge",
+        "Duration of the gRPC health call by phase.",
+        |t, n, l, f| {
+            if let Some((phases, ..)) = &f.grpc {
+                for (p, v) in ["resolve", "check"].iter().zip(phases) {
+                    t.sample(n, l, Some(("phase", p)), *v)
+                }
+            }
+        },
+    ),
+    (
+        "probe_grpc_ssl",
+        "gauge",
+        "Whether the gRPC connection used TLS.",
+        |t, n, l, f| {
+            if let Some((_, ssl, ..)) = &f.grpc {
+                t.sample(n, l, None, flag(*ssl))
+            }
+        },
+    ),
+    (
+        "probe_grpc_status_code",
+        "gauge",
+        "gRPC status code of the health call (0 OK).",
+        |t, n, l, f| {
+            if let Some((_, _, code, _)) = &f.grpc {
+                t.sample(n, l, None, u64::from(*code))
+            }
+        },
+    ),
+    (
+        "probe_grpc_healthcheck_response",
+        "gauge",
+        "The serving status the health service answered (1 on its label).",
+        |t, n, l, f| {
+            if let Some((.., status)) = &f.grpc {
+                for s in crate::probe::grpc::SERVING_STATUSES {
+                    t.sample(n, l, Some(("serving_status", s)), flag(*status == Some(s)))
+                }
+            }
+        },
+    ),
+    (
+        "probe_ssl_last_chain_info",
+        "gauge",
+        "The leaf certificate: fingerprint, subject, issuer, DNS names, serial number.",
+        |t, n, l, f| {
+            if let Some(leaf) = f.tls.as_ref().and_then(|t| t.leaf.as_deref()) {
+                t.sample(n, &joined(l, leaf), None, 1.0)
+            }
+        },
+    ),
+    (
         "probe_tls_version_info",
         "gauge",
         "TLS version used, as a label.",
         |t, n, l, f| {
             if let Some(v) = f.tls.as_ref().and_then(|t| t.version) {
                 t.sample(n, l, Some(("version", v)), 1.0)
+            }
+        },
+    ),
+    (
+        "probe_tls_cipher_info",
+        "gauge",
+        "TLS cipher suite negotiated, as a label.",
+        |t, n, l, f| {
+            if let Some(c) = f.tls.as_ref().filter(|t| !t.cipher.is_empty()) {
+                t.sample(n, l, Some(("cipher", &c.cipher)), 1.0)
             }
         },
     ),
@@ -232,8 +455,9 @@ pub fn write(text: &mut Text, rows: Rows<Facts>) {
 }
 
 /// The `/probe` answer: the gauges of one probe, without labels.
-pub fn render_one(kind: &str, r: &ProbeResult) -> String {
-    let facts = Facts::of(kind, r);
+pub fn render_one(kind: &str, r: &ProbeResult, timeout: Duration) -> String {
+    let mut facts = Facts::of(kind, r);
+    facts.timeout = Some(timeout.as_secs_f64());
     let mut out = String::new();
     let mut text = Text::streaming(|piece| out.push_str(&piece));
     write(&mut text, &|f| f("", &facts));

@@ -25,6 +25,8 @@ use crate::config::{TlsVerify, Trust};
 pub enum Alpn {
     None,
     Http1,
+    /// HTTP/2 only (gRPC).
+    H2,
 }
 
 /// ring, with the SHA-256 suites offered first (AES-128-GCM before AES-256-GCM), as Go and
@@ -51,16 +53,26 @@ static DEFAULT_ROOTS: LazyLock<Arc<RootCertStore>> = LazyLock::new(|| {
 });
 
 fn build_client_config(alpn: Alpn) -> Arc<ClientConfig> {
+    build_with_versions(alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// The shared settings, offering only `versions` (`tls_config.min_version`/`max_version`).
+pub(crate) fn build_with_versions(
+    alpn: Alpn,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
     let mut config = ClientConfig::builder_with_provider(PROVIDER.clone())
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports the default protocol versions")
+        .with_protocol_versions(versions)
+        .expect("the ring provider supports TLS 1.2 and 1.3")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(RecordOnly))
         .with_no_client_auth();
     // Every probe does a full handshake, so the tls phase measures one.
     config.resumption = rustls::client::Resumption::disabled();
-    if let Alpn::Http1 = alpn {
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    match alpn {
+        Alpn::None => {}
+        Alpn::Http1 => config.alpn_protocols = vec![b"http/1.1".to_vec()],
+        Alpn::H2 => config.alpn_protocols = vec![b"h2".to_vec()],
     }
     Arc::new(config)
 }
@@ -68,11 +80,13 @@ fn build_client_config(alpn: Alpn) -> Arc<ClientConfig> {
 static CONFIG_NONE: LazyLock<Arc<ClientConfig>> = LazyLock::new(|| build_client_config(Alpn::None));
 static CONFIG_HTTP1: LazyLock<Arc<ClientConfig>> =
     LazyLock::new(|| build_client_config(Alpn::Http1));
+static CONFIG_H2: LazyLock<Arc<ClientConfig>> = LazyLock::new(|| build_client_config(Alpn::H2));
 
 pub fn client_config(alpn: Alpn) -> Arc<ClientConfig> {
     match alpn {
         Alpn::None => CONFIG_NONE.clone(),
         Alpn::Http1 => CONFIG_HTTP1.clone(),
+        Alpn::H2 => CONFIG_H2.clone(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustls::{ClientConfig, SignatureScheme};
 
-use super::certs::{Alpn, PROVIDER, client_config};
+use super::certs::{Alpn, PROVIDER, build_with_versions, client_config};
 use super::result::{Failure, Reason};
 use crate::config::TlsVerify;
 
@@ -40,7 +40,13 @@ pub fn client_config_for(
         cert,
         asked: AtomicBool::new(false),
     });
-    let mut config = (*client_config(alpn)).clone();
+    use crate::config::spec::tls::TlsVersion;
+    let shared = match (client.min_version, client.max_version) {
+        (Some(TlsVersion::Tls13), _) => build_with_versions(alpn, &[&rustls::version::TLS13]),
+        (_, Some(TlsVersion::Tls12)) => build_with_versions(alpn, &[&rustls::version::TLS12]),
+        _ => client_config(alpn),
+    };
+    let mut config = (*shared).clone();
     config.client_auth_cert_resolver = auth.clone();
     Ok((Arc::new(config), auth))
 }

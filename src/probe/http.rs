@@ -8,7 +8,7 @@ use hyper::{Method, StatusCode};
 use url::Url;
 
 use super::expect::{body_problems, excerpt};
-use super::request::{exchange, read_body, too_large};
+use super::request::{count_body, exchange, read_body, too_large};
 use super::result::{Failure, HttpInfo, Phase, ProbeResult, Reason};
 use super::timing::Timeline;
 use super::{HopFilter, Prober};
@@ -96,20 +96,75 @@ pub async fn probe(
         redirects,
         tls: url.scheme() == "https",
         failed_due_to_regex: false,
+        last_modified: headers
+            .get(header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()
+            })
+            .map(|t| t.unix_timestamp()),
     });
-    if content_length.is_some_and(|n| n > spec.max_body_bytes as u64) {
-        return Err(too_large(spec.max_body_bytes));
+    let limit = match spec.max_body_bytes {
+        0 => usize::MAX,
+        n => n,
+    };
+    if content_length.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
     }
-    let body = tl
-        .step(
-            Phase::Transfer,
-            read_body(response.into_body(), spec.max_body_bytes),
-        )
-        .await?;
-    if let Some(info) = result.http.as_mut() {
-        info.body_bytes = body.len() as u64;
-    }
+    let version = response.version();
+    let body = if spec.max_body_bytes == 0 && !spec.expect.reads_body() {
+        let n = tl
+            .step(Phase::Transfer, count_body(response.into_body()))
+            .await?;
+        if let Some(info) = result.http.as_mut() {
+            info.body_bytes = n;
+        }
+        Bytes::new()
+    } else {
+        let body = tl
+            .step(Phase::Transfer, read_body(response.into_body(), limit))
+            .await?;
+        if let Some(info) = result.http.as_mut() {
+            info.body_bytes = body.len() as u64;
+        }
+        body
+    };
+    check_transport(spec, &url, version)?;
     check_expectations(spec, status, &headers, &body, result)
+}
+
+/// `fail_if_ssl`, `fail_if_not_ssl` and `valid_http_versions` on the final response.
+fn check_transport(spec: &HttpSpec, url: &Url, version: hyper::Version) -> Result<(), Failure> {
+    let tls = url.scheme() == "https";
+    if spec.fail_if_ssl && tls {
+        return Err(Failure::new(
+            Reason::HttpStatus,
+            format!(
+                "the final response came over TLS ({}), and fail_if_ssl is set",
+                short(url)
+            ),
+        ));
+    }
+    if spec.fail_if_not_ssl && !tls {
+        return Err(Failure::new(
+            Reason::HttpStatus,
+            format!(
+                "the final response came over plain HTTP ({}), and fail_if_not_ssl is set",
+                short(url)
+            ),
+        ));
+    }
+    let shown = format!("{version:?}");
+    if !spec.valid_http_versions.is_empty() && !spec.valid_http_versions.contains(&shown) {
+        return Err(Failure::new(
+            Reason::Protocol,
+            format!(
+                "the server answered in {shown}, expected {}",
+                spec.valid_http_versions.join(" or ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_expectations(
@@ -148,6 +203,33 @@ fn check_expectations(
                 pattern.0
             )),
             Some(_) => {}
+        }
+    }
+    for rule in &expect.header_rules {
+        let values: Vec<String> = headers
+            .get_all(rule.header.as_str())
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        let name = &rule.header;
+        let pattern = rule.regexp.0.as_str();
+        if values.is_empty() {
+            if !rule.allow_missing && !rule.fail_if_matches {
+                problems.push(format!("header {name} is missing"));
+            }
+            continue;
+        }
+        let matched = values.iter().find(|v| rule.regexp.0.is_match(v));
+        match (matched, rule.fail_if_matches) {
+            (Some(v), true) => problems.push(format!(
+                "header {name} is `{}`, which matches `{pattern}` (fail_if_header_matches)",
+                excerpt(v.as_bytes())
+            )),
+            (None, false) => problems.push(format!(
+                "header {name} is `{}`, expected to match `{pattern}`",
+                excerpt(values[0].as_bytes())
+            )),
+            _ => {}
         }
     }
     let (body_problems, regex_failed) = body_problems(

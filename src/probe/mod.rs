@@ -8,12 +8,15 @@ pub mod certs;
 pub mod client_cert;
 pub mod dns;
 pub mod expect;
+pub mod grpc;
 pub mod http;
+pub mod icmp;
 pub mod net;
 pub mod request;
 pub mod result;
 pub mod sse;
 pub mod starting;
+pub mod tcp;
 pub mod timing;
 pub mod tls;
 pub mod websocket;
@@ -153,6 +156,9 @@ impl Prober {
             (Spec::Agent(s), Target::Url(u)) => agent::probe(self, tl, result, s, u).await,
             (Spec::WebSocket(s), Target::Url(u)) => websocket::probe(self, tl, result, s, u).await,
             (Spec::Browser(s), Target::Url(u)) => browser::probe(self, tl, result, s, u).await,
+            (Spec::Tcp(s), Target::HostPort(hp)) => tcp::probe(self, tl, result, s, hp).await,
+            (Spec::Icmp(s), Target::Name(h)) => icmp::probe(self, tl, result, s, h).await,
+            (Spec::Grpc(s), Target::HostPort(hp)) => grpc::probe(self, tl, result, s, hp).await,
             _ => Err(Failure::new(
                 Reason::Protocol,
                 format!("target does not fit a {} check", spec.kind()),

@@ -15,6 +15,7 @@ use super::result::{Failure, Phase, Reason, TlsInfo};
 use super::timing::Timeline;
 use super::{certs, client_cert};
 use crate::config::TlsVerify;
+use crate::config::spec::AddressFamily;
 
 /// Resolves `host` to its addresses (an IP literal resolves to itself in no time).
 pub async fn resolve(p: &Prober, tl: &mut Timeline, host: &str) -> Result<Vec<IpAddr>, Failure> {
@@ -39,6 +40,35 @@ pub async fn resolve(p: &Prober, tl: &mut Timeline, host: &str) -> Result<Vec<Ip
         Ok(addrs)
     })
     .await
+}
+
+/// The one address blackbox_exporter would use: the first of the preferred family, else
+/// (with `fallback`) the first of the other. An IP literal is used as it is.
+pub fn pick(
+    host: &str,
+    addrs: &[IpAddr],
+    preferred: AddressFamily,
+    fallback: bool,
+) -> Result<Vec<IpAddr>, Failure> {
+    let wants_v6 = preferred == AddressFamily::Ip6;
+    let first = |v6: bool| addrs.iter().find(|ip| ip.is_ipv6() == v6).copied();
+    match first(wants_v6).or_else(|| fallback.then(|| first(!wants_v6)).flatten()) {
+        Some(ip) => Ok(vec![ip]),
+        None => {
+            let (want, have) = if wants_v6 {
+                ("IPv6", "IPv4")
+            } else {
+                ("IPv4", "IPv6")
+            };
+            Err(Failure::new(
+                Reason::Dns,
+                format!(
+                    "`{host}` has no {want} address (only {have}), and ip_protocol_fallback is false"
+                ),
+            )
+            .in_phase(Phase::Resolve))
+        }
+    }
 }
 
 /// Tells "the name does not exist" apart from "nobody answered".

@@ -56,17 +56,7 @@ pub async fn call(
     {
         headers.insert("Content-Type".into(), "application/json".into());
     }
-    let spec = HttpSpec {
-        method: method.to_string(),
-        headers,
-        body: None,
-        expect: crate::config::spec::HttpExpect::default(),
-        follow_redirects: false,
-        max_redirects: 0,
-        max_body_bytes: 64 * 1024,
-        tls: tls.clone(),
-        starting_patterns: None,
-    };
+    let spec = HttpSpec::side_request(method, headers, tls.clone(), 64 * 1024);
     let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
     let body = json_body
         .map(|b| Bytes::from(b.to_string()))
@@ -103,7 +93,12 @@ pub(crate) async fn exchange(
 ) -> Result<(Response<Incoming>, AbortOnDrop), Failure> {
     let host = url.host_str().unwrap_or_default();
     let port = url.port_or_known_default().unwrap_or(80);
-    let addrs = net::resolve(p, tl, host).await?;
+    let mut addrs = net::resolve(p, tl, host).await?;
+    if let Some(family) = spec.preferred_ip_protocol {
+        addrs = net::pick(host, &addrs, family, spec.ip_protocol_fallback)?;
+        // As blackbox_exporter: the address chosen, whether or not it accepts.
+        result.ip = addrs.first().copied();
+    }
     let (tcp, ip) = net::connect(tl, &addrs, port).await?;
     result.ip = Some(ip);
     let request = build_request(spec, url, method, body)?;
@@ -224,6 +219,17 @@ pub(crate) async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes,
         buf.extend_from_slice(&data);
     }
     Ok(buf.freeze())
+}
+
+/// Reads a body to its end, counting its bytes without keeping them.
+pub(crate) async fn count_body(mut body: Incoming) -> Result<u64, Failure> {
+    let mut n = 0u64;
+    let broke =
+        |f: Failure| Failure::new(f.reason, format!("reading the body failed: {}", f.message));
+    while let Some(data) = next_chunk(&mut body).await.map_err(broke)? {
+        n += data.len() as u64;
+    }
+    Ok(n)
 }
 
 /// The next piece of a body as it arrives; None at its end. A failure says in words what

@@ -40,10 +40,13 @@ pub enum Reason {
     /// The run could not be made here (no Chromium installed, the browser died): says
     /// nothing about the target; the check's state is UNKNOWN.
     Unavailable,
+    /// grpc check: the health service answered, and not SERVING (NOT_SERVING, UNKNOWN,
+    /// or the service is unknown to it).
+    NotServing,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 24] = [
         Reason::Dns,
         Reason::Connect,
         Reason::TlsHandshake,
@@ -67,6 +70,7 @@ impl Reason {
         Reason::PageError,
         Reason::StepTimeout,
         Reason::Unavailable,
+        Reason::NotServing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +98,7 @@ impl Reason {
             Reason::PageError => "page_error",
             Reason::StepTimeout => "step_timeout",
             Reason::Unavailable => "unavailable",
+            Reason::NotServing => "not_serving",
         }
     }
 }
@@ -276,6 +281,9 @@ pub struct HttpInfo {
     pub tls: bool,
     /// Set when a body regex rule decided the outcome.
     pub failed_due_to_regex: bool,
+    /// The final response's Last-Modified, unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -309,6 +317,50 @@ pub struct ProbeResult {
     /// A PNG of the page when a browser run failed (size-capped; kept in the history).
     #[serde(skip)]
     pub screenshot: Option<Vec<u8>>,
+    /// The dialogue of a tcp check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialogue: Option<DialogueInfo>,
+    /// The echo of an icmp check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<IcmpInfo>,
+    /// The health answer of a grpc check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcInfo>,
+}
+
+/// What a grpc check's health call got.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GrpcInfo {
+    /// The gRPC status code (0 OK; 12 UNIMPLEMENTED: no health service).
+    pub status_code: u32,
+    /// SERVING, NOT_SERVING, UNKNOWN or SERVICE_UNKNOWN, when an answer came.
+    pub serving_status: Option<&'static str>,
+    pub tls: bool,
+}
+
+/// What a tcp check's `query_response` saw.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DialogueInfo {
+    /// Steps done, of `steps`.
+    pub steps_done: usize,
+    pub steps: usize,
+    /// An `expect` regex found no line (`probe_failed_due_to_regex`).
+    pub failed_due_to_regex: bool,
+    /// `expect_bytes` got other bytes (`probe_failed_due_to_bytes`).
+    pub failed_due_to_bytes: bool,
+    /// The `labels` of matched steps (`probe_expect_info`).
+    pub labels: Vec<(String, String)>,
+}
+
+/// What an icmp check's echo saw.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IcmpInfo {
+    /// Seconds from the request sent to the reply.
+    pub rtt_seconds: Option<f64>,
+    /// Seconds spent opening the socket.
+    pub setup_seconds: f64,
+    /// The hop limit (TTL) the reply arrived with, when the socket reports it.
+    pub reply_hop_limit: Option<u8>,
 }
 
 /// What a browser run saw, from the browser's own events. Times are seconds since the
@@ -418,6 +470,9 @@ impl ProbeResult {
             agent: None,
             page: None,
             screenshot: None,
+            dialogue: None,
+            icmp: None,
+            grpc: None,
         }
     }
 

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::config::Spec;
 use crate::metrics::render_probe;
 
 /// Subtracted from Prometheus' scrape timeout so the answer arrives in time (as blackbox).
@@ -22,18 +23,17 @@ pub async fn handler(
     headers: HeaderMap,
 ) -> Response {
     let bad = |code: StatusCode, msg: String| (code, format!("{msg}\n")).into_response();
-    let Some(module_name) = q.get("module") else {
-        return bad(
-            StatusCode::BAD_REQUEST,
-            "the `module` parameter is missing".into(),
-        );
-    };
+    // blackbox_exporter's default module.
+    let module_name = q.get("module").map_or("http_2xx", String::as_str);
     let config = s.live.config();
     let Some(module) = config.modules.get(module_name) else {
         let known: Vec<&str> = config.modules.keys().map(String::as_str).collect();
         return bad(
             StatusCode::BAD_REQUEST,
-            format!("unknown module; configured: {}", known.join(", ")),
+            format!(
+                "unknown module `{module_name}`; configured: {}",
+                known.join(", ")
+            ),
         );
     };
     let Some(raw) = q.get("target").filter(|t| !t.is_empty()) else {
@@ -52,6 +52,32 @@ pub async fn handler(
         Ok(t) => t,
         Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad target: {e}")),
     };
+    // `hostname`: the Host header of an http probe, the TLS server name of a tcp one.
+    let mut spec = std::borrow::Cow::Borrowed(&module.spec);
+    if let Some(hostname) = q.get("hostname").filter(|h| !h.is_empty()) {
+        match spec.to_mut() {
+            Spec::Http(h) => {
+                if let Some((_, v)) = h
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+                    && v != hostname
+                {
+                    return bad(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "the module sets the Host header to `{v}` and the hostname parameter says `{hostname}`"
+                        ),
+                    );
+                }
+                h.headers.insert("Host".into(), hostname.clone());
+            }
+            Spec::Tcp(t) if t.tls_config.server_name.is_none() => {
+                t.tls_config.server_name = Some(hostname.clone());
+            }
+            _ => {}
+        }
+    }
     let patterns = &config.probe.allow_targets;
     let (host, port) = target.host_port();
     if !target_allowed(patterns, &host, port) {
@@ -61,6 +87,7 @@ pub async fn handler(
         );
     }
     let mut timeout = module.timeout;
+    let offset = config.probe.timeout_offset.unwrap_or(SCRAPE_OFFSET);
     if let Some(v) = headers.get("X-Prometheus-Scrape-Timeout-Seconds") {
         match v
             .to_str()
@@ -70,7 +97,7 @@ pub async fn handler(
         {
             Some(secs) => {
                 let budget = Duration::from_secs_f64(secs)
-                    .saturating_sub(SCRAPE_OFFSET)
+                    .saturating_sub(offset)
                     .max(MIN_TIMEOUT);
                 timeout = timeout.min(budget);
             }
@@ -86,12 +113,12 @@ pub async fn handler(
     let result = s
         .live
         .prober()
-        .run_restricted(&target, &module.spec, timeout, Some(&allow))
+        .run_restricted(&target, &spec, timeout, Some(&allow))
         .await;
     if let Some(f) = &result.failure {
         tracing::debug!(module = %module.name, reason = %f.reason, "Probe via /probe failed.");
     }
-    let body = render_probe(module.spec.kind(), &result);
+    let body = render_probe(module.spec.kind(), &result, timeout);
     if q.get("debug").is_some_and(|d| d == "true") {
         let log = serde_json::to_string_pretty(&result).unwrap_or_default();
         return (

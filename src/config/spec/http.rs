@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::expect::{JsonRule, Pattern, Phrase, StatusRule};
 use super::tls::TlsVerify;
-use super::{Problems, default_max_body, yes};
+use super::{AddressFamily, Problems, default_max_body, yes};
 use crate::config::yaml;
 
 /// `type: http`: a health endpoint answers as expected.
@@ -30,9 +30,25 @@ pub struct HttpSpec {
     pub follow_redirects: bool,
     #[serde(default = "default_max_redirects")]
     pub max_redirects: u32,
-    /// Largest body read, in bytes (default 1 MiB); a larger body fails the probe.
+    /// Largest body read, in bytes (default 1 MiB); a larger body fails the probe. 0: no
+    /// limit (a body no rule reads is counted as it streams, never held).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Fail when the final response came over TLS (`fail_if_ssl`) or did not.
+    #[serde(default)]
+    pub fail_if_ssl: bool,
+    #[serde(default)]
+    pub fail_if_not_ssl: bool,
+    /// Accepted HTTP versions of the final response (`HTTP/1.1`, `HTTP/1.0`); any if empty.
+    #[serde(default)]
+    pub valid_http_versions: Vec<String>,
+    /// Connect to one address of this family (`ip4`, `ip6`), as blackbox_exporter does;
+    /// unset: every address in resolver order until one accepts.
+    #[serde(default)]
+    pub preferred_ip_protocol: Option<AddressFamily>,
+    /// With `preferred_ip_protocol`: use the other family when the name has none of it.
+    #[serde(default = "yes")]
+    pub ip_protocol_fallback: bool,
     /// Certificate verification for https targets.
     #[serde(default)]
     pub tls: TlsVerify,
@@ -69,6 +85,24 @@ pub struct HttpExpect {
     /// Rules on fields of a JSON body.
     #[serde(default)]
     pub json: Vec<JsonRule>,
+    /// Header rules as blackbox_exporter writes them (`fail_if_header_matches`,
+    /// `fail_if_header_not_matches`).
+    #[serde(default)]
+    pub header_rules: Vec<HeaderRule>,
+}
+
+/// A rule on every value of one response header.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRule {
+    pub header: String,
+    pub regexp: Pattern,
+    /// true: fail when a value matches; false: fail when none does.
+    #[serde(default)]
+    pub fail_if_matches: bool,
+    /// A missing header passes.
+    #[serde(default)]
+    pub allow_missing: bool,
 }
 
 impl Default for HttpExpect {
@@ -79,7 +113,15 @@ impl Default for HttpExpect {
             body_matches: Vec::new(),
             body_not_matches: Vec::new(),
             json: Vec::new(),
+            header_rules: Vec::new(),
         }
+    }
+}
+
+impl HttpExpect {
+    /// Whether a rule reads the body (else it can be counted as it streams).
+    pub fn reads_body(&self) -> bool {
+        !(self.body_matches.is_empty() && self.body_not_matches.is_empty() && self.json.is_empty())
     }
 }
 
@@ -88,6 +130,32 @@ fn default_status() -> Vec<StatusRule> {
 }
 
 impl HttpSpec {
+    /// A request made on the way to another check (a login, a ticket, a stream's POST):
+    /// no redirects, no rules, at most `max_body_bytes` read.
+    pub fn side_request(
+        method: &str,
+        headers: BTreeMap<String, String>,
+        tls: TlsVerify,
+        max_body_bytes: usize,
+    ) -> HttpSpec {
+        HttpSpec {
+            method: method.to_string(),
+            headers,
+            body: None,
+            expect: HttpExpect::default(),
+            follow_redirects: false,
+            max_redirects: 0,
+            max_body_bytes,
+            fail_if_ssl: false,
+            fail_if_not_ssl: false,
+            valid_http_versions: Vec::new(),
+            preferred_ip_protocol: None,
+            ip_protocol_fallback: true,
+            tls,
+            starting_patterns: None,
+        }
+    }
+
     pub(crate) fn validate(&self, path: &str, out: &mut Problems) {
         if hyper::Method::from_bytes(self.method.as_bytes()).is_err() {
             out.value(
@@ -103,6 +171,25 @@ impl HttpSpec {
             }
         }
         out.json_rules(&yaml::child(path, "expect.json"), &self.expect.json);
+        for (i, v) in self.valid_http_versions.iter().enumerate() {
+            if !["HTTP/1.0", "HTTP/1.1"].contains(&v.as_str()) {
+                let why = if v == "HTTP/2.0" || v == "HTTP/2" {
+                    "pathwatch's HTTP client speaks HTTP/1.x only (HTTP/2 is not supported yet)"
+                } else {
+                    "expected HTTP/1.0 or HTTP/1.1"
+                };
+                out.value(
+                    yaml::index(&yaml::child(path, "valid_http_versions"), i),
+                    format!("`{v}`: {why}"),
+                );
+            }
+        }
+        if self.fail_if_ssl && self.fail_if_not_ssl {
+            out.value(
+                yaml::child(path, "fail_if_not_ssl"),
+                "`fail_if_ssl` and `fail_if_not_ssl` together fail every probe",
+            );
+        }
         if self.max_redirects > 100 {
             out.value(yaml::child(path, "max_redirects"), "at most 100");
         }

@@ -6,7 +6,10 @@ pub mod agent;
 pub mod browser;
 pub mod dns;
 pub mod expect;
+pub mod grpc;
 pub mod http;
+pub mod icmp;
+pub mod tcp;
 pub mod tls;
 pub mod websocket;
 
@@ -14,14 +17,20 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
+use serde::Deserialize;
 use url::Url;
 
 use super::yaml;
 pub use agent::{AgentExpect, AgentSpec, CustomProfile, LoginSpec, Order, TokenSpec, Transport};
 pub use browser::{BrowserConfig, BrowserSpec, MessageStep, PageEvents, Step, WaitFor};
 pub use dns::{DnsSpec, RecordKind};
-pub use expect::{JsonRule, Pattern, Phrase, STARTING_PHRASES, StatusRule, default_starting};
+pub use expect::{
+    GoPattern, JsonRule, Pattern, Phrase, STARTING_PHRASES, StatusRule, default_starting,
+};
+pub use grpc::GrpcSpec;
 pub use http::{HttpExpect, HttpSpec};
+pub use icmp::IcmpSpec;
+pub use tcp::{QueryStep, TcpSpec};
 pub use tls::{TlsVerify, Trust};
 pub use websocket::{FrameExpect, WebSocketSpec};
 
@@ -36,16 +45,22 @@ pub enum Spec {
     Agent(AgentSpec),
     WebSocket(WebSocketSpec),
     Browser(BrowserSpec),
+    Tcp(TcpSpec),
+    Icmp(IcmpSpec),
+    Grpc(GrpcSpec),
 }
 
 impl Spec {
-    pub const KINDS: [&'static str; 6] = [
+    pub const KINDS: [&'static str; 9] = [
         "http",
         "tls",
         "dns",
         "agent_pipeline",
         "websocket",
         "browser",
+        "tcp",
+        "icmp",
+        "grpc",
     ];
 
     pub fn kind(&self) -> &'static str {
@@ -56,6 +71,9 @@ impl Spec {
             Spec::Agent(_) => "agent_pipeline",
             Spec::WebSocket(_) => "websocket",
             Spec::Browser(_) => "browser",
+            Spec::Tcp(_) => "tcp",
+            Spec::Icmp(_) => "icmp",
+            Spec::Grpc(_) => "grpc",
         }
     }
 
@@ -72,25 +90,37 @@ impl Spec {
             }
             Spec::WebSocket(_) => parse_ws_target(text).map(Target::Url),
             Spec::Browser(_) => parse_http_url(text).map(Target::Url),
+            Spec::Tcp(_) => HostPort::parse(text).map(Target::HostPort),
+            Spec::Grpc(g) => parse_grpc_target(text, g.tls).map(Target::HostPort),
+            Spec::Icmp(_) => parse_host(text).map(Target::Name),
         }
     }
 
     /// Checks what serde cannot (header syntax, rule shapes, URLs, CA files); problems go
     /// to `out` with paths under `path`.
     pub(crate) fn validate(&mut self, path: &str, ctx: &Context<'_>, out: &mut Problems) {
+        self.validate_own(path, out);
+        let tls_path = match self {
+            Spec::Tls(_) => path.to_string(),
+            Spec::Tcp(_) | Spec::Grpc(_) => yaml::child(path, "tls_config"),
+            _ => yaml::child(path, "tls"),
+        };
+        if let Some(tls) = self.tls_client_mut() {
+            tls.validate(&tls_path, ctx, out);
+        }
+    }
+
+    /// The type's own checks, without its TLS settings.
+    pub(crate) fn validate_own(&mut self, path: &str, out: &mut Problems) {
         match self {
             Spec::Http(h) => h.validate(path, out),
             Spec::WebSocket(w) => w.validate(path, out),
             Spec::Agent(a) => a.validate(path, out),
             Spec::Browser(b) => b.validate(path, out),
+            Spec::Tcp(t) => t.validate(path, out),
+            Spec::Icmp(i) => i.validate(path, out),
+            Spec::Grpc(g) => g.validate(path, out),
             Spec::Tls(_) | Spec::Dns(_) => {}
-        }
-        let tls_path = match self {
-            Spec::Tls(_) => path.to_string(),
-            _ => yaml::child(path, "tls"),
-        };
-        if let Some(tls) = self.tls_client_mut() {
-            tls.validate(&tls_path, ctx, out);
         }
     }
 
@@ -100,7 +130,12 @@ impl Spec {
             Spec::Http(h) => &h.starting_patterns,
             Spec::Agent(a) => &a.starting_patterns,
             Spec::WebSocket(w) => &w.starting_patterns,
-            Spec::Tls(_) | Spec::Dns(_) | Spec::Browser(_) => return &[],
+            Spec::Tls(_)
+            | Spec::Dns(_)
+            | Spec::Browser(_)
+            | Spec::Tcp(_)
+            | Spec::Icmp(_)
+            | Spec::Grpc(_) => return &[],
         };
         own.as_deref().unwrap_or(default_starting())
     }
@@ -111,7 +146,12 @@ impl Spec {
             Spec::Http(h) => &mut h.starting_patterns,
             Spec::Agent(a) => &mut a.starting_patterns,
             Spec::WebSocket(w) => &mut w.starting_patterns,
-            Spec::Tls(_) | Spec::Dns(_) | Spec::Browser(_) => return,
+            Spec::Tls(_)
+            | Spec::Dns(_)
+            | Spec::Browser(_)
+            | Spec::Tcp(_)
+            | Spec::Icmp(_)
+            | Spec::Grpc(_) => return,
         };
         if own.is_none() {
             *own = inherited.cloned();
@@ -125,7 +165,9 @@ impl Spec {
             Spec::Agent(a) => Some(&a.tls),
             Spec::WebSocket(w) => Some(&w.tls),
             Spec::Browser(b) => Some(&b.tls),
-            Spec::Dns(_) => None,
+            Spec::Tcp(t) => t.uses_tls().then_some(&t.tls_config),
+            Spec::Grpc(g) => g.tls.then_some(&g.tls_config),
+            Spec::Dns(_) | Spec::Icmp(_) => None,
         }
     }
 
@@ -136,7 +178,9 @@ impl Spec {
             Spec::Agent(a) => Some(&mut a.tls),
             Spec::WebSocket(w) => Some(&mut w.tls),
             Spec::Browser(b) => Some(&mut b.tls),
-            Spec::Dns(_) => None,
+            Spec::Tcp(t) => Some(&mut t.tls_config),
+            Spec::Grpc(g) => Some(&mut g.tls_config),
+            Spec::Dns(_) | Spec::Icmp(_) => None,
         }
     }
 }
@@ -228,6 +272,45 @@ fn parse_url<const N: usize>(text: &str, schemes: [&str; N], what: &str) -> Resu
         return Err(format!("URL `{text}` has no host"));
     }
     Ok(url)
+}
+
+/// A gRPC target as blackbox_exporter takes it: host:port, optionally as an http(s) URL;
+/// without a port, 443 with TLS, else 80.
+fn parse_grpc_target(text: &str, tls: bool) -> Result<HostPort, String> {
+    let bare = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+        .unwrap_or(text)
+        .trim_end_matches('/');
+    HostPort::parse(bare).or_else(|e| {
+        let port = if tls { 443 } else { 80 };
+        let host = bare.trim_start_matches('[').trim_end_matches(']');
+        let shown = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        HostPort::parse(&shown).map_err(|_| e)
+    })
+}
+
+/// A host to ping: a name, or an IP literal (IPv6 with or without brackets).
+fn parse_host(text: &str) -> Result<String, String> {
+    let literal = text.trim_start_matches('[').trim_end_matches(']');
+    if literal.parse::<IpAddr>().is_ok() {
+        return Ok(literal.to_string());
+    }
+    parse_dns_name(text)
+}
+
+/// Which address family of a name a probe uses (`preferred_ip_protocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub enum AddressFamily {
+    #[serde(rename = "ip4", alias = "ipv4", alias = "IP4", alias = "IPv4")]
+    Ip4,
+    #[default]
+    #[serde(rename = "ip6", alias = "ipv6", alias = "IP6", alias = "IPv6")]
+    Ip6,
 }
 
 pub(crate) fn parse_dns_name(text: &str) -> Result<String, String> {

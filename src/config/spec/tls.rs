@@ -30,6 +30,11 @@ pub struct TlsVerify {
     pub cert_file: Option<PathBuf>,
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// Oldest and newest TLS version offered: `TLS12` or `TLS13` (default: both).
+    #[serde(default)]
+    pub min_version: Option<TlsVersion>,
+    #[serde(default)]
+    pub max_version: Option<TlsVersion>,
     /// What `ca_file` says to trust, read when the config loads.
     #[serde(skip)]
     pub trust: Trust,
@@ -40,6 +45,29 @@ pub struct TlsVerify {
     /// `cert_file` and `key_file`, read when the config loads.
     #[serde(skip)]
     pub client_cert: Option<Arc<ClientCert>>,
+}
+
+/// A TLS version as the exporter toolkit writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TryFrom<String> for TlsVersion {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "TLS12" => Ok(TlsVersion::Tls12),
+            "TLS13" => Ok(TlsVersion::Tls13),
+            "TLS10" | "TLS11" => Err(format!(
+                "`{s}`: TLS 1.0 and 1.1 are not offered (deprecated by RFC 8996; pathwatch's TLS library, rustls, does not implement them); use TLS12 or TLS13"
+            )),
+            _ => Err(format!("`{s}` is not a TLS version (TLS12 or TLS13)")),
+        }
+    }
 }
 
 /// A client certificate chain and its private key (never printed).
@@ -86,6 +114,14 @@ impl TlsVerify {
     }
 
     pub(crate) fn validate(&mut self, path: &str, ctx: &Context<'_>, out: &mut Problems) {
+        if let (Some(lo), Some(hi)) = (self.min_version, self.max_version)
+            && lo > hi
+        {
+            out.value(
+                yaml::child(path, "min_version"),
+                "min_version is newer than max_version: no version is left",
+            );
+        }
         if let Some(name) = &self.server_name
             && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
         {

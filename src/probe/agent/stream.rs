@@ -20,7 +20,7 @@ use super::events::AgentEvent;
 use super::profiles::{Read, Reader};
 use super::rules::{RunState, Step};
 use super::{auth_error, with_timeline};
-use crate::config::spec::{AgentSpec, HttpExpect, HttpSpec};
+use crate::config::spec::{AgentSpec, HttpSpec};
 use crate::probe::Prober;
 use crate::probe::expect::{excerpt, lookup};
 use crate::probe::request::{exchange, next_chunk, read_body};
@@ -47,17 +47,7 @@ pub(super) async fn converse(
         all.retain(|k, _| !k.eq_ignore_ascii_case(&name));
         all.insert(name, value);
     }
-    let request = HttpSpec {
-        method: "POST".into(),
-        headers: all,
-        body: None,
-        expect: HttpExpect::default(),
-        follow_redirects: false,
-        max_redirects: 0,
-        max_body_bytes: spec.max_frame_bytes,
-        tls: spec.tls.clone(),
-        starting_patterns: None,
-    };
+    let request = HttpSpec::side_request("POST", all, spec.tls.clone(), spec.max_frame_bytes);
     let body = Bytes::from(spec.message.to_string());
     let (response, _conn) = exchange(p, tl, result, &request, url, &Method::POST, body).await?;
     // The message left when the request did: the processing phase is the server's.
