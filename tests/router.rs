@@ -92,6 +92,7 @@ fn cert_run(secs: i64) -> ProbeResult {
             is_ca: false,
         }],
         verified: true,
+        verified_chain_expiry: Some(now + secs),
     });
     r
 }

@@ -6,6 +6,12 @@ use std::time::Duration;
 use super::text::{Family, Rows, Text, label_set, write_families};
 use crate::probe::{Phase, ProbeResult};
 
+/// The check types that are blackbox_exporter probers.
+const BLACKBOX_PROBERS: [&str; 4] = ["http", "tcp", "icmp", "grpc"];
+
+/// Go's `time.Time{}.Unix()`: what blackbox_exporter writes for a chain that was not verified.
+const GO_ZERO_TIME: i64 = -62_135_596_800;
+
 const TLS_VERSIONS: [&str; 4] = ["TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"];
 
 /// What the `probe_*` gauges say about one probe.
@@ -46,7 +52,10 @@ struct HttpFacts {
 #[derive(Debug, Clone)]
 struct TlsFacts {
     earliest: Option<i64>,
-    verified: bool,
+    /// blackbox's `probe_ssl_last_chain_expiry_timestamp_seconds`: the verified chain's
+    /// earliest expiry; Go's zero time when the connection went on unverified
+    /// (`insecure_skip_verify`); None when the handshake was refused.
+    last_chain: Option<i64>,
     version: Option<&'static str>,
     /// Go's name of the cipher suite.
     cipher: String,
@@ -96,13 +105,24 @@ impl Facts {
             success: r.success(),
             duration: r.duration.as_secs_f64(),
             dns_lookup: r.phase(Phase::Resolve).map(|d| d.as_secs_f64()),
-            ip_protocol: r.ip.map(|ip| if ip.is_ipv4() { 4 } else { 6 }),
-            ip_addr_hash: r.ip.map(ip_hash),
+            // blackbox's probers write 0 for both when no address was chosen.
+            ip_protocol: r
+                .ip
+                .map(|ip| if ip.is_ipv4() { 4 } else { 6 })
+                .or(BLACKBOX_PROBERS.contains(&kind).then_some(0)),
+            ip_addr_hash: r
+                .ip
+                .map(ip_hash)
+                .or(BLACKBOX_PROBERS.contains(&kind).then_some(0)),
             timeout: None,
             http,
             tls: r.tls.as_ref().map(|t| TlsFacts {
                 earliest: t.earliest_expiry(),
-                verified: t.verified,
+                last_chain: match (t.verified_chain_expiry, &r.failure) {
+                    (Some(e), _) => Some(e),
+                    (None, Some(f)) if f.phase == Some(Phase::Tls) => None,
+                    (None, _) => Some(GO_ZERO_TIME),
+                },
                 version: TLS_VERSIONS.into_iter().find(|v| *v == t.version),
                 cipher: t.cipher.replace("TLS13_", "TLS_"),
                 leaf: t.chain.first().map(|c| {
@@ -361,14 +381,9 @@ const FAMILIES: [Family<Facts>; 28] = [
     (
         "probe_ssl_last_chain_expiry_timestamp_seconds",
         "gauge",
-        "Earliest notAfter of the verified chain, unix seconds (absent when it did not verify).",
+        "Earliest notAfter of the chain that verified, unix seconds (a presented certificate the verified path does not use does not count; -62135596800 when unverified, as blackbox_exporter).",
         |t, n, l, f| {
-            if let Some(e) = f
-                .tls
-                .as_ref()
-                .filter(|t| t.verified)
-                .and_then(|t| t.earliest)
-            {
+            if let Some(e) = f.tls.as_ref().and_then(|t| t.last_chain) {
                 t.sample(n, l, None, e as f64)
             }
         },

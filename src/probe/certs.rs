@@ -163,14 +163,73 @@ pub fn inspect(
         .map(|s| format!("{:?}", s.suite()))
         .unwrap_or_default();
     let verdict = check_chain(presented, &chain, name, server_name, client);
+    let verified_chain_expiry = verdict
+        .is_ok()
+        .then(|| verified_chain_expiry(presented, &chain, &roots_of(client)))
+        .flatten();
     let info = TlsInfo {
         server_name: name.to_string(),
         version,
         cipher,
         chain,
         verified: verdict.is_ok(),
+        verified_chain_expiry,
     };
     (info, verdict)
+}
+
+/// The earliest notAfter of the chain that verified (leaf, the intermediates the path
+/// used, and the root when the server sent it): blackbox_exporter's
+/// `probe_ssl_last_chain_expiry_timestamp_seconds`. A presented certificate the path does
+/// not use (an expiring cross-signed intermediate) does not count. With one intermediate
+/// or none, the path is what was presented.
+fn verified_chain_expiry(
+    presented: &[CertificateDer<'_>],
+    chain: &[CertInfo],
+    roots: &RootCertStore,
+) -> Option<i64> {
+    let earliest = || chain.iter().map(|c| c.not_after).min();
+    if presented.len() <= 2 {
+        return earliest();
+    }
+    let (leaf, intermediates) = presented.split_first()?;
+    let ee = webpki::EndEntityCert::try_from(leaf).ok()?;
+    let path = ee
+        .verify_for_usage(
+            PROVIDER.signature_verification_algorithms.all,
+            &roots.roots,
+            intermediates,
+            UnixTime::now(),
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .ok()?;
+    let used: Vec<CertificateDer<'_>> = path.intermediate_certificates().map(|c| c.der()).collect();
+    presented
+        .iter()
+        .zip(chain)
+        .filter(|(der, _)| *der == leaf || used.contains(der) || is_self_signed_root(der, roots))
+        .map(|(_, info)| info.not_after)
+        .min()
+}
+
+/// A presented certificate that is one of the trust anchors (servers sometimes send the root).
+fn is_self_signed_root(der: &CertificateDer<'_>, roots: &RootCertStore) -> bool {
+    webpki::anchor_from_trusted_cert(der).is_ok_and(|a| {
+        roots.roots.iter().any(|r| {
+            r.subject == a.subject && r.subject_public_key_info == a.subject_public_key_info
+        })
+    })
+}
+
+fn roots_of(client: &TlsVerify) -> Arc<RootCertStore> {
+    match &client.trust {
+        Trust::Mozilla => DEFAULT_ROOTS.clone(),
+        Trust::Roots(roots) => roots.clone(),
+        // Unresolved outside the app (no demo running here): nothing is trusted.
+        Trust::Demo => Arc::new(RootCertStore::empty()),
+    }
 }
 
 /// Verifies a presented chain (already parsed into `chain`) for `name`, and says what is
@@ -182,13 +241,7 @@ pub fn check_chain(
     server_name: &ServerName<'_>,
     client: &TlsVerify,
 ) -> Result<(), Failure> {
-    let roots = match &client.trust {
-        Trust::Mozilla => DEFAULT_ROOTS.clone(),
-        Trust::Roots(roots) => roots.clone(),
-        // Unresolved outside the app (no demo running here): nothing is trusted.
-        Trust::Demo => Arc::new(RootCertStore::empty()),
-    };
-    verify(presented, server_name, roots)
+    verify(presented, server_name, roots_of(client))
         .map_err(|e| diagnose(&e, chain, name, presented.len(), client.ca_file.is_some()))
 }
 

@@ -53,14 +53,24 @@ async fn check(
     target: &HostPort,
 ) -> Result<(), Failure> {
     let addrs = net::resolve(p, tl, &target.host).await?;
-    let addrs = net::pick(
+    let chosen = net::pick(
         &target.host,
         &addrs,
         spec.preferred_ip_protocol,
         spec.ip_protocol_fallback,
     )?;
-    result.ip = Some(addrs[0]);
-    let (tcp, _) = net::connect(tl, &addrs, target.port).await?;
+    result.ip = Some(chosen[0]);
+    // As a gRPC client (and so blackbox_exporter) does: every address of the name, the
+    // chosen one first; with ip_protocol_fallback false, only its family.
+    let mut order = chosen.clone();
+    order.extend(
+        addrs
+            .iter()
+            .filter(|a| !chosen.contains(a))
+            .filter(|a| spec.ip_protocol_fallback || a.is_ipv6() == chosen[0].is_ipv6()),
+    );
+    let (tcp, ip) = net::connect(tl, &order, target.port).await?;
+    result.ip = Some(ip);
     let request = build_request(spec, target)?;
     let (status, headers, body, trailers) = if spec.tls {
         let name = spec

@@ -24,6 +24,7 @@ pub async fn probe(
     spec: &IcmpSpec,
     host: &str,
 ) -> Result<(), Failure> {
+    result.icmp = Some(IcmpInfo::default());
     let addrs = net::resolve(p, tl, host).await?;
     let addrs = net::pick(
         host,

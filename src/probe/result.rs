@@ -260,6 +260,10 @@ pub struct TlsInfo {
     pub chain: Vec<CertInfo>,
     /// Whether the chain verified against the trust store and covers the name.
     pub verified: bool,
+    /// The earliest notAfter of the chain that verified (not of every presented
+    /// certificate), unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_chain_expiry: Option<i64>,
 }
 
 impl TlsInfo {
