@@ -512,3 +512,46 @@ fn refused_blackbox_fields_name_their_position() {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
+
+/// pathwatch's own config takes the modules of a blackbox file: scheduled checks name
+/// them, `/probe` serves them under the config's allowlist, and their secrets stay secret.
+#[tokio::test]
+async fn a_pathwatch_config_names_blackbox_modules() {
+    let banner = spawn_raw(|mut s| async move {
+        let _ = s.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await;
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("blackbox.yml"),
+        "modules:\n  ssh_banner:\n    prober: tcp\n    timeout: 2s\n    tcp:\n      query_response:\n        - expect: \"^SSH-2.0-\"\n  http_auth:\n    prober: http\n    http:\n      basic_auth: {username: u, password: hunter22}\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        "modules_file: blackbox.yml\nprobe:\n  allow_targets: [\"127.0.0.1:{}\"]\nchecks:\n  - name: ssh\n    module: ssh_banner\n    target: {banner}\n    interval: 10s\n",
+        banner.port()
+    );
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let cfg = pathwatch::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.checks[0].timeout,
+        Duration::from_secs(2),
+        "the module's timeout"
+    );
+    assert_eq!(cfg.secrets.redact("x hunter22 y"), "x <redacted> y");
+    let r = probe_once(&cfg).await;
+    assert!(r.success(), "{:?}", r.failure);
+
+    let pw = Binary::start(&path, &["--web.listen-address", "127.0.0.1:0"]).await;
+    let allowed = probe(&pw.base, "ssh_banner", &banner.to_string()).await;
+    assert_eq!(allowed.success, Some(1.0), "{}", allowed.body);
+    let (status, body) = get_text(
+        &format!("{}/probe?module=ssh_banner&target=127.0.0.2:22", pw.base),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 403, "the config's allowlist holds: {body}");
+    assert!(!pw.log().contains("/probe probes any target"));
+    pw.stop().await;
+}

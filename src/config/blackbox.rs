@@ -303,6 +303,7 @@ impl Validator<'_> {
         Some(Module {
             name: name.to_string(),
             timeout: m.timeout.unwrap_or(BLACKBOX_DEFAULT_TIMEOUT),
+            timeout_set: m.timeout.is_some(),
             spec,
         })
     }

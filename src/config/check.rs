@@ -163,6 +163,9 @@ impl Check {
 pub struct Module {
     pub name: String,
     pub timeout: Duration,
+    /// The module says its timeout (a check naming it takes it); else `timeout` is the
+    /// default.
+    pub timeout_set: bool,
     pub spec: Spec,
 }
 
@@ -171,8 +174,11 @@ pub struct Module {
 #[serde(deny_unknown_fields)]
 struct CheckCommon {
     name: String,
-    #[serde(rename = "type")]
-    _kind: String,
+    #[serde(default, rename = "type")]
+    _kind: Option<String>,
+    /// A module of `modules:` or `modules_file:` whose settings the check takes.
+    #[serde(default, rename = "module")]
+    _module: Option<String>,
     /// Parsed per type beforehand; kept here so a missing or non-string target is reported.
     #[serde(rename = "target")]
     _target: String,
@@ -193,9 +199,10 @@ struct ModuleCommon {
     timeout: Option<Duration>,
 }
 
-pub(super) const CHECK_KEYS: [&str; 6] = [
+pub(super) const CHECK_KEYS: [&str; 7] = [
     "name",
     "type",
+    "module",
     "target",
     "interval",
     "timeout",
@@ -228,7 +235,13 @@ pub struct Damping {
 
 impl Validator<'_> {
     pub(super) fn check(&mut self, item: Value, path: &str, defaults: &Defaults) -> Option<Check> {
-        let (common, mut spec) = self.typed_spec(&item, path, &CHECK_KEYS)?;
+        let (common, mut spec, module_timeout) = match item.get("module") {
+            Some(name) => self.module_spec(&item, name, path)?,
+            None => {
+                let (common, spec) = self.typed_spec(&item, path, &CHECK_KEYS)?;
+                (common, spec, None)
+            }
+        };
         spec.inherit_starting(defaults.starting_patterns.as_ref());
         let source = item.clone();
         // The target is judged even when other common keys are wrong, so both are reported.
@@ -266,7 +279,7 @@ impl Validator<'_> {
             );
             ok = false;
         }
-        let timeout = match common.timeout {
+        let timeout = match common.timeout.or(module_timeout) {
             Some(t) => {
                 if t >= interval {
                     self.error(
@@ -340,13 +353,13 @@ impl Validator<'_> {
                 "a module name is 1-64 characters of letters, digits, `-`, `_`, `.`",
             );
         }
-        let timeout = common
-            .timeout
-            .or(defaults.timeout)
-            .unwrap_or(DEFAULT_TIMEOUT);
         Some(Module {
             name: name.to_string(),
-            timeout,
+            timeout: common
+                .timeout
+                .or(defaults.timeout)
+                .unwrap_or(DEFAULT_TIMEOUT),
+            timeout_set: common.timeout.is_some(),
             spec,
         })
     }

@@ -412,7 +412,19 @@ impl Config {
             (c, secrets)
         } else {
             let secrets = Secrets::new(doc.secrets.clone());
-            (v.config(secrets.clone()), secrets)
+            let mut c = v.config(secrets.clone());
+            if v.module_secrets.is_empty() {
+                (c, secrets)
+            } else {
+                // The passwords and tokens of a modules_file are secrets too.
+                let mut all = doc.secrets.clone();
+                all.append(&mut v.module_secrets);
+                let secrets = Secrets::new(all);
+                if let Some(c) = c.as_mut() {
+                    c.secrets = secrets.clone();
+                }
+                (c, secrets)
+            }
         };
         let mut errors = v.errors;
         errors.sort_by_key(|e| e.pos.map(|p| (p.line, p.col)));
