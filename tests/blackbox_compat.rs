@@ -104,6 +104,110 @@ struct Targets {
     closed: SocketAddr,
     grpc: u16,
     grpc_tls: u16,
+    /// A DNS server of the test's own, UDP and TCP on one port.
+    dns: SocketAddr,
+}
+
+/// The test's DNS zone: `example.test.` (two A, an MX, a SOA; an NS in authority),
+/// `refused.test.` answers REFUSED, anything else NXDOMAIN with the SOA in authority.
+fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
+    use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+    use hickory_proto::rr::{Name, RData, Record, RecordType, rdata};
+    let query = Message::from_vec(query).ok()?;
+    let q = query.queries.first()?.clone();
+    let mut resp = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+    resp.metadata.recursion_desired = query.metadata.recursion_desired;
+    resp.metadata.authoritative = true;
+    resp.add_query(q.clone());
+    let zone = Name::from_ascii("example.test.").unwrap();
+    let soa = || {
+        Record::from_rdata(
+            zone.clone(),
+            3600,
+            RData::SOA(rdata::SOA::new(
+                Name::from_ascii("ns1.example.test.").unwrap(),
+                Name::from_ascii("hostmaster.example.test.").unwrap(),
+                2026120701,
+                7200,
+                3600,
+                1209600,
+                300,
+            )),
+        )
+    };
+    let name = q.name().to_ascii().to_ascii_lowercase();
+    match name.as_str() {
+        "example.test." => {
+            let t = q.query_type();
+            if matches!(t, RecordType::A | RecordType::ANY) {
+                for ip in [[192, 0, 2, 1], [192, 0, 2, 2]] {
+                    resp.add_answer(Record::from_rdata(
+                        zone.clone(),
+                        300,
+                        RData::A(rdata::A(std::net::Ipv4Addr::from(ip))),
+                    ));
+                }
+            }
+            if matches!(t, RecordType::MX | RecordType::ANY) {
+                resp.add_answer(Record::from_rdata(
+                    zone.clone(),
+                    300,
+                    RData::MX(rdata::MX::new(
+                        10,
+                        Name::from_ascii("mail.example.test.").unwrap(),
+                    )),
+                ));
+            }
+            if matches!(t, RecordType::SOA | RecordType::ANY) {
+                resp.add_answer(soa());
+            }
+            resp.add_authority(Record::from_rdata(
+                zone.clone(),
+                3600,
+                RData::NS(rdata::NS(Name::from_ascii("ns1.example.test.").unwrap())),
+            ));
+        }
+        "refused.test." => resp.metadata.response_code = ResponseCode::Refused,
+        _ => {
+            resp.metadata.response_code = ResponseCode::NXDomain;
+            resp.add_authority(soa());
+        }
+    }
+    resp.to_vec().ok()
+}
+
+async fn spawn_dns_server() -> SocketAddr {
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+            if let Some(a) = dns_answer(&buf[..n]) {
+                let _ = udp.send_to(&a, peer).await;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = tcp.accept().await {
+            tokio::spawn(async move {
+                let mut len = [0u8; 2];
+                if s.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if s.read_exact(&mut q).await.is_err() {
+                    return;
+                }
+                if let Some(a) = dns_answer(&q) {
+                    let mut out = (a.len() as u16).to_be_bytes().to_vec();
+                    out.extend_from_slice(&a);
+                    let _ = s.write_all(&out).await;
+                }
+            });
+        }
+    });
+    addr
 }
 
 async fn http_root(headers: HeaderMap) -> impl IntoResponse {
@@ -216,6 +320,7 @@ async fn spawn_servers(pki: &Pki, dir: &Path) -> (Targets, Vec<tokio::process::C
     })
     .await;
     let closed = closed_port().await;
+    let dns = spawn_dns_server().await;
     let (cert, key) = pki.write_pem(dir, "grpc");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/blackbox/health_server.py");
     let (grpc, grpc_tls) = (free_port(), free_port());
@@ -251,6 +356,7 @@ async fn spawn_servers(pki: &Pki, dir: &Path) -> (Targets, Vec<tokio::process::C
             closed,
             grpc,
             grpc_tls,
+            dns,
         },
         children,
     )
@@ -420,6 +526,17 @@ async fn both_exporters_agree_on_the_same_files() {
         ("icmp_df", "127.0.0.1".into()),
         ("icmp_ip6_only", "::1".into()),
         ("icmp_ip6_only", "127.0.0.1".into()),
+        ("dns_a", t.dns.to_string()),
+        ("dns_a_tcp", t.dns.to_string()),
+        ("dns_a_wrong_address", t.dns.to_string()),
+        ("dns_mx_all_match", t.dns.to_string()),
+        ("dns_soa", t.dns.to_string()),
+        ("dns_nxdomain", t.dns.to_string()),
+        ("dns_nxdomain_allowed", t.dns.to_string()),
+        ("dns_refused", t.dns.to_string()),
+        ("dns_authority", t.dns.to_string()),
+        ("dns_additional_required", t.dns.to_string()),
+        ("dns_a", t.closed.to_string()),
         ("grpc_service", grpc.clone()),
         ("grpc_down", grpc.clone()),
         ("grpc_unknown_service", grpc.clone()),
@@ -428,6 +545,21 @@ async fn both_exporters_agree_on_the_same_files() {
     ];
     let (_bb, bb, pw) = start_both(&own, dir.path()).await;
     problems.extend(compare(&bb, &pw.base, &own_cases, &mut table).await);
+    let (_, debug) = get_text(
+        &format!(
+            "{}/probe?module=dns_a_wrong_address&target={}&debug=true",
+            pw.base, t.dns
+        ),
+        &[],
+    )
+    .await;
+    assert!(
+        debug.contains("example.test. A at ")
+            && debug.contains(
+                "no answer record matches fail_if_none_matches_regexp `10\\\\.0\\\\.0\\\\.1`"
+            ),
+        "{debug}"
+    );
     let secret = probe(&pw.base, "http_post", &h("/auth")).await;
     assert!(!secret.body.contains("s3cret"));
     drop(_bb);

@@ -274,11 +274,12 @@ impl Validator<'_> {
             "tcp" => Spec::Tcp(self.section(own, &own_path)?),
             "icmp" => Spec::Icmp(self.section(own, &own_path)?),
             "grpc" => Spec::Grpc(self.section(own, &own_path)?),
-            "dns" | "unix" | "websocket" => {
+            "dns" => Spec::DnsQuery(self.section(own, &own_path)?),
+            "unix" | "websocket" => {
                 self.error(
                     &yaml::child(path, "prober"),
                     false,
-                    format!("the blackbox_exporter `{}` prober is not supported by pathwatch yet (http, tcp, icmp and grpc are)", m.prober),
+                    format!("the blackbox_exporter `{}` prober is not supported by pathwatch yet (http, tcp, dns, icmp and grpc are)", m.prober),
                 );
                 return None;
             }

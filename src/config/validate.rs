@@ -521,6 +521,7 @@ impl Validator<'_> {
             "tcp" => Spec::Tcp(self.section_beside(own, path, common_keys)?),
             "icmp" => Spec::Icmp(self.section_beside(own, path, common_keys)?),
             "grpc" => Spec::Grpc(self.section_beside(own, path, common_keys)?),
+            "dns_query" => Spec::DnsQuery(self.section_beside(own, path, common_keys)?),
             other => {
                 self.error(
                     &yaml::child(path, "type"),

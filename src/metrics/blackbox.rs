@@ -7,7 +7,7 @@ use super::text::{Family, Rows, Text, label_set, write_families};
 use crate::probe::{Phase, ProbeResult};
 
 /// The check types that are blackbox_exporter probers.
-const BLACKBOX_PROBERS: [&str; 4] = ["http", "tcp", "icmp", "grpc"];
+const BLACKBOX_PROBERS: [&str; 5] = ["http", "tcp", "icmp", "grpc", "dns_query"];
 
 /// Go's `time.Time{}.Unix()`: what blackbox_exporter writes for a chain that was not verified.
 const GO_ZERO_TIME: i64 = -62_135_596_800;
@@ -34,6 +34,8 @@ pub struct Facts {
     icmp: Option<([f64; 3], Option<u8>)>,
     /// grpc checks: phase durations (resolve, check), TLS, status code, serving status.
     grpc: Option<([f64; 2], bool, u32, Option<&'static str>)>,
+    /// dns_query checks: phases (resolve, connect, request) and what the answer held.
+    dns: Option<([f64; 3], crate::probe::result::DnsQueryInfo)>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +139,13 @@ impl Facts {
             }),
             dialogue,
             icmp,
+            dns: r.dns_query.as_ref().map(|d| {
+                let p = |ph| r.phase(ph).unwrap_or(Duration::ZERO).as_secs_f64();
+                (
+                    [p(Phase::Resolve), p(Phase::Connect), p(Phase::Processing)],
+                    d.clone(),
+                )
+            }),
             grpc: r.grpc.as_ref().map(|g| {
                 let resolve = r
                     .phase(Phase::Resolve)
@@ -178,7 +187,7 @@ fn flag(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
 
-const FAMILIES: [Family<Facts>; 28] = [
+const FAMILIES: [Family<Facts>; 34] = [
     (
         "probe_success",
         "gauge",
@@ -385,6 +394,68 @@ const FAMILIES: [Family<Facts>; 28] = [
         |t, n, l, f| {
             if let Some(e) = f.tls.as_ref().and_then(|t| t.last_chain) {
                 t.sample(n, l, None, e as f64)
+            }
+        },
+    ),
+    (
+        "probe_dns_duration_seconds",
+        "gauge",
+        "Duration of the DNS query by phase.",
+        |t, n, l, f| {
+            if let Some((phases, _)) = &f.dns {
+                for (p, v) in ["resolve", "connect", "request"].iter().zip(phases) {
+                    t.sample(n, l, Some(("phase", p)), *v)
+                }
+            }
+        },
+    ),
+    (
+        "probe_dns_answer_rrs",
+        "gauge",
+        "Records in the answer section.",
+        |t, n, l, f| {
+            if let Some((_, d)) = &f.dns {
+                t.sample(n, l, None, d.answer_rrs as u64)
+            }
+        },
+    ),
+    (
+        "probe_dns_authority_rrs",
+        "gauge",
+        "Records in the authority section.",
+        |t, n, l, f| {
+            if let Some((_, d)) = &f.dns {
+                t.sample(n, l, None, d.authority_rrs as u64)
+            }
+        },
+    ),
+    (
+        "probe_dns_additional_rrs",
+        "gauge",
+        "Records in the additional section.",
+        |t, n, l, f| {
+            if let Some((_, d)) = &f.dns {
+                t.sample(n, l, None, d.additional_rrs as u64)
+            }
+        },
+    ),
+    (
+        "probe_dns_query_succeeded",
+        "gauge",
+        "Whether an answer came (whatever its response code).",
+        |t, n, l, f| {
+            if let Some((_, d)) = &f.dns {
+                t.sample(n, l, None, flag(d.succeeded))
+            }
+        },
+    ),
+    (
+        "probe_dns_serial",
+        "gauge",
+        "The zone's serial (SOA queries).",
+        |t, n, l, f| {
+            if let Some(serial) = f.dns.as_ref().and_then(|(_, d)| d.serial) {
+                t.sample(n, l, None, u64::from(serial))
             }
         },
     ),

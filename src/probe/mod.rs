@@ -7,6 +7,7 @@ pub mod browser;
 pub mod certs;
 pub mod client_cert;
 pub mod dns;
+pub mod dns_query;
 pub mod expect;
 pub mod grpc;
 pub mod http;
@@ -159,6 +160,9 @@ impl Prober {
             (Spec::Tcp(s), Target::HostPort(hp)) => tcp::probe(self, tl, result, s, hp).await,
             (Spec::Icmp(s), Target::Name(h)) => icmp::probe(self, tl, result, s, h).await,
             (Spec::Grpc(s), Target::HostPort(hp)) => grpc::probe(self, tl, result, s, hp).await,
+            (Spec::DnsQuery(s), Target::HostPort(hp)) => {
+                dns_query::probe(self, tl, result, s, hp).await
+            }
             _ => Err(Failure::new(
                 Reason::Protocol,
                 format!("target does not fit a {} check", spec.kind()),

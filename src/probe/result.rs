@@ -330,6 +330,21 @@ pub struct ProbeResult {
     /// The health answer of a grpc check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc: Option<GrpcInfo>,
+    /// The answer of a dns_query check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_query: Option<DnsQueryInfo>,
+}
+
+/// What a dns_query check's answer held.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DnsQueryInfo {
+    /// An answer came (whatever its response code).
+    pub succeeded: bool,
+    pub answer_rrs: usize,
+    pub authority_rrs: usize,
+    pub additional_rrs: usize,
+    /// The zone's serial, for a SOA query (0 when the answer held no SOA).
+    pub serial: Option<u32>,
 }
 
 /// What a grpc check's health call got.
@@ -477,6 +492,7 @@ impl ProbeResult {
             dialogue: None,
             icmp: None,
             grpc: None,
+            dns_query: None,
         }
     }
 

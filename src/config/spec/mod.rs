@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod browser;
 pub mod dns;
+pub mod dns_query;
 pub mod expect;
 pub mod grpc;
 pub mod http;
@@ -24,6 +25,7 @@ use super::yaml;
 pub use agent::{AgentExpect, AgentSpec, CustomProfile, LoginSpec, Order, TokenSpec, Transport};
 pub use browser::{BrowserConfig, BrowserSpec, MessageStep, PageEvents, Step, WaitFor};
 pub use dns::{DnsSpec, RecordKind};
+pub use dns_query::{DnsQuerySpec, RrRules};
 pub use expect::{
     GoPattern, JsonRule, Pattern, Phrase, STARTING_PHRASES, StatusRule, default_starting,
 };
@@ -48,10 +50,11 @@ pub enum Spec {
     Tcp(TcpSpec),
     Icmp(IcmpSpec),
     Grpc(GrpcSpec),
+    DnsQuery(DnsQuerySpec),
 }
 
 impl Spec {
-    pub const KINDS: [&'static str; 9] = [
+    pub const KINDS: [&'static str; 10] = [
         "http",
         "tls",
         "dns",
@@ -61,6 +64,7 @@ impl Spec {
         "tcp",
         "icmp",
         "grpc",
+        "dns_query",
     ];
 
     pub fn kind(&self) -> &'static str {
@@ -74,6 +78,7 @@ impl Spec {
             Spec::Tcp(_) => "tcp",
             Spec::Icmp(_) => "icmp",
             Spec::Grpc(_) => "grpc",
+            Spec::DnsQuery(_) => "dns_query",
         }
     }
 
@@ -93,6 +98,15 @@ impl Spec {
             Spec::Tcp(_) => HostPort::parse(text).map(Target::HostPort),
             Spec::Grpc(g) => parse_grpc_target(text, g.tls).map(Target::HostPort),
             Spec::Icmp(_) => parse_host(text).map(Target::Name),
+            Spec::DnsQuery(d) => {
+                let port = if d.dns_over_tls { 853 } else { 53 };
+                HostPort::parse(text)
+                    .or_else(|e| {
+                        let host = parse_host(text).map_err(|_| e)?;
+                        Ok(HostPort { host, port })
+                    })
+                    .map(Target::HostPort)
+            }
         }
     }
 
@@ -102,7 +116,7 @@ impl Spec {
         self.validate_own(path, out);
         let tls_path = match self {
             Spec::Tls(_) => path.to_string(),
-            Spec::Tcp(_) | Spec::Grpc(_) => yaml::child(path, "tls_config"),
+            Spec::Tcp(_) | Spec::Grpc(_) | Spec::DnsQuery(_) => yaml::child(path, "tls_config"),
             _ => yaml::child(path, "tls"),
         };
         if let Some(tls) = self.tls_client_mut() {
@@ -120,6 +134,7 @@ impl Spec {
             Spec::Tcp(t) => t.validate(path, out),
             Spec::Icmp(i) => i.validate(path, out),
             Spec::Grpc(g) => g.validate(path, out),
+            Spec::DnsQuery(d) => d.validate(path, out),
             Spec::Tls(_) | Spec::Dns(_) => {}
         }
     }
@@ -135,7 +150,8 @@ impl Spec {
             | Spec::Browser(_)
             | Spec::Tcp(_)
             | Spec::Icmp(_)
-            | Spec::Grpc(_) => return &[],
+            | Spec::Grpc(_)
+            | Spec::DnsQuery(_) => return &[],
         };
         own.as_deref().unwrap_or(default_starting())
     }
@@ -151,7 +167,8 @@ impl Spec {
             | Spec::Browser(_)
             | Spec::Tcp(_)
             | Spec::Icmp(_)
-            | Spec::Grpc(_) => return,
+            | Spec::Grpc(_)
+            | Spec::DnsQuery(_) => return,
         };
         if own.is_none() {
             *own = inherited.cloned();
@@ -167,6 +184,7 @@ impl Spec {
             Spec::Browser(b) => Some(&b.tls),
             Spec::Tcp(t) => t.uses_tls().then_some(&t.tls_config),
             Spec::Grpc(g) => g.tls.then_some(&g.tls_config),
+            Spec::DnsQuery(d) => d.dns_over_tls.then_some(&d.tls_config),
             Spec::Dns(_) | Spec::Icmp(_) => None,
         }
     }
@@ -180,6 +198,7 @@ impl Spec {
             Spec::Browser(b) => Some(&mut b.tls),
             Spec::Tcp(t) => Some(&mut t.tls_config),
             Spec::Grpc(g) => Some(&mut g.tls_config),
+            Spec::DnsQuery(d) => Some(&mut d.tls_config),
             Spec::Dns(_) | Spec::Icmp(_) => None,
         }
     }
