@@ -49,7 +49,8 @@ pub struct DnsQuerySpec {
 }
 
 /// Regexes (Go RE2) matched against each record in its text form,
-/// `name<TAB>ttl<TAB>class<TAB>type<TAB>data` (`www.example.com.	300	IN	A	192.0.2.1`).
+/// `name<TAB>ttl<TAB>class<TAB>type<TAB>data` (`www.example.com.\t300\tIN\tA\t192.0.2.1`
+/// with `\t` a tab).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RrRules {
