@@ -336,6 +336,50 @@ impl Validator<'_> {
         })
     }
 
+    /// A check that names a module: the module's settings, and its timeout if it sets one.
+    fn module_spec(
+        &mut self,
+        item: &Value,
+        name: &Value,
+        path: &str,
+    ) -> Option<(serde_json::Map<String, Value>, Spec, Option<Duration>)> {
+        let Value::Object(map) = item else {
+            self.error(path, false, "must be a mapping");
+            return None;
+        };
+        let at = yaml::child(path, "module");
+        let Some(name) = name.as_str() else {
+            self.error(&at, false, "the name of a module");
+            return None;
+        };
+        if map.contains_key("type") {
+            self.error(
+                &at,
+                true,
+                "`module` and `type` exclude each other: a check takes its type and settings from its module",
+            );
+            return None;
+        }
+        let Some(module) = self.known_modules.get(name).cloned() else {
+            let known: Vec<&str> = self.known_modules.keys().map(String::as_str).collect();
+            self.error(
+                &at,
+                false,
+                format!(
+                    "no module `{name}` (modules: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+            return None;
+        };
+        let timeout = module.timeout_set.then_some(module.timeout);
+        Some((map.clone(), module.spec.clone(), timeout))
+    }
+
     pub(super) fn module(
         &mut self,
         name: &str,

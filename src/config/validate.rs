@@ -42,7 +42,7 @@ pub(crate) struct Validator<'d> {
     /// What was adjusted rather than refused (an inherited timeout cut to fit).
     pub notes: Vec<String>,
     /// The modules checks may name (`module:`), read before the checks.
-    known_modules: BTreeMap<String, Arc<Module>>,
+    pub(super) known_modules: BTreeMap<String, Arc<Module>>,
     /// Secrets read from a `modules_file` (its passwords and tokens).
     pub module_secrets: Vec<String>,
 }
@@ -392,98 +392,6 @@ impl Validator<'_> {
         }
     }
 
-    /// `modules_file:`: the modules of a blackbox_exporter file (relative to this file's
-    /// folder), read as blackbox reads it; its errors name their place in that file.
-    fn modules_file(&mut self, value: &Value) -> BTreeMap<String, Arc<Module>> {
-        let path = match value {
-            Value::Null => return BTreeMap::new(),
-            Value::String(p) => self.base_dir.join(p),
-            _ => {
-                self.error("modules_file", false, "the path of a blackbox.yml file");
-                return BTreeMap::new();
-            }
-        };
-        let shown = path.display().to_string();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                self.error("modules_file", false, format!("cannot read {shown}: {e}"));
-                return BTreeMap::new();
-            }
-        };
-        let doc = match yaml::parse(&text, None) {
-            Ok(d) if super::blackbox::is_blackbox(&d.value) => d,
-            Ok(_) => {
-                self.error(
-                    "modules_file",
-                    false,
-                    format!("{shown} is not a blackbox_exporter file (a top-level `modules:` whose modules say `prober:`)"),
-                );
-                return BTreeMap::new();
-            }
-            Err(errors) => {
-                for e in errors {
-                    self.error("modules_file", false, located_in(&shown, &e));
-                }
-                return BTreeMap::new();
-            }
-        };
-        let base = path.parent().map(PathBuf::from).unwrap_or_default();
-        let mut inner = Validator::new(&doc, base);
-        let modules_value = doc.value.get("modules").cloned().unwrap_or_default();
-        let found = inner.blackbox_modules(&modules_value, "modules");
-        for e in std::mem::take(&mut inner.errors) {
-            self.error("modules_file", false, located_in(&shown, &e));
-        }
-        self.notes.extend(inner.notes);
-        self.module_secrets.extend(found.secrets);
-        found.modules
-    }
-
-    /// A check that names a module: the module's settings, and its timeout if it sets one.
-    pub(super) fn module_spec(
-        &mut self,
-        item: &Value,
-        name: &Value,
-        path: &str,
-    ) -> Option<(Map<String, Value>, Spec, Option<std::time::Duration>)> {
-        let Value::Object(map) = item else {
-            self.error(path, false, "must be a mapping");
-            return None;
-        };
-        let at = yaml::child(path, "module");
-        let Some(name) = name.as_str() else {
-            self.error(&at, false, "the name of a module");
-            return None;
-        };
-        if map.contains_key("type") {
-            self.error(
-                &at,
-                true,
-                "`module` and `type` exclude each other: a check takes its type and settings from its module",
-            );
-            return None;
-        }
-        let Some(module) = self.known_modules.get(name).cloned() else {
-            let known: Vec<&str> = self.known_modules.keys().map(String::as_str).collect();
-            self.error(
-                &at,
-                false,
-                format!(
-                    "no module `{name}` (modules: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            );
-            return None;
-        };
-        let timeout = module.timeout_set.then_some(module.timeout);
-        Some((map.clone(), module.spec.clone(), timeout))
-    }
-
     /// Splits an item into its common keys and its type's keys; returns the type's spec.
     pub(super) fn typed_spec(
         &mut self,
@@ -670,17 +578,4 @@ fn plain_words(message: &str) -> String {
         out = re.replace_all(&out, *words).into_owned();
     }
     out
-}
-
-/// An error of another file, with its place in that file, as one message.
-fn located_in(file: &str, e: &Located) -> String {
-    let at = e
-        .pos
-        .map(|p| format!("{file}:{}:{}", p.line, p.col))
-        .unwrap_or_else(|| file.to_string());
-    if e.path.is_empty() {
-        format!("{at}: {}", e.message)
-    } else {
-        format!("{at}: {}: {}", e.path, e.message)
-    }
 }

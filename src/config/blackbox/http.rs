@@ -1,65 +1,17 @@
-//! A blackbox_exporter `blackbox.yml` (top level `modules:`, each module with `prober:`)
-//! read as it is: its modules become `/probe` modules. Every field of blackbox's
-//! CONFIGURATION.md either maps onto pathwatch's settings or is refused at its position
-//! with the reason. No `${...}` interpolation: `${1}` is a regex group in a `send`.
+//! blackbox's `<http_probe>` (with the HTTP client settings inline) into an [`HttpSpec`]:
+//! each field mapped, or refused where it is set with the reason.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::check::Module;
-use super::spec::expect::{GoPattern, StatusRule};
-use super::spec::http::HeaderRule;
-use super::spec::{AddressFamily, HttpExpect, HttpSpec, Spec};
-use super::validate::Validator;
-use super::value::opt_duration;
-use super::yaml;
-use super::*;
-
-/// blackbox_exporter's timeout when neither the module nor Prometheus' scrape timeout
-/// header sets one.
-pub const BLACKBOX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Whether a parsed file is a blackbox_exporter config: only `modules:` at the top, and its
-/// modules say `prober:`.
-pub(super) fn is_blackbox(root: &Value) -> bool {
-    let Value::Object(top) = root else {
-        return false;
-    };
-    let Some(Value::Object(modules)) = top.get("modules") else {
-        return false;
-    };
-    top.len() == 1
-        && modules
-            .values()
-            .any(|m| m.get("prober").is_some() && m.get("type").is_none())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BbModule {
-    prober: String,
-    #[serde(default, deserialize_with = "opt_duration")]
-    timeout: Option<Duration>,
-    #[serde(default)]
-    http: Option<Value>,
-    #[serde(default)]
-    tcp: Option<Value>,
-    #[serde(default)]
-    dns: Option<Value>,
-    #[serde(default)]
-    icmp: Option<Value>,
-    #[serde(default)]
-    grpc: Option<Value>,
-    #[serde(default)]
-    unix: Option<Value>,
-    #[serde(default)]
-    websocket: Option<Value>,
-}
+use crate::config::spec::expect::{GoPattern, StatusRule};
+use crate::config::spec::http::HeaderRule;
+use crate::config::spec::{AddressFamily, HttpExpect, HttpSpec, TlsVerify};
+use crate::config::validate::Validator;
+use crate::config::yaml;
 
 /// blackbox's `<http_probe>`, with the HTTP client settings inline.
 #[derive(Deserialize)]
@@ -171,145 +123,8 @@ struct BbAuthorization {
     credentials_file: Option<PathBuf>,
 }
 
-/// What a blackbox file's modules became, and the secrets (passwords, tokens) they hold.
-pub(super) struct Modules {
-    pub modules: BTreeMap<String, Arc<Module>>,
-    pub secrets: Vec<String>,
-}
-
 impl Validator<'_> {
-    /// The modules of a blackbox file (`modules_path` is where they sit).
-    pub(super) fn blackbox_modules(&mut self, modules: &Value, modules_path: &str) -> Modules {
-        let mut out = Modules {
-            modules: BTreeMap::new(),
-            secrets: Vec::new(),
-        };
-        let Value::Object(map) = modules else {
-            self.error(
-                modules_path,
-                false,
-                "`modules` must be a mapping of name to module",
-            );
-            return out;
-        };
-        for (name, item) in map {
-            let path = yaml::child(modules_path, name);
-            if let Some(module) = self.blackbox_module(name, item.clone(), &path, &mut out.secrets)
-            {
-                out.modules.insert(name.clone(), Arc::new(module));
-            }
-        }
-        out
-    }
-
-    /// A whole blackbox file as a config: its modules on `/probe` for every target (as
-    /// blackbox), listening where blackbox does unless `--web.listen-address` says otherwise.
-    pub(super) fn blackbox_config(&mut self) -> Option<Config> {
-        let modules_value = self.doc_value().get("modules").cloned().unwrap_or_default();
-        let Modules { modules, secrets } = self.blackbox_modules(&modules_value, "modules");
-        let empty = || Value::Object(Map::new());
-        let mut notes = std::mem::take(&mut self.notes);
-        notes.push(
-            "this is a blackbox_exporter file: /probe probes any target, as blackbox_exporter does; to restrict it, list the modules in a pathwatch config with `modules_file:` and `probe.allow_targets`".into(),
-        );
-        Some(Config {
-            server: ServerConfig {
-                listen: std::net::SocketAddr::from(([0, 0, 0, 0], 9115)),
-            },
-            location: "local".into(),
-            scheduler: self.section(empty(), "scheduler")?,
-            resolver: self.section(empty(), "resolver")?,
-            checks: Vec::new(),
-            modules,
-            probe: ProbeEndpointConfig {
-                allow_targets: vec!["*".into()],
-                timeout_offset: None,
-            },
-            browser: self.section(empty(), "browser")?,
-            demo: None,
-            history: self.section(empty(), "history")?,
-            alerting: None,
-            cluster: None,
-            base_dir: self.base_dir().to_path_buf(),
-            secrets: crate::secrets::Secrets::new(secrets),
-            notes,
-        })
-    }
-
-    fn blackbox_module(
-        &mut self,
-        name: &str,
-        item: Value,
-        path: &str,
-        secrets: &mut Vec<String>,
-    ) -> Option<Module> {
-        let m: BbModule = self.section(item, path)?;
-        let sections = [
-            ("http", &m.http),
-            ("tcp", &m.tcp),
-            ("dns", &m.dns),
-            ("icmp", &m.icmp),
-            ("grpc", &m.grpc),
-            ("unix", &m.unix),
-            ("websocket", &m.websocket),
-        ];
-        for (key, v) in &sections {
-            if v.is_some() && *key != m.prober {
-                self.notes.push(format!(
-                    "{}: the `{key}` settings of module {name} are not read: its prober is {}",
-                    yaml::child(path, key),
-                    m.prober
-                ));
-            }
-        }
-        let own = sections
-            .iter()
-            .find(|(k, _)| *k == m.prober)
-            .and_then(|(_, v)| (*v).clone())
-            .filter(|v| !v.is_null())
-            .unwrap_or_else(|| Value::Object(Map::new()));
-        let own_path = yaml::child(path, &m.prober);
-        let mut spec = match m.prober.as_str() {
-            "http" => Spec::Http(self.blackbox_http(own, &own_path, secrets)?),
-            "tcp" => Spec::Tcp(self.section(own, &own_path)?),
-            "icmp" => Spec::Icmp(self.section(own, &own_path)?),
-            "grpc" => Spec::Grpc(self.section(own, &own_path)?),
-            "dns" => Spec::DnsQuery(self.section(own, &own_path)?),
-            "unix" | "websocket" => {
-                self.error(
-                    &yaml::child(path, "prober"),
-                    false,
-                    format!("the blackbox_exporter `{}` prober is not supported by pathwatch yet (http, tcp, dns, icmp and grpc are)", m.prober),
-                );
-                return None;
-            }
-            other => {
-                self.error(
-                    &yaml::child(path, "prober"),
-                    false,
-                    format!("unknown prober `{other}` (blackbox_exporter's are http, tcp, dns, icmp, grpc, unix, websocket)"),
-                );
-                return None;
-            }
-        };
-        let tls_path = yaml::child(&own_path, "tls_config");
-        self.validate_spec(&mut spec, &own_path, &tls_path);
-        if !super::value::label_safe(name) {
-            self.error(
-                path,
-                true,
-                "a module name is 1-64 characters of letters, digits, `-`, `_`, `.`",
-            );
-        }
-        Some(Module {
-            name: name.to_string(),
-            timeout: m.timeout.unwrap_or(BLACKBOX_DEFAULT_TIMEOUT),
-            timeout_set: m.timeout.is_some(),
-            spec,
-        })
-    }
-
-    fn blackbox_http(
+    pub(super) fn blackbox_http(
         &mut self,
         own: Value,
         path: &str,
