@@ -494,3 +494,55 @@ async fn an_unasked_for_compressed_body_is_described() {
         )
     );
 }
+
+/// Happy Eyeballs (RFC 8305): a name whose first address drops connection attempts (a
+/// listener whose accept queue is full: the kernel drops further SYNs) and whose second
+/// answers. Before, the first address ate the whole timeout; now the second is tried
+/// 250 ms later beside it and the probe passes.
+#[tokio::test]
+async fn an_address_that_drops_packets_does_not_eat_the_timeout() {
+    use socket2::{Domain, Socket, Type};
+    let blackhole = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    blackhole
+        .bind(
+            &"127.0.0.2:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    blackhole.listen(0).unwrap();
+    let port = blackhole.local_addr().unwrap().as_socket().unwrap().port();
+    // Fill the accept queue until a connection attempt hangs.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(
+            &format!("127.0.0.2:{port}").parse().unwrap(),
+            Duration::from_millis(200),
+        ) {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let app = Router::new().route("/", get(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    let dns = spawn_dns(
+        &[(
+            "dual.test",
+            &["127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap()],
+        )],
+        &[],
+    )
+    .await;
+    let r = run(&format!(
+        "resolver:\n  nameservers: [\"{dns}\"]\n{}",
+        http_check(&format!("http://dual.test:{port}/"), "")
+    ))
+    .await;
+    assert!(r.success(), "{:?}", r.failure);
+    assert_eq!(r.ip, Some("127.0.0.1".parse().unwrap()));
+    drop(held);
+}

@@ -99,28 +99,54 @@ pub fn dns_failure(name: &str, err: &NetError) -> Failure {
     }
 }
 
-/// Connects to the first address that accepts, in resolver order (as curl does: a name
-/// that resolves to ::1 and 127.0.0.1 works when only one of them listens).
+/// How long a connection attempt runs alone before the next address is tried beside it
+/// (RFC 8305's recommended Connection Attempt Delay).
+const ATTEMPT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Connects to the first address that accepts: Happy Eyeballs (RFC 8305). Addresses are
+/// tried with the families interleaved, starting with the resolver's first; each next one
+/// starts when the one before fails or has run for 250 ms, so an address that drops packets
+/// no longer eats the whole timeout (a name that resolves to ::1 and 127.0.0.1 works when
+/// only one of them listens). The first to connect wins; the others are dropped.
 pub async fn connect(
     tl: &mut Timeline,
     addrs: &[IpAddr],
     port: u16,
 ) -> Result<(TcpStream, IpAddr), Failure> {
+    let order = interleave(addrs);
     let (stream, ip) = tl
         .step(Phase::Connect, async {
-            let mut errors = Vec::new();
-            for ip in addrs {
-                let addr = SocketAddr::new(*ip, port);
-                match TcpStream::connect(addr).await {
-                    Ok(s) => return Ok((s, *ip)),
-                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        errors.push(format!("connection refused by {addr}"))
-                    }
-                    Err(e) => errors.push(format!("cannot connect to {addr}: {}", io_words(&e))),
+            let mut attempts = tokio::task::JoinSet::new();
+            let mut next = 0;
+            let mut errors: Vec<(usize, String)> = Vec::new();
+            loop {
+                if let Some(ip) = order.get(next).copied() {
+                    let at = next;
+                    attempts.spawn(async move {
+                        (at, ip, TcpStream::connect(SocketAddr::new(ip, port)).await)
+                    });
+                    next += 1;
+                }
+                if attempts.is_empty() {
+                    break;
+                }
+                let more = next < order.len();
+                tokio::select! {
+                    Some(done) = attempts.join_next() => match done {
+                        Ok((_, ip, Ok(s))) => return Ok((s, ip)),
+                        Ok((at, ip, Err(e))) => errors.push((at, attempt_error(SocketAddr::new(ip, port), &e))),
+                        Err(_) => {}
+                    },
+                    _ = tokio::time::sleep(ATTEMPT_DELAY), if more => {}
                 }
             }
-            let all_refused = errors.iter().all(|e| e.starts_with("connection refused"));
-            let mut message = errors.join("; ");
+            errors.sort();
+            let all_refused = errors.iter().all(|(_, e)| e.starts_with("connection refused"));
+            let mut message = errors
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect::<Vec<_>>()
+                .join("; ");
             if all_refused {
                 message.push_str(&format!(": nothing listens on port {port}"));
             }
@@ -129,6 +155,31 @@ pub async fn connect(
         .await?;
     let _ = stream.set_nodelay(true);
     Ok((stream, ip))
+}
+
+fn attempt_error(addr: SocketAddr, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        format!("connection refused by {addr}")
+    } else {
+        format!("cannot connect to {addr}: {}", io_words(e))
+    }
+}
+
+/// The addresses with the two families alternating, the resolver's first family first.
+fn interleave(addrs: &[IpAddr]) -> Vec<IpAddr> {
+    let Some(first) = addrs.first() else {
+        return Vec::new();
+    };
+    let (same, other): (Vec<IpAddr>, Vec<IpAddr>) =
+        addrs.iter().partition(|ip| ip.is_ipv6() == first.is_ipv6());
+    let mut out = Vec::with_capacity(addrs.len());
+    let (mut a, mut b) = (same.into_iter(), other.into_iter());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return out,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
 }
 
 /// What a TLS handshake yields: the stream, what was seen, and the verification verdict
@@ -250,5 +301,25 @@ pub(crate) fn io_words(e: &std::io::Error) -> String {
         K::HostUnreachable => "the host is unreachable".into(),
         K::NetworkUnreachable => "the network is unreachable".into(),
         kind => kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_alternate_from_the_first() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let got = interleave(&[
+            ip("::1"),
+            ip("::2"),
+            ip("127.0.0.1"),
+            ip("::3"),
+            ip("127.0.0.2"),
+        ]);
+        let want = ["::1", "127.0.0.1", "::2", "127.0.0.2", "::3"].map(ip);
+        assert_eq!(got, want);
+        assert!(interleave(&[]).is_empty());
     }
 }
