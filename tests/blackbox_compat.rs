@@ -106,6 +106,76 @@ struct Targets {
     grpc_tls: u16,
     /// A DNS server of the test's own, UDP and TCP on one port.
     dns: SocketAddr,
+    /// An HTTP proxy (CONNECT and absolute form) that wants prober:pr0xy; counts its uses.
+    proxy: SocketAddr,
+    proxied: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A forward proxy: Basic credentials prober:pr0xy (407 otherwise), CONNECT tunnels and
+/// absolute-form requests.
+async fn spawn_proxy() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let addr = spawn_raw(move |mut client| {
+        let seen = seen.clone();
+        async move {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let text = String::from_utf8_lossy(&head).to_string();
+            let want = format!("Basic {}", data_encoding::BASE64.encode(b"prober:pr0xy"));
+            if !text
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case(&format!("proxy-authorization: {want}")))
+            {
+                let _ = client
+                    .write_all(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+                    )
+                    .await;
+                return;
+            }
+            let first = text.lines().next().unwrap_or_default().to_string();
+            let mut parts = first.split_whitespace();
+            let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if method == "CONNECT" {
+                let Ok(mut up) = tokio::net::TcpStream::connect(target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+            } else {
+                let Ok(url) = url::Url::parse(target) else {
+                    return;
+                };
+                let upstream = format!(
+                    "{}:{}",
+                    url.host_str().unwrap_or_default(),
+                    url.port_or_known_default().unwrap_or(80)
+                );
+                let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let origin = &url[url::Position::BeforePath..];
+                let rest = text.split_once("\r\n").map(|(_, r)| r).unwrap_or_default();
+                let _ = up
+                    .write_all(format!("{method} {origin} HTTP/1.1\r\n{rest}").as_bytes())
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+            }
+        }
+    })
+    .await;
+    (addr, count)
 }
 
 /// The test's DNS zone: `example.test.` (two A, an MX, a SOA; an NS in authority),
@@ -321,6 +391,7 @@ async fn spawn_servers(pki: &Pki, dir: &Path) -> (Targets, Vec<tokio::process::C
     .await;
     let closed = closed_port().await;
     let dns = spawn_dns_server().await;
+    let (proxy, proxied) = spawn_proxy().await;
     let (cert, key) = pki.write_pem(dir, "grpc");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/blackbox/health_server.py");
     let (grpc, grpc_tls) = (free_port(), free_port());
@@ -357,6 +428,8 @@ async fn spawn_servers(pki: &Pki, dir: &Path) -> (Targets, Vec<tokio::process::C
             grpc,
             grpc_tls,
             dns,
+            proxy,
+            proxied,
         },
         children,
     )
@@ -454,15 +527,10 @@ async fn both_exporters_agree_on_the_same_files() {
     std::fs::write(dir.path().join("ca.pem"), &pki.root_pem).unwrap();
     std::fs::write(dir.path().join("token"), "tok123\n").unwrap();
     std::fs::write(dir.path().join("body.json"), r#"{"ping":true}"#).unwrap();
-    let own: PathBuf = dir.path().join("modules.yml");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/blackbox/modules.yml"),
-        &own,
-    )
-    .unwrap();
     let debian = dir.path().join("debian-blackbox.yml");
     std::fs::copy(DEBIAN_FILE, &debian).unwrap();
     let (t, _children) = spawn_servers(&pki, dir.path()).await;
+    let own = copy_modules("modules.yml", dir.path(), t.proxy.port());
     let h = |path: &str| format!("http://{}{path}", t.http);
     let s = |path: &str| format!("https://{}{path}", t.https);
     let grpc = format!("127.0.0.1:{}", t.grpc);
@@ -512,6 +580,13 @@ async fn both_exporters_agree_on_the_same_files() {
         ("http_header_required", h("/")),
         ("https_ca", s("/")),
         ("https_ca", h("/")),
+        ("http_via_proxy", h("/")),
+        ("https_via_proxy", s("/")),
+        (
+            "https_via_proxy_no_resolve",
+            format!("https://localhost:{}/", t.https.port()),
+        ),
+        ("http_proxy_wrong_password", s("/")),
         ("https_untrusted", s("/")),
         ("https_skip_verify", s("/")),
         ("https_fail_if_ssl", s("/")),
@@ -560,6 +635,20 @@ async fn both_exporters_agree_on_the_same_files() {
             ),
         "{debug}"
     );
+    let (_, debug) = get_text(
+        &format!(
+            "{}/probe?module=http_proxy_wrong_password&target={}&debug=true",
+            pw.base,
+            s("/")
+        ),
+        &[],
+    )
+    .await;
+    assert!(
+        debug.contains("answered 407 Proxy Authentication Required to CONNECT 127.0.0.1:")
+            && !debug.contains("wrong@"),
+        "{debug}"
+    );
     let secret = probe(&pw.base, "http_post", &h("/auth")).await;
     assert!(!secret.body.contains("s3cret"));
     drop(_bb);
@@ -570,12 +659,7 @@ async fn both_exporters_agree_on_the_same_files() {
 
     // Fields of later blackbox versions than Debian's: pathwatch alone, with the outcome
     // blackbox 0.28 documents.
-    let newer = dir.path().join("modules-0.28.yml");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/blackbox/modules-0.28.yml"),
-        &newer,
-    )
-    .unwrap();
+    let newer = copy_modules("modules-0.28.yml", dir.path(), t.proxy.port());
     let pw = Binary::start(&newer, &["--web.listen-address", "127.0.0.1:0"]).await;
     for (module, target, want) in [
         ("tcp_expect_labels", t.ssh.to_string(), 1.0),
@@ -583,10 +667,19 @@ async fn both_exporters_agree_on_the_same_files() {
         ("tcp_expect_bytes_wrong", t.ssh.to_string(), 0.0),
         ("http_post_file", h("/"), 1.0),
         ("grpc_metadata", grpc.clone(), 1.0),
+        ("https_proxy_connect_header", s("/"), 1.0),
+        ("http_no_proxy", h("/"), 1.0),
     ] {
         let a = probe(&pw.base, module, &target).await;
         assert_eq!(a.success, Some(want), "{module} {target}:\n{}", a.body);
     }
+    let before = t.proxied.load(std::sync::atomic::Ordering::SeqCst);
+    let _ = probe(&pw.base, "https_proxy_connect_header", &s("/")).await;
+    assert_eq!(
+        t.proxied.load(std::sync::atomic::Ordering::SeqCst),
+        before + 1,
+        "the probe went through the proxy"
+    );
     let wrong = probe(&pw.base, "tcp_expect_bytes_wrong", &t.ssh.to_string()).await;
     assert!(
         wrong.body.contains("probe_failed_due_to_bytes 1"),
@@ -618,13 +711,26 @@ async fn both_exporters_agree_on_the_same_files() {
     pw.stop().await;
 }
 
+/// A module file of tests/blackbox copied into `dir`, with the test proxy's port.
+fn copy_modules(name: &str, dir: &Path, proxy_port: u16) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/blackbox")
+            .join(name),
+    )
+    .unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text.replace("PROXY_PORT", &proxy_port.to_string())).unwrap();
+    path
+}
+
 #[test]
 fn refused_blackbox_fields_name_their_position() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("blackbox.yml");
     std::fs::write(
         &file,
-        "modules:\n  http_2xx:\n    prober: http\n    http:\n      proxy_url: http://proxy:3128\n      compression: br\n  tcp_x:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: \"(\"\n  old:\n    prober: http\n    http:\n      tls_config:\n        min_version: TLS10\n",
+        "modules:\n  http_2xx:\n    prober: http\n    http:\n      oauth2: {client_id: x}\n      compression: br\n  tcp_x:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: \"(\"\n  old:\n    prober: http\n    http:\n      tls_config:\n        min_version: TLS10\n  socks:\n    prober: http\n    http:\n      proxy_url: socks5://proxy:1080\n",
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
@@ -636,7 +742,8 @@ fn refused_blackbox_fields_name_their_position() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     for want in [
-        "blackbox.yml:5:7: modules.http_2xx.http.proxy_url: `proxy_url`: proxies are not supported yet",
+        "blackbox.yml:5:7: modules.http_2xx.http.oauth2: `oauth2`: OAuth 2.0 client credentials are not supported yet",
+        "blackbox.yml:20:18: modules.socks.http.proxy_url: `socks5` proxies are not supported",
         "blackbox.yml:6:20: modules.http_2xx.http.compression: `compression: br`",
         "blackbox.yml:11:19: modules.tcp_x.tcp.query_response[0].expect: invalid regex `(`",
         "blackbox.yml:16:22: modules.old.http.tls_config.min_version: `TLS10`: TLS 1.0 and 1.1 are not offered",

@@ -109,6 +109,31 @@ fn json_problem(rule: &JsonRule, doc: &Value) -> Option<String> {
     None
 }
 
+/// `%XX` escapes decoded (grpc-message, the credentials of a proxy URL); anything else
+/// kept as it is.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub fn excerpt(body: &[u8]) -> String {
     if let Some(what) = binary(body) {
         return format!("{} bytes of {what}, not text", body.len());

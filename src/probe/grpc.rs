@@ -255,7 +255,7 @@ fn judge(
         .map(|m| {
             format!(
                 ": {}",
-                crate::probe::expect::excerpt(percent_decode(&m).as_bytes())
+                crate::probe::expect::excerpt(crate::probe::expect::percent_decode(&m).as_bytes())
             )
         })
         .unwrap_or_default();
@@ -375,30 +375,6 @@ fn read_varint(data: &[u8]) -> Option<(u64, &[u8])> {
         }
     }
     None
-}
-
-/// grpc-message is percent-encoded (`%XX` for bytes outside printable ASCII and `%`).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn code_name(c: u32) -> String {

@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod http;
 pub mod icmp;
 pub mod net;
+pub mod proxy;
 pub mod request;
 pub mod result;
 pub mod sse;

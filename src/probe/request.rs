@@ -13,12 +13,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use url::Url;
 
 use super::certs::Alpn;
 use super::result::{Failure, Phase, ProbeResult, Reason};
 use super::timing::Timeline;
-use super::{Prober, net};
+use super::{Prober, net, proxy};
 use crate::config::spec::HttpSpec;
 
 const USER_AGENT: &str = concat!("pathwatch/", env!("CARGO_PKG_VERSION"));
@@ -93,17 +94,63 @@ pub(crate) async fn exchange(
 ) -> Result<(Response<Incoming>, AbortOnDrop), Failure> {
     let host = url.host_str().unwrap_or_default();
     let port = url.port_or_known_default().unwrap_or(80);
-    let mut addrs = net::resolve(p, tl, host).await?;
-    if let Some(family) = spec.preferred_ip_protocol {
-        addrs = net::pick(host, &addrs, family, spec.ip_protocol_fallback)?;
-        // As blackbox_exporter: the address chosen, whether or not it accepts.
-        result.ip = addrs.first().copied();
+    let via = proxy::for_target(spec, url)?;
+    let mut addrs = Vec::new();
+    if via.is_none() || !spec.skip_resolve_phase_with_proxy {
+        addrs = net::resolve(p, tl, host).await?;
+        if let Some(family) = spec.preferred_ip_protocol {
+            addrs = net::pick(host, &addrs, family, spec.ip_protocol_fallback)?;
+            // As blackbox_exporter: the address chosen, whether or not it accepts.
+            result.ip = addrs.first().copied();
+        }
     }
-    let (tcp, ip) = net::connect(tl, &addrs, port).await?;
-    result.ip = Some(ip);
-    let request = build_request(spec, url, method, body)?;
+    let mut request = build_request(spec, url, method, body)?;
+    let tcp = match &via {
+        None => {
+            let (tcp, ip) = net::connect(tl, &addrs, port).await?;
+            result.ip = Some(ip);
+            tcp
+        }
+        Some(proxy) => {
+            let tcp = to_proxy(p, tl, proxy).await?;
+            if url.scheme() == "https" {
+                // To the address resolved here, or (skip_resolve_phase_with_proxy) the name.
+                let target = match addrs.first() {
+                    Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+                    Some(ip) => format!("{ip}:{port}"),
+                    None => format!("{host}:{port}"),
+                };
+                proxy::connect_tunnel(tl, tcp, proxy, &target, spec).await?
+            } else {
+                *request.uri_mut() = url.as_str().parse().map_err(|_| {
+                    Failure::new(Reason::Protocol, "the target URL cannot be sent to a proxy")
+                })?;
+                if let Some(auth) = proxy::authorization(proxy) {
+                    let value = HeaderValue::from_str(&auth).map_err(|_| {
+                        Failure::new(
+                            Reason::Protocol,
+                            "the proxy's credentials are not header-safe",
+                        )
+                    })?;
+                    request.headers_mut().insert("proxy-authorization", value);
+                }
+                tcp
+            }
+        }
+    };
     if url.scheme() == "https" {
-        let name = spec.tls.server_name.as_deref().unwrap_or(host);
+        // SNI: tls.server_name, else the Host header (blackbox's `hostname=`), else the host.
+        let host_header = spec
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| v.rsplit_once(':').map_or(v.as_str(), |(h, _)| h));
+        let name = spec
+            .tls
+            .server_name
+            .as_deref()
+            .or(host_header)
+            .unwrap_or(host);
         let hs = net::handshake(tl, tcp, name, &spec.tls, Alpn::Http1).await?;
         result.tls = Some(hs.info);
         hs.verdict?;
@@ -111,6 +158,20 @@ pub(crate) async fn exchange(
     } else {
         send(tl, tcp, request).await
     }
+}
+
+/// A connection to the proxy (its name resolved, its connect timed as `connect`).
+async fn to_proxy(p: &Prober, tl: &mut Timeline, proxy: &Url) -> Result<TcpStream, Failure> {
+    let host = proxy.host_str().unwrap_or_default();
+    let port = proxy.port_or_known_default().unwrap_or(80);
+    let addrs = net::resolve(p, tl, host)
+        .await
+        .map_err(|f| Failure::new(f.reason, format!("the proxy: {}", f.message)))?;
+    let (tcp, _) = net::connect(tl, &addrs, port).await.map_err(|f| Failure {
+        message: format!("cannot reach the proxy {host}:{port}: {}", f.message),
+        ..f
+    })?;
+    Ok(tcp)
 }
 
 fn build_request(

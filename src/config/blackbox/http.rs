@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::spec::expect::{GoPattern, StatusRule};
-use crate::config::spec::http::HeaderRule;
+use crate::config::spec::http::{HeaderRule, ProxyUrl};
 use crate::config::spec::{AddressFamily, HttpExpect, HttpSpec, TlsVerify};
 use crate::config::validate::Validator;
 use crate::config::yaml;
@@ -73,15 +73,15 @@ struct BbHttp {
     #[serde(default)]
     http_headers: Option<Value>,
     #[serde(default)]
-    proxy_url: Option<Value>,
+    proxy_url: Option<ProxyUrl>,
     #[serde(default)]
-    no_proxy: Option<Value>,
+    no_proxy: Option<String>,
     #[serde(default)]
-    proxy_from_environment: Option<Value>,
+    proxy_from_environment: bool,
     #[serde(default)]
-    proxy_connect_header: Option<Value>,
+    proxy_connect_header: BTreeMap<String, Vec<String>>,
     #[serde(default)]
-    skip_resolve_phase_with_proxy: Option<Value>,
+    skip_resolve_phase_with_proxy: bool,
     #[serde(default)]
     oauth2: Option<Value>,
 }
@@ -147,23 +147,6 @@ impl Validator<'_> {
                 "http_headers",
                 &h.http_headers,
                 "not supported yet; use `headers`",
-            ),
-            ("proxy_url", &h.proxy_url, "proxies are not supported yet"),
-            ("no_proxy", &h.no_proxy, "proxies are not supported yet"),
-            (
-                "proxy_from_environment",
-                &h.proxy_from_environment,
-                "proxies are not supported yet",
-            ),
-            (
-                "proxy_connect_header",
-                &h.proxy_connect_header,
-                "proxies are not supported yet",
-            ),
-            (
-                "skip_resolve_phase_with_proxy",
-                &h.skip_resolve_phase_with_proxy,
-                "proxies are not supported yet",
             ),
             (
                 "oauth2",
@@ -330,6 +313,17 @@ impl Validator<'_> {
         spec.valid_http_versions = h.valid_http_versions;
         spec.preferred_ip_protocol = Some(h.preferred_ip_protocol.unwrap_or_default());
         spec.ip_protocol_fallback = h.ip_protocol_fallback;
+        if let Some(p) = &h.proxy_url
+            && let Some(pass) = p.0.password()
+        {
+            secrets.push(pass.to_string());
+        }
+        secrets.extend(h.proxy_connect_header.values().flatten().cloned());
+        spec.proxy_url = h.proxy_url;
+        spec.no_proxy = h.no_proxy;
+        spec.proxy_from_environment = h.proxy_from_environment;
+        spec.proxy_connect_header = h.proxy_connect_header;
+        spec.skip_resolve_phase_with_proxy = h.skip_resolve_phase_with_proxy;
         spec.expect = HttpExpect {
             status,
             headers: BTreeMap::new(),

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use url::Url;
 
 use super::expect::{JsonRule, Pattern, Phrase, StatusRule};
 use super::tls::TlsVerify;
@@ -49,6 +50,22 @@ pub struct HttpSpec {
     /// With `preferred_ip_protocol`: use the other family when the name has none of it.
     #[serde(default = "yes")]
     pub ip_protocol_fallback: bool,
+    /// Go through this HTTP proxy (`http://[user:password@]host:port`): CONNECT for https
+    /// targets, absolute-form requests for http ones.
+    #[serde(default)]
+    pub proxy_url: Option<ProxyUrl>,
+    /// Hosts that skip the proxy: comma-separated names, `.domains`, IPs, CIDRs, `*`.
+    #[serde(default)]
+    pub no_proxy: Option<String>,
+    /// Use HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment.
+    #[serde(default)]
+    pub proxy_from_environment: bool,
+    /// Headers sent to the proxy with CONNECT.
+    #[serde(default)]
+    pub proxy_connect_header: BTreeMap<String, Vec<String>>,
+    /// With a proxy: do not resolve the target here (the proxy resolves it).
+    #[serde(default)]
+    pub skip_resolve_phase_with_proxy: bool,
     /// Certificate verification for https targets.
     #[serde(default)]
     pub tls: TlsVerify,
@@ -57,6 +74,39 @@ pub struct HttpSpec {
     /// else startup in progress, starting up, warming up, not ready, initializing.
     #[serde(default)]
     pub starting_patterns: Option<Vec<Phrase>>,
+}
+
+/// An HTTP proxy's URL, checked when the config loads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ProxyUrl(pub url::Url);
+
+impl TryFrom<String> for ProxyUrl {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        parse_proxy(&s).map(ProxyUrl)
+    }
+}
+
+/// A proxy URL: `http://[user:password@]host[:port]` (a bare host:port is http).
+pub fn parse_proxy(text: &str) -> Result<Url, String> {
+    let full = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    let url = Url::parse(&full).map_err(|e| format!("`{text}` is not a proxy URL: {e}"))?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "`{}` proxies are not supported (http:// proxies are, with CONNECT for https targets)",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("proxy URL `{text}` has no host"));
+    }
+    Ok(url)
 }
 
 fn default_method() -> String {
@@ -151,6 +201,11 @@ impl HttpSpec {
             valid_http_versions: Vec::new(),
             preferred_ip_protocol: None,
             ip_protocol_fallback: true,
+            proxy_url: None,
+            no_proxy: None,
+            proxy_from_environment: false,
+            proxy_connect_header: BTreeMap::new(),
+            skip_resolve_phase_with_proxy: false,
             tls,
             starting_patterns: None,
         }
