@@ -62,6 +62,34 @@ struct Answer {
     body: String,
 }
 
+/// Gauges whose values do not depend on timing: both exporters must write the same.
+const SAME_VALUE: [&str; 14] = [
+    "probe_http_status_code",
+    "probe_http_version",
+    "probe_http_ssl",
+    "probe_http_redirects",
+    "probe_ip_protocol",
+    "probe_ip_addr_hash",
+    "probe_failed_due_to_regex",
+    "probe_grpc_status_code",
+    "probe_grpc_ssl",
+    "probe_dns_answer_rrs",
+    "probe_dns_authority_rrs",
+    "probe_dns_additional_rrs",
+    "probe_dns_serial",
+    "probe_icmp_reply_hop_limit",
+];
+
+impl Answer {
+    /// The value of an unlabelled sample, as a number.
+    fn value(&self, name: &str) -> Option<f64> {
+        self.body.lines().find_map(|l| {
+            let (n, v) = l.split_once(' ')?;
+            (n == name).then(|| v.trim().parse().ok()).flatten()
+        })
+    }
+}
+
 async fn probe(base: &str, module: &str, target: &str) -> Answer {
     let url = format!(
         "{base}/probe?module={module}&target={}",
@@ -109,6 +137,44 @@ struct Targets {
     /// An HTTP proxy (CONNECT and absolute form) that wants prober:pr0xy; counts its uses.
     proxy: SocketAddr,
     proxied: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// HTTPS that speaks HTTP/2 (and HTTP/1.1) by ALPN.
+    h2: SocketAddr,
+}
+
+/// An HTTPS server that serves HTTP/2 when the client offers h2 by ALPN, else HTTP/1.1.
+async fn spawn_h2(pki: &Pki) -> SocketAddr {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let mut config =
+        pathwatch::demo::tls::server_config(pki.chain.clone(), pki.key.clone_key()).unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    spawn_raw(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(tls) = acceptor.accept(s).await else {
+                return;
+            };
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                let body = format!("hello over {:?}\n", req.version());
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from(body),
+                )))
+            });
+            let io = TokioIo::new(tls);
+            if h2 {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(io, service)
+                    .await;
+            } else {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            }
+        }
+    })
+    .await
 }
 
 /// A forward proxy: Basic credentials prober:pr0xy (407 otherwise), CONNECT tunnels and
@@ -392,6 +458,7 @@ async fn spawn_servers(pki: &Pki, dir: &Path) -> (Targets, Vec<tokio::process::C
     let closed = closed_port().await;
     let dns = spawn_dns_server().await;
     let (proxy, proxied) = spawn_proxy().await;
+    let h2 = spawn_h2(pki).await;
     let (cert, key) = pki.write_pem(dir, "grpc");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/blackbox/health_server.py");
     let (grpc, grpc_tls) = (free_port(), free_port());
@@ -430,6 +497,7 @@ async fn spawn_servers(pki: &Pki, dir: &Path) -> (Targets, Vec<tokio::process::C
             dns,
             proxy,
             proxied,
+            h2,
         },
         children,
     )
@@ -490,6 +558,15 @@ async fn compare(
                 "{module} {target}: probe_success blackbox {:?}, pathwatch {:?}\n--- blackbox:\n{}\n--- pathwatch:\n{}",
                 b.success, p.success, b.body, p.body
             ));
+        }
+        for name in SAME_VALUE {
+            if let (Some(bv), Some(pv)) = (b.value(name), p.value(name))
+                && bv != pv
+            {
+                problems.push(format!(
+                    "{module} {target}: {name} is {bv} for blackbox and {pv} for pathwatch"
+                ));
+            }
         }
         let missing: Vec<&String> = b
             .names
@@ -580,6 +657,10 @@ async fn both_exporters_agree_on_the_same_files() {
         ("http_header_required", h("/")),
         ("https_ca", s("/")),
         ("https_ca", h("/")),
+        ("https_h2", format!("https://{}/", t.h2)),
+        ("https_h2", s("/")),
+        ("https_h1_only", format!("https://{}/", t.h2)),
+        ("https_ca", format!("https://{}/", t.h2)),
         ("http_via_proxy", h("/")),
         ("https_via_proxy", s("/")),
         (

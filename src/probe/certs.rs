@@ -27,6 +27,8 @@ pub enum Alpn {
     Http1,
     /// HTTP/2 only (gRPC).
     H2,
+    /// HTTP/2 if the server speaks it, else HTTP/1.1 (http checks with `enable_http2`).
+    H2OrHttp1,
 }
 
 /// ring, with the SHA-256 suites offered first (AES-128-GCM before AES-256-GCM), as Go and
@@ -73,6 +75,7 @@ pub(crate) fn build_with_versions(
         Alpn::None => {}
         Alpn::Http1 => config.alpn_protocols = vec![b"http/1.1".to_vec()],
         Alpn::H2 => config.alpn_protocols = vec![b"h2".to_vec()],
+        Alpn::H2OrHttp1 => config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()],
     }
     Arc::new(config)
 }
@@ -81,12 +84,15 @@ static CONFIG_NONE: LazyLock<Arc<ClientConfig>> = LazyLock::new(|| build_client_
 static CONFIG_HTTP1: LazyLock<Arc<ClientConfig>> =
     LazyLock::new(|| build_client_config(Alpn::Http1));
 static CONFIG_H2: LazyLock<Arc<ClientConfig>> = LazyLock::new(|| build_client_config(Alpn::H2));
+static CONFIG_H2_OR_HTTP1: LazyLock<Arc<ClientConfig>> =
+    LazyLock::new(|| build_client_config(Alpn::H2OrHttp1));
 
 pub fn client_config(alpn: Alpn) -> Arc<ClientConfig> {
     match alpn {
         Alpn::None => CONFIG_NONE.clone(),
         Alpn::Http1 => CONFIG_HTTP1.clone(),
         Alpn::H2 => CONFIG_H2.clone(),
+        Alpn::H2OrHttp1 => CONFIG_H2_OR_HTTP1.clone(),
     }
 }
 

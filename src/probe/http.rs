@@ -85,7 +85,10 @@ pub async fn probe(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let redirects = hops.len() as u32;
+    // As blackbox_exporter counts: a redirect not followed is one seen.
+    let unfollowed =
+        !spec.follow_redirects && status.is_redirection() && headers.contains_key(header::LOCATION);
+    let redirects = hops.len() as u32 + u32::from(unfollowed);
     result.http = Some(HttpInfo {
         status: status.as_u16(),
         version: format!("{:?}", response.version())
@@ -232,6 +235,7 @@ fn check_expectations(
             _ => {}
         }
     }
+    let problems_before_body = problems.len();
     let (body_problems, regex_failed) = body_problems(
         &expect.body_matches,
         &expect.body_not_matches,
@@ -240,7 +244,8 @@ fn check_expectations(
     );
     problems.extend(body_problems);
     if let Some(info) = result.http.as_mut() {
-        info.failed_due_to_regex = regex_failed;
+        // blackbox_exporter counts a header regex as a regex too.
+        info.failed_due_to_regex = regex_failed || problems_before_body > 0;
     }
     if problems.is_empty() {
         return Ok(());

@@ -151,10 +151,19 @@ pub(crate) async fn exchange(
             .as_deref()
             .or(host_header)
             .unwrap_or(host);
-        let hs = net::handshake(tl, tcp, name, &spec.tls, Alpn::Http1).await?;
+        let alpn = if spec.enable_http2 {
+            Alpn::H2OrHttp1
+        } else {
+            Alpn::Http1
+        };
+        let hs = net::handshake(tl, tcp, name, &spec.tls, alpn).await?;
         result.tls = Some(hs.info);
         hs.verdict?;
-        send(tl, hs.stream, request).await
+        if hs.stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            send_h2(tl, hs.stream, as_h2(request, url)?).await
+        } else {
+            send(tl, hs.stream, request).await
+        }
     } else {
         send(tl, tcp, request).await
     }
@@ -228,6 +237,53 @@ where
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| hyper_failure(&e))?;
+        let guard = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        Ok((response, guard))
+    })
+    .await
+}
+
+/// The request in HTTP/2's form: an absolute URI (its authority from the Host header, so
+/// `hostname=` still names the virtual host), no Host header.
+fn as_h2(mut req: Request<Full<Bytes>>, url: &Url) -> Result<Request<Full<Bytes>>, Failure> {
+    let authority = req
+        .headers_mut()
+        .remove(header::HOST)
+        .and_then(|h| h.to_str().ok().map(str::to_string))
+        .unwrap_or_else(|| url.authority().to_string());
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    *req.uri_mut() = format!("https://{authority}{path}")
+        .parse()
+        .map_err(|_| Failure::new(Reason::Protocol, "the URL cannot be sent over HTTP/2"))?;
+    Ok(req)
+}
+
+/// [`send`] over HTTP/2 (the server chose h2 by ALPN).
+async fn send_h2<S>(
+    tl: &mut Timeline,
+    io: S,
+    request: Request<Full<Bytes>>,
+) -> Result<(Response<Incoming>, AbortOnDrop), Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tl.step(Phase::Processing, async {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(io),
+        )
+        .await
+        .map_err(|e| hyper_failure(&e))?;
         let guard = AbortOnDrop(tokio::spawn(async move {
             let _ = conn.await;
         }));

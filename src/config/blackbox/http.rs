@@ -162,12 +162,6 @@ impl Validator<'_> {
                 self.error(&at(key), true, format!("`{key}`: {why}"));
             }
         }
-        if h.enable_http2 == Some(true) {
-            self.notes.push(format!(
-                "{}: pathwatch speaks HTTP/1.1 (HTTP/2 is not supported yet): probe_http_version reads 1.1 where blackbox_exporter negotiates 2",
-                at("enable_http2")
-            ));
-        }
         if h.enable_http3 == Some(true) {
             self.error(&at("enable_http3"), false, "HTTP/3 is not supported");
         }
@@ -308,6 +302,7 @@ impl Validator<'_> {
         spec.body = body;
         spec.follow_redirects = h.follow_redirects;
         spec.max_redirects = 10;
+        spec.enable_http2 = h.enable_http2.unwrap_or(true);
         spec.fail_if_ssl = h.fail_if_ssl;
         spec.fail_if_not_ssl = h.fail_if_not_ssl;
         spec.valid_http_versions = h.valid_http_versions;

@@ -35,6 +35,10 @@ pub struct HttpSpec {
     /// limit (a body no rule reads is counted as it streams, never held).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Offer HTTP/2 to https targets by ALPN (the server chooses; default false, true in a
+    /// blackbox_exporter file as there).
+    #[serde(default)]
+    pub enable_http2: bool,
     /// Fail when the final response came over TLS (`fail_if_ssl`) or did not.
     #[serde(default)]
     pub fail_if_ssl: bool,
@@ -196,6 +200,7 @@ impl HttpSpec {
             follow_redirects: false,
             max_redirects: 0,
             max_body_bytes,
+            enable_http2: false,
             fail_if_ssl: false,
             fail_if_not_ssl: false,
             valid_http_versions: Vec::new(),
@@ -227,11 +232,11 @@ impl HttpSpec {
         }
         out.json_rules(&yaml::child(path, "expect.json"), &self.expect.json);
         for (i, v) in self.valid_http_versions.iter().enumerate() {
-            if !["HTTP/1.0", "HTTP/1.1"].contains(&v.as_str()) {
-                let why = if v == "HTTP/2.0" || v == "HTTP/2" {
-                    "pathwatch's HTTP client speaks HTTP/1.x only (HTTP/2 is not supported yet)"
+            if !["HTTP/1.0", "HTTP/1.1", "HTTP/2.0"].contains(&v.as_str()) {
+                let why = if v.starts_with("HTTP/3") {
+                    "HTTP/3 is not supported"
                 } else {
-                    "expected HTTP/1.0 or HTTP/1.1"
+                    "expected HTTP/1.0, HTTP/1.1 or HTTP/2.0"
                 };
                 out.value(
                     yaml::index(&yaml::child(path, "valid_http_versions"), i),
