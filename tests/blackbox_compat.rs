@@ -63,7 +63,7 @@ struct Answer {
 }
 
 /// Gauges whose values do not depend on timing: both exporters must write the same.
-const SAME_VALUE: [&str; 14] = [
+const SAME_VALUE: [&str; 15] = [
     "probe_http_status_code",
     "probe_http_version",
     "probe_http_ssl",
@@ -78,6 +78,7 @@ const SAME_VALUE: [&str; 14] = [
     "probe_dns_additional_rrs",
     "probe_dns_serial",
     "probe_icmp_reply_hop_limit",
+    "probe_http_uncompressed_body_length",
 ];
 
 impl Answer {
@@ -376,6 +377,28 @@ async fn spawn_servers(pki: &Pki, dir: &Path) -> (Targets, Vec<tokio::process::C
             .route("/", any(http_root))
             .route("/auth", any(http_root))
             .route(
+                "/gzip",
+                get(|headers: HeaderMap| async move {
+                    let wants = headers
+                        .get("accept-encoding")
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.contains("gzip"));
+                    let body = "hello, compressed ".repeat(100);
+                    if !wants {
+                        return ([("content-type", "text/plain")], body.into_bytes())
+                            .into_response();
+                    }
+                    let mut enc =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    std::io::Write::write_all(&mut enc, body.as_bytes()).unwrap();
+                    (
+                        [("content-type", "text/plain"), ("content-encoding", "gzip")],
+                        enc.finish().unwrap(),
+                    )
+                        .into_response()
+                }),
+            )
+            .route(
                 "/redirect",
                 get(|| async { (StatusCode::FOUND, [("location", "/")]) }),
             )
@@ -661,6 +684,9 @@ async fn both_exporters_agree_on_the_same_files() {
         ("https_h2", s("/")),
         ("https_h1_only", format!("https://{}/", t.h2)),
         ("https_ca", format!("https://{}/", t.h2)),
+        ("http_gzip", h("/gzip")),
+        ("http_gzip", h("/")),
+        ("http_gzip_small_limit", h("/gzip")),
         ("http_via_proxy", h("/")),
         ("https_via_proxy", s("/")),
         (
@@ -825,7 +851,7 @@ fn refused_blackbox_fields_name_their_position() {
     for want in [
         "blackbox.yml:5:7: modules.http_2xx.http.oauth2: `oauth2`: OAuth 2.0 client credentials are not supported yet",
         "blackbox.yml:20:18: modules.socks.http.proxy_url: `socks5` proxies are not supported",
-        "blackbox.yml:6:20: modules.http_2xx.http.compression: `compression: br`",
+        "blackbox.yml:6:20: modules.http_2xx.http.compression: `br`: Brotli bodies are not supported",
         "blackbox.yml:11:19: modules.tcp_x.tcp.query_response[0].expect: invalid regex `(`",
         "blackbox.yml:16:22: modules.old.http.tls_config.min_version: `TLS10`: TLS 1.0 and 1.1 are not offered",
     ] {

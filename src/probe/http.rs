@@ -8,7 +8,7 @@ use hyper::{Method, StatusCode};
 use url::Url;
 
 use super::expect::{body_problems, excerpt};
-use super::request::{count_body, exchange, read_body, too_large};
+use super::request::{count_body, exchange, is_too_large, read_body, too_large};
 use super::result::{Failure, HttpInfo, Phase, ProbeResult, Reason};
 use super::timing::Timeline;
 use super::{HopFilter, Prober};
@@ -111,11 +111,39 @@ pub async fn probe(
         0 => usize::MAX,
         n => n,
     };
-    if content_length.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
+    if content_length.is_some_and(|n| n > limit as u64) && spec.compression.is_none() {
+        return Err(over_limit(result, limit, too_large(limit)));
     }
     let version = response.version();
-    let body = if spec.max_body_bytes == 0 && !spec.expect.reads_body() {
+    let compressed = spec
+        .compression
+        .filter(|c| *c != crate::config::spec::http::Compression::Identity);
+    let body = if let Some(c) = compressed {
+        // Read as sent (the limit applies once decoded, as blackbox_exporter does).
+        let raw = tl
+            .step(Phase::Transfer, read_body(response.into_body(), usize::MAX))
+            .await?;
+        let keep = spec.expect.reads_body();
+        let sent_as = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+        let (n, body) = decode(c, &raw, limit, keep).map_err(|f| match f.reason {
+            Reason::BodyMismatch if is_too_large(&f) => over_limit(result, limit, f),
+            _ => Failure {
+                message: format!(
+                    "{} (the server sent Content-Encoding: {sent_as})",
+                    f.message
+                ),
+                ..f
+            },
+        })?;
+        if let Some(info) = result.http.as_mut() {
+            info.body_bytes = n;
+        }
+        body
+    } else if spec.max_body_bytes == 0 && !spec.expect.reads_body() {
         let n = tl
             .step(Phase::Transfer, count_body(response.into_body()))
             .await?;
@@ -126,7 +154,11 @@ pub async fn probe(
     } else {
         let body = tl
             .step(Phase::Transfer, read_body(response.into_body(), limit))
-            .await?;
+            .await
+            .map_err(|f| match is_too_large(&f) {
+                true => over_limit(result, limit, f),
+                false => f,
+            })?;
         if let Some(info) = result.http.as_mut() {
             info.body_bytes = body.len() as u64;
         }
@@ -134,6 +166,56 @@ pub async fn probe(
     };
     check_transport(spec, &url, version)?;
     check_expectations(spec, status, &headers, &body, result)
+}
+
+/// A body over the limit was read up to it (blackbox_exporter reports that many bytes).
+fn over_limit(result: &mut ProbeResult, limit: usize, f: Failure) -> Failure {
+    if let Some(info) = result.http.as_mut() {
+        info.body_bytes = limit as u64;
+    }
+    f
+}
+
+/// Decodes a body sent compressed as `c`: its decoded length, and the decoded bytes when a
+/// rule reads them. More than `limit` decoded bytes fail (a compression bomb stops there).
+fn decode(
+    c: crate::config::spec::http::Compression,
+    raw: &[u8],
+    limit: usize,
+    keep: bool,
+) -> Result<(u64, Bytes), Failure> {
+    use crate::config::spec::http::Compression;
+    use std::io::Read;
+    let mut reader: Box<dyn Read + '_> = match c {
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(raw)),
+        Compression::Deflate => Box::new(flate2::read::DeflateDecoder::new(raw)),
+        Compression::Identity => Box::new(raw),
+    };
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut n = 0usize;
+    loop {
+        let got = reader.read(&mut chunk).map_err(|_| {
+            Failure::new(
+                Reason::BodyMismatch,
+                format!(
+                    "the body is not {} as `compression` expects: decoding stopped after {n} of {} bytes",
+                    c.token(),
+                    raw.len()
+                ),
+            )
+        })?;
+        if got == 0 {
+            return Ok((n as u64, Bytes::from(out)));
+        }
+        n += got;
+        if n > limit {
+            return Err(too_large(limit));
+        }
+        if keep {
+            out.extend_from_slice(&chunk[..got]);
+        }
+    }
 }
 
 /// `fail_if_ssl`, `fail_if_not_ssl` and `valid_http_versions` on the final response.

@@ -208,6 +208,9 @@ fn build_request(
     };
     headers.insert(header::HOST, value(&host)?);
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+    if let Some(c) = spec.compression {
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(c.token()));
+    }
     for (name, v) in &spec.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Failure::new(Reason::Protocol, format!("invalid header name `{name}`")))?;
@@ -370,9 +373,16 @@ pub(crate) async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>, Fai
     Ok(None)
 }
 
+const TOO_LARGE: &str = "the body is larger than the";
+
 pub(crate) fn too_large(limit: usize) -> Failure {
     Failure::new(
         Reason::BodyMismatch,
-        format!("the body is larger than the {limit}-byte limit (max_body_bytes); stopped reading"),
+        format!("{TOO_LARGE} {limit}-byte limit (max_body_bytes); stopped reading"),
     )
+}
+
+/// Whether a failure is [`too_large`]'s.
+pub(crate) fn is_too_large(f: &Failure) -> bool {
+    f.reason == Reason::BodyMismatch && f.message.starts_with(TOO_LARGE)
 }

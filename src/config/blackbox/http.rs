@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::spec::expect::{GoPattern, StatusRule};
-use crate::config::spec::http::{HeaderRule, ProxyUrl};
+use crate::config::spec::http::{Compression, HeaderRule, ProxyUrl};
 use crate::config::spec::{AddressFamily, HttpExpect, HttpSpec, TlsVerify};
 use crate::config::validate::Validator;
 use crate::config::yaml;
@@ -165,13 +165,16 @@ impl Validator<'_> {
         if h.enable_http3 == Some(true) {
             self.error(&at("enable_http3"), false, "HTTP/3 is not supported");
         }
-        if let Some(c) = h.compression.as_deref().filter(|c| !c.is_empty()) {
-            self.error(
-                &at("compression"),
-                false,
-                format!("`compression: {c}`: decompressing bodies is not supported yet"),
-            );
-        }
+        let compression = match h.compression.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => match Compression::try_from(c.to_string()) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.error(&at("compression"), false, e);
+                    None
+                }
+            },
+        };
         let mut headers = h.headers.clone();
         let read = |v: &mut Self, file: &PathBuf, key: &str| -> Option<String> {
             let full = v.base_dir().join(file);
@@ -303,6 +306,7 @@ impl Validator<'_> {
         spec.follow_redirects = h.follow_redirects;
         spec.max_redirects = 10;
         spec.enable_http2 = h.enable_http2.unwrap_or(true);
+        spec.compression = compression;
         spec.fail_if_ssl = h.fail_if_ssl;
         spec.fail_if_not_ssl = h.fail_if_not_ssl;
         spec.valid_http_versions = h.valid_http_versions;

@@ -35,6 +35,10 @@ pub struct HttpSpec {
     /// limit (a body no rule reads is counted as it streams, never held).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// The body is compressed this way (`gzip`, `deflate`, `identity`): asked for with
+    /// Accept-Encoding (unless `headers` sets it), decoded before the rules and the length.
+    #[serde(default)]
+    pub compression: Option<Compression>,
     /// Offer HTTP/2 to https targets by ALPN (the server chooses; default false, true in a
     /// blackbox_exporter file as there).
     #[serde(default)]
@@ -80,6 +84,44 @@ pub struct HttpSpec {
     pub starting_patterns: Option<Vec<Phrase>>,
 }
 
+/// How a response body is compressed (`compression:`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Compression {
+    Gzip,
+    /// Raw DEFLATE (RFC 1951), as blackbox_exporter reads it.
+    Deflate,
+    Identity,
+}
+
+impl Compression {
+    pub fn token(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Deflate => "deflate",
+            Compression::Identity => "identity",
+        }
+    }
+}
+
+impl TryFrom<String> for Compression {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "gzip" => Ok(Compression::Gzip),
+            "deflate" => Ok(Compression::Deflate),
+            "identity" => Ok(Compression::Identity),
+            "br" => Err(
+                "`br`: Brotli bodies are not supported (pathwatch decodes gzip and deflate)".into(),
+            ),
+            _ => Err(format!(
+                "`{s}` is not a compression (gzip, deflate, identity)"
+            )),
+        }
+    }
+}
+
 /// An HTTP proxy's URL, checked when the config loads.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "String")]
@@ -111,6 +153,20 @@ pub fn parse_proxy(text: &str) -> Result<Url, String> {
         return Err(format!("proxy URL `{text}` has no host"));
     }
     Ok(url)
+}
+
+/// Whether an Accept-Encoding value accepts `token` (by name or `*`, with a q above 0).
+fn accepts(value: &str, token: &str) -> bool {
+    value.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let q_zero = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f64>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (name.eq_ignore_ascii_case(token) || name == "*") && !q_zero
+    })
 }
 
 fn default_method() -> String {
@@ -200,6 +256,7 @@ impl HttpSpec {
             follow_redirects: false,
             max_redirects: 0,
             max_body_bytes,
+            compression: None,
             enable_http2: false,
             fail_if_ssl: false,
             fail_if_not_ssl: false,
@@ -243,6 +300,21 @@ impl HttpSpec {
                     format!("`{v}`: {why}"),
                 );
             }
+        }
+        if let Some(c) = self.compression
+            && let Some((name, accept)) = self
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"))
+            && !accepts(accept, c.token())
+        {
+            out.value(
+                yaml::child(&yaml::child(path, "headers"), name),
+                format!(
+                    "Accept-Encoding `{accept}` does not accept `{}`, which `compression` expects the body in",
+                    c.token()
+                ),
+            );
         }
         if self.fail_if_ssl && self.fail_if_not_ssl {
             out.value(
