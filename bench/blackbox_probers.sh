@@ -7,6 +7,7 @@
 #   icmp     one echo to 127.0.0.1 (root or CAP_NET_RAW, or a ping_group_range that allows it)
 #   grpc     grpc.health.v1 Check against grpcio's health servicer (h2c; the Python server
 #            is the ceiling here, for both)
+#   h2       an https GET that nginx answers over HTTP/2 (h2 by ALPN)
 #
 #   bench/blackbox_probers.sh [seconds per run] [connections] [rounds]   (defaults 10 16 1)
 #   SMOKE=1 bench/blackbox_probers.sh      # 2 s, 4 connections (CI: it ran, printed)
@@ -45,7 +46,7 @@ printf '%s\n' "worker_processes 2;" "pid $work/nginx.pid;" "error_log $work/ngin
   "events { worker_connections 4096; }" "http {" "  access_log off;" \
   "  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work;" \
   "  uwsgi_temp_path $work; scgi_temp_path $work;" \
-  "  server {" "    listen 127.0.0.1:$http_port;" "    listen 127.0.0.1:$https_port ssl;" \
+  "  server {" "    listen 127.0.0.1:$http_port;" "    listen 127.0.0.1:$https_port ssl http2;" \
   "    ssl_certificate $work/leaf.pem;" "    ssl_certificate_key $work/leaf.key;" \
   "    location / { return 200 'ok'; }" "  }" "}" > "$work/nginx.conf"
 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
@@ -56,6 +57,7 @@ printf '%s\n' "modules:" \
   "  tcp_tls: {prober: tcp, timeout: 5s, tcp: {preferred_ip_protocol: ip4, tls: true, tls_config: {ca_file: $work/ca.pem, server_name: localhost}}}" \
   "  icmp: {prober: icmp, timeout: 5s, icmp: {preferred_ip_protocol: ip4}}" \
   "  grpc: {prober: grpc, timeout: 5s, grpc: {preferred_ip_protocol: ip4, service: service1}}" \
+  "  h2: {prober: http, timeout: 5s, http: {preferred_ip_protocol: ip4, valid_http_versions: [HTTP/2.0], tls_config: {ca_file: $work/ca.pem}}}" \
   > "$work/blackbox.yml"
 prometheus-blackbox-exporter --config.file="$work/blackbox.yml" \
   --web.listen-address="127.0.0.1:$bb_port" --log.level=error & pids+=($!)
@@ -79,6 +81,7 @@ target_of() {
     tcp_tls) echo "127.0.0.1:$https_port" ;;
     icmp) echo "127.0.0.1" ;;
     grpc) echo "127.0.0.1:$grpc_port" ;;
+    h2) echo "https://localhost:$https_port/" ;;
   esac
 }
 run() { # name pid port module
@@ -102,14 +105,14 @@ run() { # name pid port module
 
 echo "machine: $(nproc) cores; $secs s per run, $conns connections, wrk -t2; $rounds round(s), alternating"
 for _ in $(seq "$rounds"); do
-  for module in tcp tcp_tls icmp grpc; do
+  for module in tcp tcp_tls icmp grpc h2; do
     run blackbox_exporter "$bb_pid" "$bb_port" "$module"
     run pathwatch "$pw_pid" "$pw_port" "$module"
   done
 done
 echo
 printf '| %-8s | %-30s | %-30s | %-9s |\n' prober "pathwatch (p/s, p50/p99 ms, CPU s/1k)" "blackbox_exporter" "ratio p/s"
-for module in tcp tcp_tls icmp grpc; do
+for module in tcp tcp_tls icmp grpc h2; do
   pw=$(awk -v m="$module" '$1=="pathwatch" && $2==m' "$results" | sort -k3 -n -r | head -1)
   bb=$(awk -v m="$module" '$1=="blackbox_exporter" && $2==m' "$results" | sort -k3 -n -r | head -1)
   awk -v m="$module" -v pw="$pw" -v bb="$bb" 'BEGIN {
