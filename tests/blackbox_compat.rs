@@ -776,6 +776,8 @@ async fn both_exporters_agree_on_the_same_files() {
         ("grpc_metadata", grpc.clone(), 1.0),
         ("https_proxy_connect_header", s("/"), 1.0),
         ("http_no_proxy", h("/"), 1.0),
+        ("http_headers_secret", h("/auth"), 1.0),
+        ("http_headers_wrong_secret", h("/auth"), 0.0),
     ] {
         let a = probe(&pw.base, module, &target).await;
         assert_eq!(a.success, Some(want), "{module} {target}:\n{}", a.body);

@@ -71,7 +71,7 @@ struct BbHttp {
     #[serde(default)]
     fail_if_body_json_not_matches_cel: Option<Value>,
     #[serde(default)]
-    http_headers: Option<Value>,
+    http_headers: BTreeMap<String, BbHeader>,
     #[serde(default)]
     proxy_url: Option<ProxyUrl>,
     #[serde(default)]
@@ -88,6 +88,18 @@ struct BbHttp {
 
 fn yes() -> bool {
     true
+}
+
+/// One of `http_headers`: values, secrets, files (the last one given is sent).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BbHeader {
+    #[serde(default)]
+    values: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<String>,
+    #[serde(default)]
+    files: Vec<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -144,11 +156,6 @@ impl Validator<'_> {
                 "CEL expressions are not supported (no maintained CEL crate fits); use pathwatch's `expect.json` rules in a pathwatch config",
             ),
             (
-                "http_headers",
-                &h.http_headers,
-                "not supported yet; use `headers`",
-            ),
-            (
                 "oauth2",
                 &h.oauth2,
                 "OAuth 2.0 client credentials are not supported yet",
@@ -190,6 +197,30 @@ impl Validator<'_> {
                 }
             }
         };
+        for (name, given) in &h.http_headers {
+            let key = yaml::child(&at("http_headers"), name);
+            secrets.extend(given.secrets.iter().cloned());
+            let mut last = given.secrets.last().or(given.values.last()).cloned();
+            if let Some(file) = given.files.last() {
+                let full = self.base_dir().join(file);
+                match std::fs::read_to_string(&full) {
+                    Ok(s) => {
+                        let s = s.trim_end_matches(['\n', '\r']).to_string();
+                        secrets.push(s.clone());
+                        last = Some(s);
+                    }
+                    Err(e) => {
+                        self.error(&key, false, format!("cannot read {}: {e}", full.display()))
+                    }
+                }
+            }
+            match last {
+                Some(v) => {
+                    headers.insert(name.clone(), v);
+                }
+                None => self.error(&key, true, "a header needs one of values, secrets, files"),
+            }
+        }
         if let Some(b) = &h.basic_auth {
             let user = match &b.username_file {
                 Some(f) => read(self, f, "basic_auth")?,
