@@ -90,9 +90,9 @@ async fn check(
             )
             .in_phase(Phase::Tls));
         }
-        call(tl, hs.stream, request).await?
+        call(tl, Sniff::new(hs.stream), request).await?
     } else {
-        call(tl, tcp, request).await?
+        call(tl, Sniff::new(tcp), request).await?
     };
     *answered = true;
     judge(info, spec, status, &headers, &body, &trailers)
@@ -138,55 +138,147 @@ fn build_request(spec: &GrpcSpec, target: &HostPort) -> Result<Request<Full<Byte
 
 type Answer = (StatusCode, HeaderMap, Bytes, HeaderMap);
 
-async fn call<S>(tl: &mut Timeline, io: S, request: Request<Full<Bytes>>) -> Result<Answer, Failure>
+async fn call<S>(
+    tl: &mut Timeline,
+    io: Sniff<S>,
+    request: Request<Full<Bytes>>,
+) -> Result<Answer, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    tl.step(Phase::Processing, async {
-        let (mut sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-                .await
-                .map_err(|e| h2_failure("the HTTP/2 handshake failed", &e))?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let answer = async {
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| h2_failure("the health call failed", &e))?;
-            let (parts, mut body) = response.into_parts();
-            let mut data = BytesMut::new();
-            let mut trailers = HeaderMap::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| h2_failure("reading the answer failed", &e))?;
-                match frame.into_data() {
-                    Ok(d) => {
-                        if data.len() + d.len() > MAX_ANSWER {
-                            return Err(Failure::new(
-                                Reason::Protocol,
-                                format!(
-                                    "the answer is larger than {} KiB: not a health answer",
-                                    MAX_ANSWER / 1024
-                                ),
-                            ));
+    let first = io.first.clone();
+    let said_http1 = move |f: Failure| {
+        let got = first.lock().map(|b| b.clone()).unwrap_or_default();
+        if got.starts_with(b"HTTP/1") {
+            let line = got
+                .split(|b| *b == b'\r' || *b == b'\n')
+                .next()
+                .unwrap_or_default();
+            Failure::new(
+                Reason::Protocol,
+                format!(
+                    "the server answered in HTTP/1 (`{}`): this port does not speak HTTP/2, which gRPC needs",
+                    crate::probe::expect::excerpt(line)
+                ),
+            )
+        } else if got.is_empty() && f.reason == Reason::Protocol {
+            Failure::new(
+                Reason::Protocol,
+                format!(
+                    "{}, before answering anything to HTTP/2's connection preface: this port likely speaks HTTP/1 only, and gRPC needs HTTP/2",
+                    f.message
+                ),
+            )
+        } else {
+            f
+        }
+    };
+    let outcome = tl
+        .step(Phase::Processing, async {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+                    .await
+                    .map_err(|e| h2_failure("the HTTP/2 handshake failed", &e))?;
+            let driver = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let answer = async {
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| h2_failure("the health call failed", &e))?;
+                let (parts, mut body) = response.into_parts();
+                let mut data = BytesMut::new();
+                let mut trailers = HeaderMap::new();
+                while let Some(frame) = body.frame().await {
+                    let frame = frame.map_err(|e| h2_failure("reading the answer failed", &e))?;
+                    match frame.into_data() {
+                        Ok(d) => {
+                            if data.len() + d.len() > MAX_ANSWER {
+                                return Err(Failure::new(
+                                    Reason::Protocol,
+                                    format!(
+                                        "the answer is larger than {} KiB: not a health answer",
+                                        MAX_ANSWER / 1024
+                                    ),
+                                ));
+                            }
+                            data.extend_from_slice(&d);
                         }
-                        data.extend_from_slice(&d);
-                    }
-                    Err(frame) => {
-                        if let Ok(t) = frame.into_trailers() {
-                            trailers.extend(t);
+                        Err(frame) => {
+                            if let Ok(t) = frame.into_trailers() {
+                                trailers.extend(t);
+                            }
                         }
                     }
                 }
+                Ok((parts.status, parts.headers, data.freeze(), trailers))
             }
-            Ok((parts.status, parts.headers, data.freeze(), trailers))
-        }
+            .await;
+            driver.abort();
+            answer
+        })
         .await;
-        driver.abort();
-        answer
-    })
-    .await
+    outcome.map_err(said_http1)
+}
+
+/// The connection, keeping the first bytes the server sent (an HTTP/1 server answers an
+/// HTTP/2 preface with an HTTP/1 status line: the failure then says so).
+struct Sniff<S> {
+    inner: S,
+    first: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl<S> Sniff<S> {
+    fn new(inner: S) -> Self {
+        Sniff {
+            inner,
+            first: Default::default(),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Sniff<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Ok(mut first) = self.first.lock()
+            && first.len() < 64
+        {
+            let new = &buf.filled()[before..];
+            let room = 64 - first.len();
+            first.extend_from_slice(&new[..new.len().min(room)]);
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Sniff<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 fn h2_failure(what: &str, e: &hyper::Error) -> Failure {
