@@ -767,6 +767,18 @@ async fn both_exporters_agree_on_the_same_files() {
     // Fields of later blackbox versions than Debian's: pathwatch alone, with the outcome
     // blackbox 0.28 documents.
     let newer = copy_modules("modules-0.28.yml", dir.path(), t.proxy.port());
+    let sock = dir.path().join("banner.sock");
+    let unix = tokio::net::UnixListener::bind(&sock).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = unix.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"220 unix ready\r\n").await;
+                let mut buf = [0u8; 64];
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    let sock = sock.display().to_string();
     let pw = Binary::start(&newer, &["--web.listen-address", "127.0.0.1:0"]).await;
     for (module, target, want) in [
         ("tcp_expect_labels", t.ssh.to_string(), 1.0),
@@ -778,6 +790,8 @@ async fn both_exporters_agree_on_the_same_files() {
         ("http_no_proxy", h("/"), 1.0),
         ("http_headers_secret", h("/auth"), 1.0),
         ("http_headers_wrong_secret", h("/auth"), 0.0),
+        ("unix_banner", sock.clone(), 1.0),
+        ("unix_banner", format!("{sock}.missing"), 0.0),
     ] {
         let a = probe(&pw.base, module, &target).await;
         assert_eq!(a.success, Some(want), "{module} {target}:\n{}", a.body);

@@ -430,6 +430,7 @@ impl Validator<'_> {
             "icmp" => Spec::Icmp(self.section_beside(own, path, common_keys)?),
             "grpc" => Spec::Grpc(self.section_beside(own, path, common_keys)?),
             "dns_query" => Spec::DnsQuery(self.section_beside(own, path, common_keys)?),
+            "unix" => Spec::Unix(self.section_beside(own, path, common_keys)?),
             other => {
                 self.error(
                     &yaml::child(path, "type"),

@@ -161,6 +161,7 @@ impl Prober {
             (Spec::Tcp(s), Target::HostPort(hp)) => tcp::probe(self, tl, result, s, hp).await,
             (Spec::Icmp(s), Target::Name(h)) => icmp::probe(self, tl, result, s, h).await,
             (Spec::Grpc(s), Target::HostPort(hp)) => grpc::probe(self, tl, result, s, hp).await,
+            (Spec::Unix(s), Target::Name(path)) => tcp::probe_unix(tl, result, s, path).await,
             (Spec::DnsQuery(s), Target::HostPort(hp)) => {
                 dns_query::probe(self, tl, result, s, hp).await
             }

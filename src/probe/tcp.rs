@@ -16,7 +16,8 @@ use super::net::{self, io_words};
 use super::result::{DialogueInfo, Failure, Phase, ProbeResult, Reason};
 use super::timing::Timeline;
 use crate::config::HostPort;
-use crate::config::spec::TcpSpec;
+use crate::config::TlsVerify;
+use crate::config::spec::{QueryStep, TcpSpec, UnixSpec};
 
 /// Longest line read while waiting for a match (Go's bufio.Scanner limit, as blackbox).
 const MAX_LINE: usize = 64 * 1024;
@@ -60,11 +61,59 @@ async fn run(
         .clone()
         .unwrap_or_else(|| target.host.clone());
     let conn = if spec.tls {
-        Conn::Tls(Box::new(tls(tl, result, tcp, &name, spec).await?))
+        Conn::Tls(Box::new(
+            tls(tl, result, tcp, &name, &spec.tls_config).await?,
+        ))
     } else {
         Conn::Plain(tcp)
     };
-    dialogue(tl, result, conn, info, spec, &name).await
+    dialogue(
+        tl,
+        result,
+        conn,
+        info,
+        &spec.query_response,
+        &spec.tls_config,
+        &name,
+    )
+    .await
+}
+
+/// `type: unix` (blackbox's `unix` prober): the same dialogue over a unix socket.
+pub async fn probe_unix(
+    tl: &mut Timeline,
+    result: &mut ProbeResult,
+    spec: &UnixSpec,
+    path: &str,
+) -> Result<(), Failure> {
+    let mut info = DialogueInfo {
+        steps: spec.query_response.len(),
+        ..DialogueInfo::default()
+    };
+    let outcome = async {
+        let stream = tl
+            .step(Phase::Connect, async {
+                tokio::net::UnixStream::connect(path).await.map_err(|e| {
+                    let why = match e.kind() {
+                        std::io::ErrorKind::NotFound => "no such socket".to_string(),
+                        std::io::ErrorKind::PermissionDenied => {
+                            "permission denied (the socket's mode or owner does not let pathwatch in)".into()
+                        }
+                        std::io::ErrorKind::ConnectionRefused => {
+                            "connection refused: nothing listens on it".into()
+                        }
+                        _ => io_words(&e),
+                    };
+                    Failure::new(Reason::Connect, format!("cannot connect to the unix socket {path}: {why}"))
+                })
+            })
+            .await?;
+        let name = spec.tls_config.server_name.clone().unwrap_or_default();
+        dialogue(tl, result, Conn::Unix(stream), &mut info, &spec.query_response, &spec.tls_config, &name).await
+    }
+    .await;
+    result.dialogue = Some(info);
+    outcome
 }
 
 async fn dialogue(
@@ -72,11 +121,12 @@ async fn dialogue(
     result: &mut ProbeResult,
     mut conn: Conn,
     info: &mut DialogueInfo,
-    spec: &TcpSpec,
+    steps: &[QueryStep],
+    tls_config: &TlsVerify,
     name: &str,
 ) -> Result<(), Failure> {
     let mut lines = Lines::default();
-    for (i, step) in spec.query_response.iter().enumerate() {
+    for (i, step) in steps.iter().enumerate() {
         let at = format!("query_response step {}", i + 1);
         let mut send = step.send.clone();
         if let Some(re) = &step.expect {
@@ -144,13 +194,22 @@ async fn dialogue(
             .await?;
         }
         if step.starttls {
-            let Conn::Plain(tcp) = conn else {
-                return Err(Failure::new(
-                    Reason::Protocol,
-                    format!("{at}: starttls on a connection that already speaks TLS"),
-                ));
+            let tcp = match conn {
+                Conn::Plain(tcp) => tcp,
+                Conn::Tls(_) => {
+                    return Err(Failure::new(
+                        Reason::Protocol,
+                        format!("{at}: starttls on a connection that already speaks TLS"),
+                    ));
+                }
+                Conn::Unix(_) => {
+                    return Err(Failure::new(
+                        Reason::Protocol,
+                        format!("{at}: starttls over a unix socket is not supported"),
+                    ));
+                }
             };
-            let stream = tls(tl, result, tcp, name, spec)
+            let stream = tls(tl, result, tcp, name, tls_config)
                 .await
                 .map_err(|f| Failure {
                     message: format!("{at} (starttls): {}", f.message),
@@ -179,9 +238,9 @@ async fn tls(
     result: &mut ProbeResult,
     tcp: TcpStream,
     name: &str,
-    spec: &TcpSpec,
+    tls_config: &TlsVerify,
 ) -> Result<TlsStream<TcpStream>, Failure> {
-    let hs = net::handshake(tl, tcp, name, &spec.tls_config, Alpn::None).await?;
+    let hs = net::handshake(tl, tcp, name, tls_config, Alpn::None).await?;
     result.tls = Some(hs.info);
     hs.verdict?;
     Ok(hs.stream)
@@ -233,6 +292,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 enum Conn {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Unix(tokio::net::UnixStream),
 }
 
 impl Conn {
@@ -240,6 +300,7 @@ impl Conn {
         match self {
             Conn::Plain(s) => s,
             Conn::Tls(s) => s.as_mut(),
+            Conn::Unix(s) => s,
         }
     }
 }

@@ -213,11 +213,12 @@ impl Validator<'_> {
             "icmp" => Spec::Icmp(self.section(own, &own_path)?),
             "grpc" => Spec::Grpc(self.section(own, &own_path)?),
             "dns" => Spec::DnsQuery(self.section(own, &own_path)?),
-            "unix" | "websocket" => {
+            "unix" => Spec::Unix(self.section(own, &own_path)?),
+            "websocket" => {
                 self.error(
                     &yaml::child(path, "prober"),
                     false,
-                    format!("the blackbox_exporter `{}` prober is not supported by pathwatch yet (http, tcp, dns, icmp and grpc are)", m.prober),
+                    format!("the blackbox_exporter `{}` prober is not supported by pathwatch yet (http, tcp, dns, icmp, grpc and unix are)", m.prober),
                 );
                 return None;
             }

@@ -32,7 +32,7 @@ pub use expect::{
 pub use grpc::GrpcSpec;
 pub use http::{HttpExpect, HttpSpec};
 pub use icmp::IcmpSpec;
-pub use tcp::{QueryStep, TcpSpec};
+pub use tcp::{QueryStep, TcpSpec, UnixSpec};
 pub use tls::{TlsVerify, Trust};
 pub use websocket::{FrameExpect, WebSocketSpec};
 
@@ -51,10 +51,11 @@ pub enum Spec {
     Icmp(IcmpSpec),
     Grpc(GrpcSpec),
     DnsQuery(DnsQuerySpec),
+    Unix(UnixSpec),
 }
 
 impl Spec {
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 11] = [
         "http",
         "tls",
         "dns",
@@ -65,6 +66,7 @@ impl Spec {
         "icmp",
         "grpc",
         "dns_query",
+        "unix",
     ];
 
     pub fn kind(&self) -> &'static str {
@@ -79,6 +81,7 @@ impl Spec {
             Spec::Icmp(_) => "icmp",
             Spec::Grpc(_) => "grpc",
             Spec::DnsQuery(_) => "dns_query",
+            Spec::Unix(_) => "unix",
         }
     }
 
@@ -98,6 +101,15 @@ impl Spec {
             Spec::Tcp(_) => HostPort::parse(text).map(Target::HostPort),
             Spec::Grpc(g) => parse_grpc_target(text, g.tls).map(Target::HostPort),
             Spec::Icmp(_) => parse_host(text).map(Target::Name),
+            Spec::Unix(_) => {
+                if text.starts_with('/') && !text.contains('\0') {
+                    Ok(Target::Name(text.to_string()))
+                } else {
+                    Err(format!(
+                        "`{text}` is not the absolute path of a unix socket"
+                    ))
+                }
+            }
             Spec::DnsQuery(d) => {
                 let port = if d.dns_over_tls { 853 } else { 53 };
                 HostPort::parse(text)
@@ -116,7 +128,9 @@ impl Spec {
         self.validate_own(path, out);
         let tls_path = match self {
             Spec::Tls(_) => path.to_string(),
-            Spec::Tcp(_) | Spec::Grpc(_) | Spec::DnsQuery(_) => yaml::child(path, "tls_config"),
+            Spec::Tcp(_) | Spec::Grpc(_) | Spec::DnsQuery(_) | Spec::Unix(_) => {
+                yaml::child(path, "tls_config")
+            }
             _ => yaml::child(path, "tls"),
         };
         if let Some(tls) = self.tls_client_mut() {
@@ -135,6 +149,7 @@ impl Spec {
             Spec::Icmp(i) => i.validate(path, out),
             Spec::Grpc(g) => g.validate(path, out),
             Spec::DnsQuery(d) => d.validate(path, out),
+            Spec::Unix(u) => u.validate(path, out),
             Spec::Tls(_) | Spec::Dns(_) => {}
         }
     }
@@ -151,7 +166,8 @@ impl Spec {
             | Spec::Tcp(_)
             | Spec::Icmp(_)
             | Spec::Grpc(_)
-            | Spec::DnsQuery(_) => return &[],
+            | Spec::DnsQuery(_)
+            | Spec::Unix(_) => return &[],
         };
         own.as_deref().unwrap_or(default_starting())
     }
@@ -168,7 +184,8 @@ impl Spec {
             | Spec::Tcp(_)
             | Spec::Icmp(_)
             | Spec::Grpc(_)
-            | Spec::DnsQuery(_) => return,
+            | Spec::DnsQuery(_)
+            | Spec::Unix(_) => return,
         };
         if own.is_none() {
             *own = inherited.cloned();
@@ -185,7 +202,7 @@ impl Spec {
             Spec::Tcp(t) => t.uses_tls().then_some(&t.tls_config),
             Spec::Grpc(g) => g.tls.then_some(&g.tls_config),
             Spec::DnsQuery(d) => d.dns_over_tls.then_some(&d.tls_config),
-            Spec::Dns(_) | Spec::Icmp(_) => None,
+            Spec::Dns(_) | Spec::Icmp(_) | Spec::Unix(_) => None,
         }
     }
 
@@ -199,6 +216,7 @@ impl Spec {
             Spec::Tcp(t) => Some(&mut t.tls_config),
             Spec::Grpc(g) => Some(&mut g.tls_config),
             Spec::DnsQuery(d) => Some(&mut d.tls_config),
+            Spec::Unix(u) => Some(&mut u.tls_config),
             Spec::Dns(_) | Spec::Icmp(_) => None,
         }
     }

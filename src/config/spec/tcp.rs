@@ -61,6 +61,47 @@ pub struct ExpectLabel {
     pub value: String,
 }
 
+/// `type: unix` (blackbox_exporter's `unix` prober): the `query_response` dialogue over a
+/// unix socket; the target is its path.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixSpec {
+    #[serde(default)]
+    pub query_response: Vec<QueryStep>,
+    /// TLS over the socket: not supported (refused at load).
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub tls_config: TlsVerify,
+}
+
+impl UnixSpec {
+    pub(crate) fn validate(&self, path: &str, out: &mut Problems) {
+        if self.tls {
+            out.value(
+                yaml::child(path, "tls"),
+                "TLS over a unix socket is not supported",
+            );
+        }
+        let as_tcp = TcpSpec {
+            query_response: self.query_response.clone(),
+            ..TcpSpec::default()
+        };
+        as_tcp.validate(path, out);
+        for (i, step) in self.query_response.iter().enumerate() {
+            if step.starttls {
+                out.value(
+                    yaml::child(
+                        &yaml::index(&yaml::child(path, "query_response"), i),
+                        "starttls",
+                    ),
+                    "starttls over a unix socket is not supported",
+                );
+            }
+        }
+    }
+}
+
 impl TcpSpec {
     pub(crate) fn validate(&self, path: &str, out: &mut Problems) {
         let steps = yaml::child(path, "query_response");
