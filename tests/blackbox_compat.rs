@@ -377,6 +377,33 @@ async fn spawn_servers(pki: &Pki, dir: &Path) -> (Targets, Vec<tokio::process::C
             .route("/", any(http_root))
             .route("/auth", any(http_root))
             .route(
+                "/token",
+                axum::routing::post(|headers: HeaderMap, body: String| async move {
+                    let want = format!(
+                        "Basic {}",
+                        data_encoding::BASE64.encode(b"pw-client:s3cret-client")
+                    );
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                    let in_body = body.contains("client_id=pw-client")
+                        && body.contains("client_secret=s3cret-client");
+                    if (auth != Some(want.as_str()) && !in_body)
+                        || !body.contains("grant_type=client_credentials")
+                    {
+                        return (
+                            StatusCode::UNAUTHORIZED,
+                            [("content-type", "application/json")],
+                            r#"{"error":"invalid_client","error_description":"unknown client"}"#,
+                        )
+                            .into_response();
+                    }
+                    (
+                        [("content-type", "application/json")],
+                        r#"{"access_token":"tok123","token_type":"Bearer","expires_in":3600}"#,
+                    )
+                        .into_response()
+                }),
+            )
+            .route(
                 "/gzip",
                 get(|headers: HeaderMap| async move {
                     let wants = headers
@@ -630,7 +657,7 @@ async fn both_exporters_agree_on_the_same_files() {
     let debian = dir.path().join("debian-blackbox.yml");
     std::fs::copy(DEBIAN_FILE, &debian).unwrap();
     let (t, _children) = spawn_servers(&pki, dir.path()).await;
-    let own = copy_modules("modules.yml", dir.path(), t.proxy.port());
+    let own = copy_modules("modules.yml", dir.path(), t.proxy.port(), t.http.port());
     let h = |path: &str| format!("http://{}{path}", t.http);
     let s = |path: &str| format!("https://{}{path}", t.https);
     let grpc = format!("127.0.0.1:{}", t.grpc);
@@ -687,6 +714,8 @@ async fn both_exporters_agree_on_the_same_files() {
         ("http_gzip", h("/gzip")),
         ("http_gzip", h("/")),
         ("http_gzip_small_limit", h("/gzip")),
+        ("http_oauth2", h("/auth")),
+        ("http_oauth2_wrong_secret", h("/auth")),
         ("http_via_proxy", h("/")),
         ("https_via_proxy", s("/")),
         (
@@ -756,17 +785,39 @@ async fn both_exporters_agree_on_the_same_files() {
             && !debug.contains("wrong@"),
         "{debug}"
     );
+    let (_, debug) = get_text(
+        &format!(
+            "{}/probe?module=http_oauth2_wrong_secret&target={}&debug=true",
+            pw.base,
+            h("/auth")
+        ),
+        &[],
+    )
+    .await;
+    assert!(
+        debug.contains("\"reason\": \"login\"")
+            && debug.contains("/token answered 401 Unauthorized: invalid_client (unknown client)"),
+        "{debug}"
+    );
     let secret = probe(&pw.base, "http_post", &h("/auth")).await;
     assert!(!secret.body.contains("s3cret"));
     drop(_bb);
     let log = pw.stop().await;
-    assert!(!log.contains("s3cret") && !log.contains("tok123"), "{log}");
+    assert!(
+        !log.contains("s3cret") && !log.contains("tok123") && !log.contains("s3cret-client"),
+        "{log}"
+    );
     println!("{}", table.join("\n"));
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 
     // Fields of later blackbox versions than Debian's: pathwatch alone, with the outcome
     // blackbox 0.28 documents.
-    let newer = copy_modules("modules-0.28.yml", dir.path(), t.proxy.port());
+    let newer = copy_modules(
+        "modules-0.28.yml",
+        dir.path(),
+        t.proxy.port(),
+        t.http.port(),
+    );
     let sock = dir.path().join("banner.sock");
     let unix = tokio::net::UnixListener::bind(&sock).unwrap();
     tokio::spawn(async move {
@@ -835,7 +886,7 @@ async fn both_exporters_agree_on_the_same_files() {
 }
 
 /// A module file of tests/blackbox copied into `dir`, with the test proxy's port.
-fn copy_modules(name: &str, dir: &Path, proxy_port: u16) -> PathBuf {
+fn copy_modules(name: &str, dir: &Path, proxy_port: u16, http_port: u16) -> PathBuf {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/blackbox")
@@ -843,7 +894,10 @@ fn copy_modules(name: &str, dir: &Path, proxy_port: u16) -> PathBuf {
     )
     .unwrap();
     let path = dir.join(name);
-    std::fs::write(&path, text.replace("PROXY_PORT", &proxy_port.to_string())).unwrap();
+    let text = text
+        .replace("PROXY_PORT", &proxy_port.to_string())
+        .replace("HTTP_PORT", &http_port.to_string());
+    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -853,7 +907,7 @@ fn refused_blackbox_fields_name_their_position() {
     let file = dir.path().join("blackbox.yml");
     std::fs::write(
         &file,
-        "modules:\n  http_2xx:\n    prober: http\n    http:\n      oauth2: {client_id: x}\n      compression: br\n  tcp_x:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: \"(\"\n  old:\n    prober: http\n    http:\n      tls_config:\n        min_version: TLS10\n  socks:\n    prober: http\n    http:\n      proxy_url: socks5://proxy:1080\n",
+        "modules:\n  http_2xx:\n    prober: http\n    http:\n      fail_if_body_json_matches_cel: x\n      compression: br\n  tcp_x:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: \"(\"\n  old:\n    prober: http\n    http:\n      tls_config:\n        min_version: TLS10\n  socks:\n    prober: http\n    http:\n      proxy_url: socks5://proxy:1080\n",
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pathwatch"))
@@ -865,7 +919,7 @@ fn refused_blackbox_fields_name_their_position() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     for want in [
-        "blackbox.yml:5:7: modules.http_2xx.http.oauth2: `oauth2`: OAuth 2.0 client credentials are not supported yet",
+        "blackbox.yml:5:7: modules.http_2xx.http.fail_if_body_json_matches_cel: `fail_if_body_json_matches_cel`: CEL expressions are not supported",
         "blackbox.yml:20:18: modules.socks.http.proxy_url: `socks5` proxies are not supported",
         "blackbox.yml:6:20: modules.http_2xx.http.compression: `br`: Brotli bodies are not supported",
         "blackbox.yml:11:19: modules.tcp_x.tcp.query_response[0].expect: invalid regex `(`",

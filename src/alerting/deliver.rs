@@ -190,6 +190,7 @@ impl Outbox {
             method: "POST",
             headers: self.headers.clone(),
             json_body: Some(&body),
+            form: None,
             tls: &self.tls,
         };
         let answer =

@@ -8,7 +8,7 @@ use hyper::{Method, StatusCode};
 use url::Url;
 
 use super::expect::{body_problems, excerpt};
-use super::request::{count_body, exchange, is_too_large, read_body, too_large};
+use super::request::{count_body, exchange_authorized, is_too_large, read_body, too_large};
 use super::result::{Failure, HttpInfo, Phase, ProbeResult, Reason};
 use super::timing::Timeline;
 use super::{HopFilter, Prober};
@@ -28,7 +28,8 @@ pub async fn probe(
     let mut body = spec.body.clone().map(Bytes::from).unwrap_or_default();
     let mut hops: Vec<String> = Vec::new();
     let (response, _conn) = loop {
-        let (response, conn) = exchange(p, tl, result, spec, &url, &method, body.clone()).await?;
+        let (response, conn) =
+            exchange_authorized(p, tl, result, spec, &url, &method, body.clone()).await?;
         let status = response.status();
         let location = response
             .headers()

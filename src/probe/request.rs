@@ -30,6 +30,8 @@ pub struct Call<'a> {
     pub method: &'a str,
     pub headers: BTreeMap<String, String>,
     pub json_body: Option<&'a Value>,
+    /// A form body (application/x-www-form-urlencoded), instead of `json_body`.
+    pub form: Option<String>,
     pub tls: &'a crate::config::TlsVerify,
 }
 
@@ -47,9 +49,16 @@ pub async fn call(
         method,
         headers,
         json_body,
+        form,
         tls,
     } = req;
     let mut headers = headers;
+    if form.is_some() {
+        headers.insert(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        );
+    }
     if json_body.is_some()
         && !headers
             .keys()
@@ -59,9 +68,11 @@ pub async fn call(
     }
     let spec = HttpSpec::side_request(method, headers, tls.clone(), 64 * 1024);
     let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
-    let body = json_body
-        .map(|b| Bytes::from(b.to_string()))
-        .unwrap_or_default();
+    let body = match (json_body, form) {
+        (_, Some(form)) => Bytes::from(form),
+        (Some(json), None) => Bytes::from(json.to_string()),
+        (None, None) => Bytes::new(),
+    };
     let mut sub = tl.child();
     let mut scratch = ProbeResult::empty(std::time::SystemTime::now());
     let outcome = async {
@@ -82,7 +93,7 @@ pub async fn call(
 }
 
 /// One request on a fresh connection; the returned guard keeps the connection driven
-/// while the body is read.
+/// while the body is read. No OAuth here (see [`exchange_authorized`]).
 pub(crate) async fn exchange(
     p: &Prober,
     tl: &mut Timeline,
@@ -92,8 +103,39 @@ pub(crate) async fn exchange(
     method: &Method,
     body: Bytes,
 ) -> Result<(Response<Incoming>, AbortOnDrop), Failure> {
+    let (via, addrs) = resolve_target(p, tl, result, spec, url).await?;
+    connect_and_send(p, tl, result, spec, url, method, body, via, addrs, None).await
+}
+
+/// [`exchange`] for an http check: with `oauth2`, a token is fetched once the target is
+/// resolved, as blackbox_exporter's OAuth transport does (the token request itself is a
+/// plain [`exchange`]).
+pub(crate) async fn exchange_authorized(
+    p: &Prober,
+    tl: &mut Timeline,
+    result: &mut ProbeResult,
+    spec: &HttpSpec,
+    url: &Url,
+    method: &Method,
+    body: Bytes,
+) -> Result<(Response<Incoming>, AbortOnDrop), Failure> {
+    let (via, addrs) = resolve_target(p, tl, result, spec, url).await?;
+    let token = match &spec.oauth2 {
+        Some(o) => Some(oauth2_token(p, tl, o, &spec.tls).await?),
+        None => None,
+    };
+    connect_and_send(p, tl, result, spec, url, method, body, via, addrs, token).await
+}
+
+/// The proxy that applies, and the target's addresses (none when the proxy resolves it).
+async fn resolve_target(
+    p: &Prober,
+    tl: &mut Timeline,
+    result: &mut ProbeResult,
+    spec: &HttpSpec,
+    url: &Url,
+) -> Result<(Option<Url>, Vec<std::net::IpAddr>), Failure> {
     let host = url.host_str().unwrap_or_default();
-    let port = url.port_or_known_default().unwrap_or(80);
     let via = proxy::for_target(spec, url)?;
     let mut addrs = Vec::new();
     if via.is_none() || !spec.skip_resolve_phase_with_proxy {
@@ -104,7 +146,34 @@ pub(crate) async fn exchange(
             result.ip = addrs.first().copied();
         }
     }
+    Ok((via, addrs))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connect_and_send(
+    p: &Prober,
+    tl: &mut Timeline,
+    result: &mut ProbeResult,
+    spec: &HttpSpec,
+    url: &Url,
+    method: &Method,
+    body: Bytes,
+    via: Option<Url>,
+    addrs: Vec<std::net::IpAddr>,
+    token: Option<String>,
+) -> Result<(Response<Incoming>, AbortOnDrop), Failure> {
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
     let mut request = build_request(spec, url, method, body)?;
+    if let Some(token) = token {
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Failure::new(
+                Reason::Login,
+                "the OAuth 2.0 access token is not header-safe",
+            )
+        })?;
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+    }
     let tcp = match &via {
         None => {
             let (tcp, ip) = net::connect(tl, &addrs, port).await?;
@@ -167,6 +236,72 @@ pub(crate) async fn exchange(
     } else {
         send(tl, tcp, request).await
     }
+}
+
+/// A token by the client credentials grant (timed as `login`); a refusal names the status
+/// and what the endpoint said (its `error` and `error_description`).
+async fn oauth2_token(
+    p: &Prober,
+    tl: &mut Timeline,
+    o: &crate::config::spec::http::OAuth2,
+    tls: &crate::config::TlsVerify,
+) -> Result<String, Failure> {
+    let form = {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials");
+        if !o.scopes.is_empty() {
+            form.append_pair("scope", &o.scopes.join(" "));
+        }
+        for (k, v) in &o.endpoint_params {
+            form.append_pair(k, v);
+        }
+        form.finish()
+    };
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let basic = data_encoding::BASE64
+        .encode(format!("{}:{}", enc(&o.client_id), enc(&o.client_secret)).as_bytes());
+    let req = Call {
+        url: &o.token_url.0,
+        method: "POST",
+        headers: [("Authorization".to_string(), format!("Basic {basic}"))].into(),
+        json_body: None,
+        form: Some(form),
+        tls,
+    };
+    let at = crate::secrets::display_url(&o.token_url.0);
+    let (status, body) = call(p, tl, Phase::Login, req).await?;
+    let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let field = |k: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    if !status.is_success() {
+        let said = match (field("error"), field("error_description")) {
+            (Some(e), Some(d)) => format!(": {e} ({d})"),
+            (Some(e), None) => format!(": {e}"),
+            _ if !body.is_empty() => format!(": {}", super::expect::excerpt(&body)),
+            _ => String::new(),
+        };
+        return Err(Failure::new(
+            Reason::Login,
+            format!(
+                "the OAuth 2.0 token endpoint {at} answered {}{said}",
+                crate::probe::result::status_words(status)
+            ),
+        )
+        .in_phase(Phase::Login));
+    }
+    field("access_token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Failure::new(
+                Reason::Login,
+                format!("the OAuth 2.0 token endpoint {at} answered without an access_token"),
+            )
+            .in_phase(Phase::Login)
+        })
 }
 
 /// A connection to the proxy (its name resolved, its connect timed as `connect`).

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::spec::expect::{GoPattern, StatusRule};
-use crate::config::spec::http::{Compression, HeaderRule, ProxyUrl};
+use crate::config::spec::http::{Compression, HeaderRule, HttpUrl, OAuth2, ProxyUrl};
 use crate::config::spec::{AddressFamily, HttpExpect, HttpSpec, TlsVerify};
 use crate::config::validate::Validator;
 use crate::config::yaml;
@@ -83,11 +83,27 @@ struct BbHttp {
     #[serde(default)]
     skip_resolve_phase_with_proxy: bool,
     #[serde(default)]
-    oauth2: Option<Value>,
+    oauth2: Option<BbOAuth2>,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// blackbox's `<oauth2>`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BbOAuth2 {
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    token_url: HttpUrl,
+    #[serde(default)]
+    endpoint_params: BTreeMap<String, String>,
 }
 
 /// One of `http_headers`: values, secrets, files (the last one given is sent).
@@ -155,11 +171,6 @@ impl Validator<'_> {
                 &h.fail_if_body_json_not_matches_cel,
                 "CEL expressions are not supported (no maintained CEL crate fits); use pathwatch's `expect.json` rules in a pathwatch config",
             ),
-            (
-                "oauth2",
-                &h.oauth2,
-                "OAuth 2.0 client credentials are not supported yet",
-            ),
         ];
         for (key, value, why) in unsupported {
             if value
@@ -221,6 +232,24 @@ impl Validator<'_> {
                 None => self.error(&key, true, "a header needs one of values, secrets, files"),
             }
         }
+        let oauth2 = match &h.oauth2 {
+            None => None,
+            Some(o) => {
+                let secret = match (&o.client_secret, &o.client_secret_file) {
+                    (Some(s), _) => s.clone(),
+                    (None, Some(f)) => read(self, f, "oauth2")?,
+                    (None, None) => String::new(),
+                };
+                secrets.push(secret.clone());
+                Some(OAuth2 {
+                    client_id: o.client_id.clone(),
+                    client_secret: secret,
+                    scopes: o.scopes.clone(),
+                    token_url: o.token_url.clone(),
+                    endpoint_params: o.endpoint_params.clone(),
+                })
+            }
+        };
         if let Some(b) = &h.basic_auth {
             let user = match &b.username_file {
                 Some(f) => read(self, f, "basic_auth")?,
@@ -338,6 +367,7 @@ impl Validator<'_> {
         spec.max_redirects = 10;
         spec.enable_http2 = h.enable_http2.unwrap_or(true);
         spec.compression = compression;
+        spec.oauth2 = oauth2;
         spec.fail_if_ssl = h.fail_if_ssl;
         spec.fail_if_not_ssl = h.fail_if_not_ssl;
         spec.valid_http_versions = h.valid_http_versions;

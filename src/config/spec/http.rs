@@ -74,6 +74,10 @@ pub struct HttpSpec {
     /// With a proxy: do not resolve the target here (the proxy resolves it).
     #[serde(default)]
     pub skip_resolve_phase_with_proxy: bool,
+    /// OAuth 2.0 client credentials: a token from `token_url` before each request, sent as
+    /// `Authorization: Bearer`.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2>,
     /// Certificate verification for https targets.
     #[serde(default)]
     pub tls: TlsVerify,
@@ -82,6 +86,35 @@ pub struct HttpSpec {
     /// else startup in progress, starting up, warming up, not ready, initializing.
     #[serde(default)]
     pub starting_patterns: Option<Vec<Phrase>>,
+}
+
+/// `oauth2:` (the client credentials grant, RFC 6749 section 4.4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2 {
+    pub client_id: String,
+    /// Use `${ENV}` or `${file:...}` (or `client_secret_file` in a blackbox file).
+    #[serde(default)]
+    pub client_secret: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub token_url: HttpUrl,
+    /// More form parameters of the token request.
+    #[serde(default)]
+    pub endpoint_params: BTreeMap<String, String>,
+}
+
+/// An http(s) URL with a host, checked when the config loads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HttpUrl(pub Url);
+
+impl TryFrom<String> for HttpUrl {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        super::parse_http_url(&s).map(HttpUrl)
+    }
 }
 
 /// How a response body is compressed (`compression:`).
@@ -268,6 +301,7 @@ impl HttpSpec {
             proxy_from_environment: false,
             proxy_connect_header: BTreeMap::new(),
             skip_resolve_phase_with_proxy: false,
+            oauth2: None,
             tls,
             starting_patterns: None,
         }

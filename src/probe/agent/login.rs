@@ -77,6 +77,7 @@ pub async fn token(
         method: &login.method,
         headers: login.headers.clone(),
         json_body: body,
+        form: None,
         tls: &spec.tls,
     };
     let (status, answer) = call(p, tl, Phase::Login, req)
@@ -152,6 +153,7 @@ pub async fn ticket(
         method: "POST",
         headers,
         json_body: Some(&t.ticket_body),
+        form: None,
         tls: &spec.tls,
     };
     let (status, answer) = call(p, tl, Phase::Login, req)
