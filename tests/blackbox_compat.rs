@@ -756,14 +756,7 @@ async fn both_exporters_agree_on_the_same_files() {
     ];
     let (_bb, bb, pw) = start_both(&own, dir.path()).await;
     problems.extend(compare(&bb, &pw.base, &own_cases, &mut table).await);
-    let (_, debug) = get_text(
-        &format!(
-            "{}/probe?module=dns_a_wrong_address&target={}&debug=true",
-            pw.base, t.dns
-        ),
-        &[],
-    )
-    .await;
+    let debug = debug_answer(&pw.base, "dns_a_wrong_address", &t.dns.to_string()).await;
     assert!(
         debug.contains("example.test. A at ")
             && debug.contains(
@@ -771,29 +764,13 @@ async fn both_exporters_agree_on_the_same_files() {
             ),
         "{debug}"
     );
-    let (_, debug) = get_text(
-        &format!(
-            "{}/probe?module=http_proxy_wrong_password&target={}&debug=true",
-            pw.base,
-            s("/")
-        ),
-        &[],
-    )
-    .await;
+    let debug = debug_answer(&pw.base, "http_proxy_wrong_password", &s("/")).await;
     assert!(
         debug.contains("answered 407 Proxy Authentication Required to CONNECT 127.0.0.1:")
             && !debug.contains("wrong@"),
         "{debug}"
     );
-    let (_, debug) = get_text(
-        &format!(
-            "{}/probe?module=http_oauth2_wrong_secret&target={}&debug=true",
-            pw.base,
-            h("/auth")
-        ),
-        &[],
-    )
-    .await;
+    let debug = debug_answer(&pw.base, "http_oauth2_wrong_secret", &h("/auth")).await;
     assert!(
         debug.contains("\"reason\": \"login\"")
             && debug.contains("/token answered 401 Unauthorized: invalid_client (unknown client)"),
@@ -862,14 +839,7 @@ async fn both_exporters_agree_on_the_same_files() {
     );
 
     // What pathwatch adds: the failure in words, in the debug answer.
-    let (_, debug) = get_text(
-        &format!(
-            "{}/probe?module=tcp_expect_bytes_wrong&target={}&debug=true",
-            pw.base, t.ssh
-        ),
-        &[],
-    )
-    .await;
+    let debug = debug_answer(&pw.base, "tcp_expect_bytes_wrong", &t.ssh.to_string()).await;
     assert!(
         debug.contains("query_response step 1: expected the bytes `HTTP/1`, got `SSH-2.`"),
         "{debug}"
@@ -883,6 +853,15 @@ async fn both_exporters_agree_on_the_same_files() {
         labels.body
     );
     pw.stop().await;
+}
+
+/// pathwatch's `debug=true` answer: the whole result, then the metrics.
+async fn debug_answer(base: &str, module: &str, target: &str) -> String {
+    let url = format!(
+        "{base}/probe?module={module}&target={}&debug=true",
+        url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+    );
+    get_text(&url, &[]).await.1
 }
 
 /// A module file of tests/blackbox copied into `dir`, with the test proxy's port.
