@@ -52,7 +52,7 @@ checks:
         "bad.yaml:14:15: checks[1].interval: `soon` is not a duration",
         "bad.yaml:17:13: checks[2].target: `api.example.test` is not host:port",
         "bad.yaml:18:5: checks[2].expect_days: unknown key `expect_days`",
-        "bad.yaml:20:11: checks[3].type: unknown check type `carrier-pigeon` (expected one of http, tls, dns, agent_pipeline, websocket, browser, tcp, icmp, grpc, dns_query)",
+        "bad.yaml:20:11: checks[3].type: unknown check type `carrier-pigeon` (expected one of http, tls, dns, agent_pipeline, websocket, browser, tcp, icmp, grpc, dns_query, unix)",
         "bad.yaml:26:22: checks[4].expect.body_matches[0]: invalid regex `(unclosed`: unclosed group",
     ];
     for want in expected {
