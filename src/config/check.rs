@@ -390,13 +390,7 @@ impl Validator<'_> {
         let (common, mut spec) = self.typed_spec(&item, path, &MODULE_KEYS)?;
         spec.inherit_starting(defaults.starting_patterns.as_ref());
         let common: ModuleCommon = self.section(Value::Object(common), path)?;
-        if !label_safe(name) {
-            self.error(
-                path,
-                true,
-                "a module name is 1-64 characters of letters, digits, `-`, `_`, `.`",
-            );
-        }
+        self.module_name(name, path);
         Some(Module {
             name: name.to_string(),
             timeout: common
@@ -406,6 +400,17 @@ impl Validator<'_> {
             timeout_set: common.timeout.is_some(),
             spec,
         })
+    }
+
+    /// Reports a module name that cannot be a `module` parameter or label.
+    pub(super) fn module_name(&mut self, name: &str, path: &str) {
+        if !label_safe(name) {
+            self.error(
+                path,
+                true,
+                "a module name is 1-64 characters of letters, digits, `-`, `_`, `.`",
+            );
+        }
     }
 
     pub(super) fn check_thresholds(&mut self, t: RawThresholds, path: &str) {

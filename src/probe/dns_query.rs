@@ -39,14 +39,14 @@ async fn query(
     spec: &DnsQuerySpec,
     server: &HostPort,
 ) -> Result<(), Failure> {
-    let addrs = net::resolve(p, tl, &server.host).await?;
-    let addrs = net::pick(
+    let ip = net::resolve_one(
+        p,
+        tl,
         &server.host,
-        &addrs,
         spec.preferred_ip_protocol,
         spec.ip_protocol_fallback,
-    )?;
-    let ip = addrs[0];
+    )
+    .await?;
     result.ip = Some(ip);
     let addr = SocketAddr::new(ip, server.port);
     let qtype: RecordType = spec.query_type.parse().unwrap_or(RecordType::ANY);

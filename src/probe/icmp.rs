@@ -25,14 +25,14 @@ pub async fn probe(
     host: &str,
 ) -> Result<(), Failure> {
     result.icmp = Some(IcmpInfo::default());
-    let addrs = net::resolve(p, tl, host).await?;
-    let addrs = net::pick(
+    let ip = net::resolve_one(
+        p,
+        tl,
         host,
-        &addrs,
         spec.preferred_ip_protocol,
         spec.ip_protocol_fallback,
-    )?;
-    let ip = addrs[0];
+    )
+    .await?;
     result.ip = Some(ip);
     let setup = Instant::now();
     let opened = open(ip, spec);

@@ -42,6 +42,18 @@ pub async fn resolve(p: &Prober, tl: &mut Timeline, host: &str) -> Result<Vec<Ip
     .await
 }
 
+/// Resolves `host` and [`pick`]s the one address blackbox_exporter would use.
+pub async fn resolve_one(
+    p: &Prober,
+    tl: &mut Timeline,
+    host: &str,
+    preferred: AddressFamily,
+    fallback: bool,
+) -> Result<IpAddr, Failure> {
+    let addrs = resolve(p, tl, host).await?;
+    pick(host, &addrs, preferred, fallback).map(|a| a[0])
+}
+
 /// The one address blackbox_exporter would use: the first of the preferred family, else
 /// (with `fallback`) the first of the other. An IP literal is used as it is.
 pub fn pick(

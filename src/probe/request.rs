@@ -229,12 +229,12 @@ async fn connect_and_send(
         result.tls = Some(hs.info);
         hs.verdict?;
         if hs.stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-            send_h2(tl, hs.stream, as_h2(request, url)?).await
+            send(tl, hs.stream, as_h2(request, url)?, true).await
         } else {
-            send(tl, hs.stream, request).await
+            send(tl, hs.stream, request, false).await
         }
     } else {
-        send(tl, tcp, request).await
+        send(tl, tcp, request, false).await
     }
 }
 
@@ -363,26 +363,38 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Sends the request over HTTP/1.1, or HTTP/2 when `h2` (the server chose it by ALPN).
 async fn send<S>(
     tl: &mut Timeline,
     io: S,
     request: Request<Full<Bytes>>,
+    h2: bool,
 ) -> Result<(Response<Incoming>, AbortOnDrop), Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     tl.step(Phase::Processing, async {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| hyper_failure(&e))?;
-        let guard = AbortOnDrop(tokio::spawn(async move {
-            let _ = conn.await;
-        }));
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| hyper_failure(&e))?;
-        Ok((response, guard))
+        let io = TokioIo::new(io);
+        let (response, driver) = if h2 {
+            let executor = hyper_util::rt::TokioExecutor::new();
+            let (mut sender, conn) = hyper::client::conn::http2::handshake(executor, io)
+                .await
+                .map_err(|e| hyper_failure(&e))?;
+            let driver = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            (sender.send_request(request).await, driver)
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| hyper_failure(&e))?;
+            let driver = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            (sender.send_request(request).await, driver)
+        };
+        let guard = AbortOnDrop(driver);
+        Ok((response.map_err(|e| hyper_failure(&e))?, guard))
     })
     .await
 }
@@ -404,34 +416,6 @@ fn as_h2(mut req: Request<Full<Bytes>>, url: &Url) -> Result<Request<Full<Bytes>
         .parse()
         .map_err(|_| Failure::new(Reason::Protocol, "the URL cannot be sent over HTTP/2"))?;
     Ok(req)
-}
-
-/// [`send`] over HTTP/2 (the server chose h2 by ALPN).
-async fn send_h2<S>(
-    tl: &mut Timeline,
-    io: S,
-    request: Request<Full<Bytes>>,
-) -> Result<(Response<Incoming>, AbortOnDrop), Failure>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    tl.step(Phase::Processing, async {
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            TokioIo::new(io),
-        )
-        .await
-        .map_err(|e| hyper_failure(&e))?;
-        let guard = AbortOnDrop(tokio::spawn(async move {
-            let _ = conn.await;
-        }));
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| hyper_failure(&e))?;
-        Ok((response, guard))
-    })
-    .await
 }
 
 /// The deepest I/O error under a hyper error, in words: what happened to the connection.

@@ -46,15 +46,16 @@ async fn run(
     spec: &TcpSpec,
     target: &HostPort,
 ) -> Result<(), Failure> {
-    let addrs = net::resolve(p, tl, &target.host).await?;
-    let addrs = net::pick(
+    let ip = net::resolve_one(
+        p,
+        tl,
         &target.host,
-        &addrs,
         spec.preferred_ip_protocol,
         spec.ip_protocol_fallback,
-    )?;
-    result.ip = Some(addrs[0]);
-    let (tcp, _) = connect_from(tl, &addrs, target.port, spec.source_ip_address).await?;
+    )
+    .await?;
+    result.ip = Some(ip);
+    let (tcp, _) = connect_from(tl, &[ip], target.port, spec.source_ip_address).await?;
     let name = spec
         .tls_config
         .server_name

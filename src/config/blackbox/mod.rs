@@ -233,13 +233,7 @@ impl Validator<'_> {
         };
         let tls_path = yaml::child(&own_path, "tls_config");
         self.validate_spec(&mut spec, &own_path, &tls_path);
-        if !super::value::label_safe(name) {
-            self.error(
-                path,
-                true,
-                "a module name is 1-64 characters of letters, digits, `-`, `_`, `.`",
-            );
-        }
+        self.module_name(name, path);
         Some(Module {
             name: name.to_string(),
             timeout: m.timeout.unwrap_or(BLACKBOX_DEFAULT_TIMEOUT),
